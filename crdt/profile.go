@@ -1,0 +1,27 @@
+package crdt
+
+// Profile holds the per-profile registers.
+type Profile struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	// ClearedAt is the "delete all history" register (max of HLCs): every
+	// cursor and entry whose Seq is at or below it is deleted everywhere.
+	ClearedAt HLC
+	// HistoryPaused, set at PausedAt, is a last-writer-wins register by HLC;
+	// on an exact tie, paused wins (the privacy-preserving choice).
+	HistoryPaused bool
+	PausedAt      HLC
+}
+
+// MergeProfile returns the join of two profile states.
+func MergeProfile(a, b Profile) Profile {
+	out := Profile{ClearedAt: maxHLC(a.ClearedAt, b.ClearedAt)}
+	switch {
+	case a.PausedAt > b.PausedAt:
+		out.HistoryPaused, out.PausedAt = a.HistoryPaused, a.PausedAt
+	case b.PausedAt > a.PausedAt:
+		out.HistoryPaused, out.PausedAt = b.HistoryPaused, b.PausedAt
+	default:
+		out.HistoryPaused, out.PausedAt = a.HistoryPaused || b.HistoryPaused, a.PausedAt
+	}
+	return out
+}

@@ -1,0 +1,560 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/storage"
+)
+
+// LocalOptions configures a Local coordinator.
+type LocalOptions struct {
+	// Partitions is the number of partitions profiles hash into. The default
+	// value is DefaultPartitions.
+	Partitions int
+	// MaxClockSkew is how far ahead of this node's clock a device's epoch or
+	// seq may be; further is refused, so a device with a broken clock cannot
+	// win forever. The default value is 60 seconds.
+	MaxClockSkew time.Duration
+	// Policy holds the resume thresholds and retention. Zero fields take
+	// their defaults.
+	Policy crdt.Policy
+}
+
+// DefaultMaxClockSkew is the default of LocalOptions.MaxClockSkew.
+const DefaultMaxClockSkew = 60 * time.Second
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *LocalOptions) EnsureDefaults() {
+	if o.Partitions == 0 {
+		o.Partitions = DefaultPartitions
+	}
+	if o.MaxClockSkew == 0 {
+		o.MaxClockSkew = DefaultMaxClockSkew
+	}
+	o.Policy.EnsureDefaults()
+}
+
+// Validate reports options that cannot work.
+func (o LocalOptions) Validate() error {
+	if o.Partitions < 1 || o.Partitions > 1<<16 {
+		return fmt.Errorf("gossip: partitions must be in [1, 65536], got %d", o.Partitions)
+	}
+	if o.MaxClockSkew < 0 {
+		return errors.New("gossip: max clock skew must not be negative")
+	}
+	return o.Policy.Validate()
+}
+
+// lockStripes is the number of profile lock stripes.
+const lockStripes = 1024
+
+// Local is the coordinator of a single node that owns every partition: it
+// validates and stamps device updates, merges them (crdt) into the stored
+// records, writes them durably and emits push events. It implements Service.
+//
+// Locking: one mutex stripe per profile hash serializes every
+// read-merge-write of a profile (stamping reads the session's epoch, so it
+// must be atomic with the write). The stripe is held across the durable
+// Write, which is what makes each profile's updated_hlc order equal its
+// commit order (the changes feed relies on it). Writers of different
+// profiles share WAL syncs (storage group commit), so holding a stripe across
+// the sync costs only same-profile writers. Notify is called with the stripe
+// held, so each profile's events leave in commit order.
+// Lock order: a stripe is never held while taking another.
+type Local struct {
+	store    storage.Store
+	clock    Clock
+	hlc      *crdt.Clock
+	notifier Notifier
+	opts     LocalOptions
+
+	locks [lockStripes]sync.Mutex
+
+	sweepMu   sync.Mutex // guards sweepNext; held by Sweep only
+	sweepNext int        // next partition the sweep visits
+}
+
+var _ Service = (*Local)(nil)
+
+// NewLocal returns a coordinator over store. notifier may be nil.
+func NewLocal(store storage.Store, clock Clock, notifier Notifier, opts LocalOptions) (*Local, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if notifier == nil {
+		notifier = nopNotifier{}
+	}
+	return &Local{
+		store:    store,
+		clock:    clock,
+		hlc:      crdt.NewClock(opts.MaxClockSkew),
+		notifier: notifier,
+		opts:     opts,
+	}, nil
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Notify([]Event) {}
+
+// Now implements Service.
+func (l *Local) Now() crdt.HLC { return l.hlc.Now(l.clock.NowMs()) }
+
+// Policy implements Service.
+func (l *Local) Policy() crdt.Policy { return l.opts.Policy }
+
+// Partition returns the partition of ref.
+func (l *Local) Partition(ref Ref) uint16 {
+	return PartitionOf(ref.Account, ref.Profile, l.opts.Partitions)
+}
+
+func (l *Local) lock(ref Ref) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(ref.Account))
+	h.Write([]byte{0})
+	h.Write([]byte(ref.Profile))
+	return &l.locks[h.Sum32()%lockStripes]
+}
+
+func (l *Local) key(ref Ref, kind crdt.Kind, id string) storage.Key {
+	return storage.Key{Partition: l.Partition(ref), Account: ref.Account, Profile: ref.Profile, Kind: kind, ID: id}
+}
+
+// get reads one record; an absent record is the zero state of its kind.
+func (l *Local) get(k storage.Key) (crdt.Record, error) {
+	rec, ok, err := l.store.Get(k)
+	if err != nil {
+		return crdt.Record{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if !ok {
+		rec = crdt.Record{Kind: k.Kind}
+		if k.Kind == crdt.KindCursor {
+			rec.Cursor.Video = k.ID
+		}
+	}
+	return rec, nil
+}
+
+func (l *Local) write(puts []storage.Put) error {
+	if len(puts) == 0 {
+		return nil
+	}
+	if err := l.store.Write(puts, nil); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Put implements Service.
+func (l *Local) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteResult, error) {
+	nowMs := l.clock.NowMs()
+	for i, u := range ups {
+		if err := u.Validate(); err != nil {
+			return nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+		}
+		for _, h := range [2]crdt.HLC{u.Epoch, u.Seq} {
+			if err := l.hlc.Check(h, nowMs); err != nil {
+				return nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	mu := l.lock(ref)
+	mu.Lock()
+	defer mu.Unlock()
+
+	profRec, err := l.get(l.key(ref, crdt.KindProfile, ""))
+	if err != nil {
+		return nil, err
+	}
+	prof := profRec.Profile
+	pol := l.opts.Policy
+
+	// Working state of the records this batch touches: stored state merged
+	// with the batch so far, and what was stored before it.
+	type work struct {
+		key         storage.Key
+		stored, rec crdt.Record
+	}
+	touched := map[storage.Key]*work{}
+	var order []storage.Key
+	load := func(k storage.Key) (*work, error) {
+		if w, ok := touched[k]; ok {
+			return w, nil
+		}
+		rec, err := l.get(k)
+		if err != nil {
+			return nil, err
+		}
+		w := &work{key: k, stored: rec, rec: rec}
+		touched[k] = w
+		order = append(order, k)
+		return w, nil
+	}
+
+	results := make([]WriteResult, len(ups))
+	var events []Event
+	for i, u := range ups {
+		cw, err := load(l.key(ref, crdt.KindCursor, u.Video))
+		if err != nil {
+			return nil, err
+		}
+		ew, err := load(l.key(ref, crdt.KindEntry, crdt.EntryID(u.Video, u.Session)))
+		if err != nil {
+			return nil, err
+		}
+		// The HLC receive rule: the stamp is above the device's timestamps
+		// and everything this node issued before.
+		var now crdt.HLC
+		if remote := max(u.Epoch, u.Seq); remote != 0 {
+			if now, err = l.hlc.Update(remote, nowMs); err != nil {
+				return nil, err // checked above; only a racing clock could get here
+			}
+		} else {
+			now = l.hlc.Now(nowMs)
+		}
+		if err := u.CheckSession(ew.rec.Entry.Session); err != nil {
+			return nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+		}
+		v := crdt.Stamp(u, ew.rec.Entry.Session, now)
+		delta := u.CursorDelta(v, now)
+
+		old := cw.rec.Cursor
+		cw.rec.Cursor = crdt.MergeCursor(old, delta)
+		ew.rec.Entry = crdt.MergeEntry(ew.rec.Entry, u.EntryDelta(v, now, !prof.HistoryPaused))
+
+		cur := cw.rec.Cursor.Shown(prof)
+		live := cur.Live(prof, pol, nowMs)
+		applied := crdt.Advances(old, delta) && live
+		results[i] = WriteResult{Applied: applied, Cursor: cur, Found: live}
+		if applied {
+			events = append(events, Event{Ref: ref, Type: EventCursor, Cursor: cur, Video: u.Video})
+			if old.Live(prof, pol, nowMs) && crdt.Takeover(old, cur) {
+				events = append(events, Event{Ref: ref, Type: EventTakeover, Cursor: cur, Superseded: old, Video: u.Video})
+			}
+		}
+	}
+
+	var puts []storage.Put
+	for _, k := range order {
+		if w := touched[k]; w.rec != w.stored {
+			puts = append(puts, storage.Put{Key: k, Record: w.rec})
+		}
+	}
+	if err := l.write(puts); err != nil {
+		return nil, err
+	}
+	if len(events) > 0 {
+		l.notifier.Notify(events)
+	}
+	return results, nil
+}
+
+// Cursor implements Service.
+func (l *Local) Cursor(ctx context.Context, ref Ref, video string) (crdt.Cursor, bool, error) {
+	prof, err := l.get(l.key(ref, crdt.KindProfile, ""))
+	if err != nil {
+		return crdt.Cursor{}, false, err
+	}
+	rec, err := l.get(l.key(ref, crdt.KindCursor, video))
+	if err != nil {
+		return crdt.Cursor{}, false, err
+	}
+	if !rec.Cursor.Live(prof.Profile, l.opts.Policy, l.clock.NowMs()) {
+		return crdt.Cursor{}, false, nil
+	}
+	return rec.Cursor.Shown(prof.Profile), true, nil
+}
+
+// scan reads the profile record and every cursor (and entry, if entries is
+// set) of a profile.
+func (l *Local) scan(ref Ref, entries bool) (prof crdt.Profile, cursors []crdt.Cursor, items []HistoryItem, err error) {
+	p := l.Partition(ref)
+	err = l.store.ScanProfile(p, ref.Account, ref.Profile, 0, func(k storage.Key, r crdt.Record) error {
+		switch r.Kind {
+		case crdt.KindProfile:
+			prof = r.Profile
+		case crdt.KindCursor:
+			c := r.Cursor
+			c.Video = k.ID
+			cursors = append(cursors, c)
+		case crdt.KindEntry:
+			if entries {
+				items = append(items, HistoryItem{ID: k.ID, Entry: r.Entry})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return prof, cursors, items, err
+}
+
+// Cursors implements Service.
+func (l *Local) Cursors(ctx context.Context, ref Ref) ([]crdt.Cursor, error) {
+	prof, all, _, err := l.scan(ref, false)
+	if err != nil {
+		return nil, err
+	}
+	nowMs := l.clock.NowMs()
+	out := all[:0]
+	for _, c := range all {
+		if c.Live(prof, l.opts.Policy, nowMs) {
+			out = append(out, c.Shown(prof))
+		}
+	}
+	return out, nil
+}
+
+// History implements Service.
+func (l *Local) History(ctx context.Context, ref Ref) ([]HistoryItem, error) {
+	prof, cursors, items, err := l.scan(ref, true)
+	if err != nil {
+		return nil, err
+	}
+	videoCleared := make(map[string]crdt.HLC, len(cursors))
+	for _, c := range cursors {
+		if c.ClearedAt != 0 {
+			videoCleared[c.Video] = c.ClearedAt
+		}
+	}
+	nowMs := l.clock.NowMs()
+	out := items[:0]
+	for _, it := range items {
+		if vc := videoCleared[it.Entry.Video]; it.Entry.Visible(prof, vc, l.opts.Policy, nowMs) {
+			it.Entry = it.Entry.Shown(prof, vc)
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}
+
+// DeleteEntry implements Service.
+func (l *Local) DeleteEntry(ctx context.Context, ref Ref, id string) error {
+	mu := l.lock(ref)
+	mu.Lock()
+	defer mu.Unlock()
+	prof, err := l.get(l.key(ref, crdt.KindProfile, ""))
+	if err != nil {
+		return err
+	}
+	ek := l.key(ref, crdt.KindEntry, id)
+	rec, err := l.get(ek)
+	if err != nil {
+		return err
+	}
+	e := rec.Entry
+	if e.Rec.IsZero() {
+		return ErrNotFound
+	}
+	cur, err := l.get(l.key(ref, crdt.KindCursor, e.Video))
+	if err != nil {
+		return err
+	}
+	if !e.Visible(prof.Profile, cur.Cursor.ClearedAt, l.opts.Policy, l.clock.NowMs()) {
+		return ErrNotFound
+	}
+	rec.Entry = crdt.MergeEntry(e, e.Tombstone())
+	if err := l.write([]storage.Put{{Key: ek, Record: rec}}); err != nil {
+		return err
+	}
+	l.notifier.Notify([]Event{{Ref: ref, Type: EventCleared, Video: e.Video, Entry: id}})
+	return nil
+}
+
+// DeleteVideo implements Service.
+func (l *Local) DeleteVideo(ctx context.Context, ref Ref, video string) error {
+	mu := l.lock(ref)
+	mu.Lock()
+	defer mu.Unlock()
+	ck := l.key(ref, crdt.KindCursor, video)
+	rec, err := l.get(ck)
+	if err != nil {
+		return err
+	}
+	at := l.Now()
+	rec.Cursor = crdt.MergeCursor(rec.Cursor, crdt.Cursor{Video: video, ClearedAt: at})
+	if err := l.write([]storage.Put{{Key: ck, Record: rec}}); err != nil {
+		return err
+	}
+	l.notifier.Notify([]Event{{Ref: ref, Type: EventCleared, Video: video}})
+	return nil
+}
+
+// DeleteAll implements Service.
+func (l *Local) DeleteAll(ctx context.Context, ref Ref) error {
+	mu := l.lock(ref)
+	mu.Lock()
+	defer mu.Unlock()
+	pk := l.key(ref, crdt.KindProfile, "")
+	rec, err := l.get(pk)
+	if err != nil {
+		return err
+	}
+	rec.Profile = crdt.MergeProfile(rec.Profile, crdt.Profile{ClearedAt: l.Now()})
+	if err := l.write([]storage.Put{{Key: pk, Record: rec}}); err != nil {
+		return err
+	}
+	l.notifier.Notify([]Event{{Ref: ref, Type: EventCleared}})
+	return nil
+}
+
+// Profile implements Service.
+func (l *Local) Profile(ctx context.Context, ref Ref) (crdt.Profile, error) {
+	rec, err := l.get(l.key(ref, crdt.KindProfile, ""))
+	return rec.Profile, err
+}
+
+// SetHistoryPaused implements Service.
+func (l *Local) SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (crdt.Profile, error) {
+	mu := l.lock(ref)
+	mu.Lock()
+	defer mu.Unlock()
+	pk := l.key(ref, crdt.KindProfile, "")
+	rec, err := l.get(pk)
+	if err != nil {
+		return crdt.Profile{}, err
+	}
+	rec.Profile = crdt.MergeProfile(rec.Profile, crdt.Profile{HistoryPaused: paused, PausedAt: l.Now()})
+	if err := l.write([]storage.Put{{Key: pk, Record: rec}}); err != nil {
+		return crdt.Profile{}, err
+	}
+	return rec.Profile, nil
+}
+
+// Sweep visits up to budget partitions, starting where the previous call
+// stopped, and purges from storage the records that expiry and deletion have
+// made invisible for good (crdt.Record.Purgeable), and scrubs the content of
+// deleted writes (crdt.Scrub). It returns the number of records purged or
+// scrubbed. The node calls it periodically from one goroutine.
+func (l *Local) Sweep(nowMs int64, budget int) (int, error) {
+	l.sweepMu.Lock()
+	defer l.sweepMu.Unlock()
+	done := 0
+	for i := 0; i < budget; i++ {
+		p := uint16(l.sweepNext)
+		l.sweepNext = (l.sweepNext + 1) % l.opts.Partitions
+		n, err := l.sweepPartition(p, nowMs)
+		done += n
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// sweepPartition finds candidates without locks, then re-checks and rewrites
+// each profile's candidates under its lock, so a write racing the sweep is
+// never lost.
+func (l *Local) sweepPartition(p uint16, nowMs int64) (int, error) {
+	var refs []Ref
+	seen := map[Ref]bool{}
+	var prof crdt.Profile
+	var cur Ref
+	videoCleared := map[string]crdt.HLC{}
+	err := l.store.ScanPartition(p, func(k storage.Key, r crdt.Record) error {
+		ref := Ref{k.Account, k.Profile}
+		if ref != cur {
+			cur, prof = ref, crdt.Profile{}
+			clear(videoCleared)
+		}
+		switch r.Kind {
+		case crdt.KindProfile:
+			prof = r.Profile
+			return nil
+		case crdt.KindCursor:
+			videoCleared[k.ID] = r.Cursor.ClearedAt
+		}
+		if _, changed := l.sweepRecord(r, prof, videoCleared, nowMs); changed && !seen[ref] {
+			seen[ref] = true
+			refs = append(refs, ref)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, ref := range refs {
+		n, err := l.sweepProfile(ref, nowMs)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// sweepRecord decides what the sweep does with one record: drop it (ok
+// false), or keep a possibly scrubbed copy.
+func (l *Local) sweepRecord(r crdt.Record, prof crdt.Profile, videoCleared map[string]crdt.HLC, nowMs int64) (out crdt.Record, changed bool) {
+	if r.Purgeable(prof, l.opts.Policy, nowMs) {
+		return crdt.Record{}, true
+	}
+	vc := crdt.HLC(0)
+	if r.Kind == crdt.KindEntry {
+		vc = videoCleared[r.Entry.Video]
+	}
+	s := crdt.Scrub(r, prof, vc)
+	return s, s != r
+}
+
+func (l *Local) sweepProfile(ref Ref, nowMs int64) (int, error) {
+	mu := l.lock(ref)
+	mu.Lock()
+	defer mu.Unlock()
+	var puts []storage.Put
+	var dels []storage.Key
+	var prof crdt.Profile
+	videoCleared := map[string]crdt.HLC{}
+	type kr struct {
+		k storage.Key
+		r crdt.Record
+	}
+	var recs []kr
+	err := l.store.ScanProfile(l.Partition(ref), ref.Account, ref.Profile, 0, func(k storage.Key, r crdt.Record) error {
+		switch r.Kind {
+		case crdt.KindProfile:
+			prof = r.Profile
+		case crdt.KindCursor:
+			videoCleared[k.ID] = r.Cursor.ClearedAt
+		}
+		recs = append(recs, kr{k, r})
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].r.Kind < recs[j].r.Kind })
+	for _, x := range recs {
+		if x.r.Kind == crdt.KindProfile {
+			continue
+		}
+		out, changed := l.sweepRecord(x.r, prof, videoCleared, nowMs)
+		switch {
+		case !changed:
+		case out.Kind == 0:
+			dels = append(dels, x.k)
+		default:
+			puts = append(puts, storage.Put{Key: x.k, Record: out})
+		}
+	}
+	if len(puts)+len(dels) == 0 {
+		return 0, nil
+	}
+	if err := l.store.Write(puts, dels); err != nil {
+		return 0, err
+	}
+	return len(puts) + len(dels), nil
+}

@@ -1,0 +1,111 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+
+	"github.com/playhead/playhead/crdt"
+)
+
+// Ref names one profile of one account: the shard key.
+type Ref struct {
+	Account string
+	Profile string
+}
+
+// Errors returned by a Service.
+var (
+	// ErrUnavailable: not enough replicas reachable to make the write durable
+	// or to answer the read. Nothing is lost by retrying (HTTP 503).
+	ErrUnavailable = errors.New("gossip: not enough replicas reachable")
+	// ErrNotFound: the named record does not exist (HTTP 404).
+	ErrNotFound = errors.New("gossip: not found")
+)
+
+// WriteResult is the outcome of one update.
+type WriteResult struct {
+	// Applied: the update's version is now the video's visible cursor. False
+	// for a stale write (a larger version is stored), which changed nothing.
+	Applied bool
+	// Cursor is the video's visible cursor after the write; Found is false
+	// when no cursor is visible (e.g. the write lies at or below a deletion).
+	Cursor crdt.Cursor
+	Found  bool
+}
+
+// HistoryItem is one visible history entry with its id.
+type HistoryItem struct {
+	ID    string
+	Entry crdt.Entry
+}
+
+// EventType names a push event. Wire enum: append only.
+type EventType uint8
+
+const (
+	// EventCursor: a cursor of the profile advanced; Cursor holds it.
+	EventCursor EventType = 1
+	// EventTakeover: another session took the video over. Cursor holds the
+	// new cursor; Superseded the previous cursor (its session and device).
+	EventTakeover EventType = 2
+	// EventCleared: history was deleted: Video names the video, or is empty
+	// when the whole history (and every cursor) was cleared or when one entry
+	// was deleted (then Entry names it).
+	EventCleared EventType = 3
+)
+
+// Event is a change pushed to the devices of a profile.
+type Event struct {
+	Ref        Ref
+	Type       EventType
+	Cursor     crdt.Cursor
+	Superseded crdt.Cursor
+	Video      string
+	Entry      string
+}
+
+// Notifier receives the events of merged changes. Notify is called after the
+// change is durable, from the goroutine that made it; it must not block (a
+// slow device must not stall writers) and must be safe for concurrent use.
+type Notifier interface {
+	Notify(events []Event)
+}
+
+// Service is what the node's API asks of the storage and replication layer.
+// Implementations are safe for concurrent use.
+type Service interface {
+	// Put validates, stamps and applies a batch of updates to one profile:
+	// all or nothing for validation (a bad update fails the batch with an
+	// error wrapping crdt.ErrBadPosition, crdt.ErrBadState,
+	// crdt.ErrBadVersion or crdt.ErrClockSkew, and nothing is written); then
+	// each update is merged and made durable on the write quorum.
+	Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteResult, error)
+	// Cursor returns the visible cursor of one video; ok false if none.
+	Cursor(ctx context.Context, ref Ref, video string) (c crdt.Cursor, ok bool, err error)
+	// Cursors returns every visible cursor of the profile, in no set order.
+	Cursors(ctx context.Context, ref Ref) ([]crdt.Cursor, error)
+	// History returns every visible history entry, in no set order.
+	History(ctx context.Context, ref Ref) ([]HistoryItem, error)
+	// DeleteEntry deletes one visible history entry; ErrNotFound if there is
+	// no visible entry with that id.
+	DeleteEntry(ctx context.Context, ref Ref, id string) error
+	// DeleteVideo deletes every history entry of the video and its cursor.
+	DeleteVideo(ctx context.Context, ref Ref, video string) error
+	// DeleteAll deletes the profile's whole history and every cursor.
+	DeleteAll(ctx context.Context, ref Ref) error
+	// Profile returns the profile registers (history_paused, cleared_at).
+	Profile(ctx context.Context, ref Ref) (crdt.Profile, error)
+	// SetHistoryPaused writes the history_paused register.
+	SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (crdt.Profile, error)
+	// Now returns a fresh timestamp of the node's HLC (for the Playhead-HLC
+	// header and long-poll watermarks).
+	Now() crdt.HLC
+	// Policy returns the thresholds and retention in force.
+	Policy() crdt.Policy
+}
+
+// Clock supplies physical time in milliseconds since the Unix epoch.
+// Production uses the wall clock; the simulator a virtual one.
+type Clock interface {
+	NowMs() int64
+}

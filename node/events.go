@@ -1,0 +1,151 @@
+package node
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip"
+)
+
+// GET /v1/profiles/{profile}/events: the push stream. A WebSocket when the
+// request asks to upgrade, Server-Sent Events when it accepts
+// text/event-stream, else 400.
+//
+// after=HLC (or, for SSE, a Last-Event-ID header) first sends every cursor
+// with updated_hlc > after, so a device that reconnects misses nothing. The
+// token may come in ?access_token= on this endpoint only, because browsers
+// cannot set headers on a WebSocket.
+//
+// Each event goes to every stream of the profile; a takeover event names the
+// superseded session, and only its devices need to act on it.
+func (n *Node) events(c *call) error {
+	ws := headerHasToken(c.r.Header, "Upgrade", "websocket")
+	sse := strings.Contains(c.r.Header.Get("Accept"), "text/event-stream")
+	if !ws && !sse {
+		return errBadRequest("open the stream as a WebSocket (Upgrade: websocket) or as Server-Sent Events (Accept: text/event-stream); long-poll is GET …/changes")
+	}
+	after, err := queryHLC(c.r, "after")
+	if err != nil {
+		return err
+	}
+	hasAfter := c.r.URL.Query().Has("after")
+	if !hasAfter && !ws {
+		if id := c.r.Header.Get("Last-Event-ID"); id != "" {
+			h, err := crdt.ParseHLC(id)
+			if err != nil {
+				return errBadRequest("Last-Event-ID %q is not an HLC", truncate(id))
+			}
+			after, hasAfter = h, true
+		}
+	}
+	if ws {
+		if err := checkWebSocketHandshake(c.r); err != nil {
+			return err
+		}
+	}
+	if !n.tracker.enter() {
+		return errUnavailable("node is shutting down; reconnect to another node", ErrShuttingDown)
+	}
+	defer n.tracker.leave()
+	// Subscribe before reading the replay, so nothing committed in between
+	// is missed.
+	sub, err := n.hub.Subscribe(c.ref)
+	if err != nil {
+		return errUnavailable("node is shutting down; reconnect to another node", err)
+	}
+	defer sub.Close()
+	var replay []crdt.Cursor
+	if hasAfter {
+		cursors, err := n.svc.Cursors(c.r.Context(), c.ref)
+		if err != nil {
+			return err
+		}
+		replay = newerThan(cursors, after)
+		sort.Slice(replay, func(i, j int) bool { return replay[i].UpdatedHLC < replay[j].UpdatedHLC })
+	}
+	if rw, ok := c.w.(*respWriter); ok {
+		rw.stream = true
+	}
+	st := &stream{n: n, call: c, sub: sub, after: after, seen: map[string]crdt.HLC{}}
+	if ws {
+		st.serveWS(replay)
+	} else {
+		st.serveSSE(replay)
+	}
+	return nil
+}
+
+// stream is the transport-independent state of one push stream.
+type stream struct {
+	n    *Node
+	call *call
+	sub  *Subscription
+	// after is the watermark: the newest updated_hlc sent (or the request's
+	// after). A device that reconnects with after=watermark misses nothing.
+	after crdt.HLC
+	// seen is the newest updated_hlc sent per video in the replay, to skip
+	// events the replay already carried.
+	seen map[string]crdt.HLC
+}
+
+// replayEvents turns replayed cursors into events and notes them as seen.
+func (s *stream) replayEvents(replay []crdt.Cursor) []*gossip.Event {
+	evs := make([]*gossip.Event, len(replay))
+	for i, c := range replay {
+		evs[i] = &gossip.Event{Ref: s.call.ref, Type: gossip.EventCursor, Cursor: c, Video: c.Video}
+		s.seen[c.Video] = max(s.seen[c.Video], c.UpdatedHLC)
+	}
+	return evs
+}
+
+// encode returns the type and JSON of an event to send, or ok false to skip
+// it (a cursor the replay already sent). It advances the watermark.
+func (s *stream) encode(ev *gossip.Event, fromReplay bool) (typ string, data []byte, ok bool) {
+	if ev.Ref != s.call.ref { // cannot happen (the hub routes by Ref); isolation is not negotiable
+		return "", nil, false
+	}
+	if ev.Type == gossip.EventCursor {
+		if !fromReplay && ev.Cursor.UpdatedHLC <= s.seen[ev.Cursor.Video] {
+			return "", nil, false
+		}
+		s.after = max(s.after, ev.Cursor.UpdatedHLC)
+	}
+	typ, data = encodeEvent(ev, s.n.svc.Policy())
+	return typ, data, typ != ""
+}
+
+// endMessage says why the hub ended a subscription, for the device.
+func (s *stream) endMessage() (code, msg string) {
+	if s.sub.Err() == ErrShuttingDown {
+		return codeUnavailable, "node shutting down; reconnect with after=" + s.after.String()
+	}
+	return codeUnavailable, "too slow to keep up; reconnect with after=" + s.after.String()
+}
+
+// headerHasToken reports whether a comma-separated header holds token.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkWebSocketHandshake rejects a malformed upgrade with a JSON 400
+// before the WebSocket library would answer it in plain text.
+func checkWebSocketHandshake(r *http.Request) error {
+	switch {
+	case !headerHasToken(r.Header, "Connection", "upgrade"):
+		return errBadRequest("WebSocket upgrade without Connection: Upgrade")
+	case r.Header.Get("Sec-WebSocket-Version") != "13":
+		return errBadRequest("WebSocket version must be 13")
+	case r.Header.Get("Sec-WebSocket-Key") == "":
+		return errBadRequest("WebSocket upgrade without Sec-WebSocket-Key")
+	}
+	return nil
+}

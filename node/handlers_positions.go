@@ -1,0 +1,130 @@
+package node
+
+import (
+	"net/http"
+
+	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip"
+)
+
+// PUT /v1/profiles/{profile}/positions/{video}: report a position.
+// 200 {"applied": true, "cursor"}; 409 stale_write with the current cursor
+// (null when none is visible).
+func (n *Node) putPosition(c *call) error {
+	video := c.r.PathValue("video")
+	if err := checkID("video", video); err != nil {
+		return err
+	}
+	body, err := readBody(c.w, c.r, n.cfg.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	u, err := decodeUpdate(body, video)
+	if err != nil {
+		return err
+	}
+	if err := n.limitDevices(c.p.account, u.Device); err != nil {
+		return err
+	}
+	res, err := n.put(c.r, c.ref, []crdt.Update{u})
+	if err != nil {
+		return err
+	}
+	r := res[0]
+	pol := n.svc.Policy()
+	if !r.Applied {
+		writeJSON(c.w, http.StatusConflict, staleJSON{
+			Error:   errorDetail{Code: codeStaleWrite, Message: staleMessage(r.Found)},
+			Applied: false,
+			Cursor:  cursorPtr(r.Cursor, r.Found, pol),
+		})
+		return nil
+	}
+	writeJSON(c.w, http.StatusOK, writeResultJSON{Applied: true, Cursor: cursorPtr(r.Cursor, r.Found, pol)})
+	return nil
+}
+
+func staleMessage(found bool) string {
+	if !found {
+		return "stale write: the update lies at or below a deletion of this video's history; nothing changed"
+	}
+	return "stale write: a larger version (epoch, seq, session) is stored; nothing changed; resume from the cursor"
+}
+
+// POST /v1/profiles/{profile}/positions: a batch of at most 500 updates,
+// validated all or nothing; 200 with one result per update, in order, even
+// when some were stale.
+func (n *Node) postPositions(c *call) error {
+	body, err := readBody(c.w, c.r, n.cfg.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	ups, err := decodeBatch(body)
+	if err != nil {
+		return err
+	}
+	devices := make([]string, len(ups))
+	for i, u := range ups {
+		devices[i] = u.Device
+	}
+	if err := n.limitDevices(c.p.account, devices...); err != nil {
+		return err
+	}
+	results := make([]writeResultJSON, 0, len(ups))
+	if len(ups) > 0 {
+		res, err := n.put(c.r, c.ref, ups)
+		if err != nil {
+			return err
+		}
+		pol := n.svc.Policy()
+		for _, r := range res {
+			results = append(results, writeResultJSON{Applied: r.Applied, Cursor: cursorPtr(r.Cursor, r.Found, pol)})
+		}
+	}
+	writeJSON(c.w, http.StatusOK, struct {
+		Results []writeResultJSON `json:"results"`
+	}{results})
+	return nil
+}
+
+// put applies updates through the service and counts the outcomes.
+func (n *Node) put(r *http.Request, ref gossip.Ref, ups []crdt.Update) ([]gossip.WriteResult, error) {
+	res, err := n.svc.Put(r.Context(), ref, ups)
+	if err != nil {
+		return nil, err
+	}
+	n.countResults(res)
+	return res, nil
+}
+
+func (n *Node) countResults(res []gossip.WriteResult) {
+	applied := 0
+	for _, r := range res {
+		if r.Applied {
+			applied++
+		}
+	}
+	if applied > 0 {
+		n.metrics.updates.WithLabelValues("applied").Add(float64(applied))
+	}
+	if stale := len(res) - applied; stale > 0 {
+		n.metrics.updates.WithLabelValues("stale").Add(float64(stale))
+	}
+}
+
+// GET /v1/profiles/{profile}/positions/{video}: the cursor, 404 if none.
+func (n *Node) getPosition(c *call) error {
+	video := c.r.PathValue("video")
+	if err := checkID("video", video); err != nil {
+		return err
+	}
+	cur, ok, err := n.svc.Cursor(c.r.Context(), c.ref, video)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNotFound("no position for video %q in this profile", truncate(video))
+	}
+	writeJSON(c.w, http.StatusOK, toCursorJSON(cur, n.svc.Policy()))
+	return nil
+}

@@ -1,0 +1,396 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip"
+)
+
+// deliveryDeadline is how soon a push must arrive after the write.
+const deliveryDeadline = time.Second
+
+func TestPushWebSocketWithinOneSecond(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	ws := e.wsDial(tok, "me", "")
+	time.Sleep(20 * time.Millisecond) // let the subscription register
+	wrote := e.mustPut(tok, "me", "ep-1", upd(754000, 2580000, "tv", "s1", "state", "paused"))
+	start := time.Now()
+	ev := wsNext(t, ws, deliveryDeadline)
+	if ev.Type != "cursor" || ev.Cursor == nil || *ev.Cursor != wrote {
+		t.Fatalf("event %+v, want the cursor %+v", ev, wrote)
+	}
+	t.Logf("delivered in %v", time.Since(start))
+}
+
+func TestPushSSEWithinOneSecond(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	s := e.sseOpen(tok, "me", "")
+	wrote := e.mustPut(tok, "me", "ep-1", upd(754000, 2580000, "tv", "s1"))
+	raw, ev := s.next(t, deliveryDeadline)
+	if ev.Type != "cursor" || ev.Cursor == nil || *ev.Cursor != wrote {
+		t.Fatalf("event %+v, want the cursor %+v", ev, wrote)
+	}
+	if raw.id != wrote.UpdatedHLC {
+		t.Errorf("SSE id %q, want the watermark %s", raw.id, wrote.UpdatedHLC)
+	}
+}
+
+func TestLongPollWithinOneSecond(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	type result struct {
+		r   *resp
+		at  time.Time
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/v1/profiles/me/changes?after=0&wait=10s", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := e.srv.Client().Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		done <- result{r: &resp{status: res.StatusCode, header: res.Header, body: b}, at: time.Now(), err: err}
+	}()
+	time.Sleep(100 * time.Millisecond) // the poll is waiting
+	wroteAt := time.Now()
+	wrote := e.mustPut(tok, "me", "ep-1", upd(754000, 2580000, "tv", "s1"))
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(deliveryDeadline):
+		t.Fatal("long-poll did not answer within 1 s of the write")
+	}
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	want(t, res.r, 200, "")
+	var b struct {
+		Cursors []tCursor `json:"cursors"`
+		HLC     string    `json:"hlc"`
+	}
+	res.r.decode(t, &b)
+	if len(b.Cursors) != 1 || b.Cursors[0] != wrote || b.HLC != wrote.UpdatedHLC {
+		t.Fatalf("long-poll: %s", res.r.body)
+	}
+	t.Logf("answered %v after the write", res.at.Sub(wroteAt))
+
+	// Polling again from the returned hlc waits (nothing new) and times out
+	// with an empty list and the same hlc.
+	r := e.do("GET", "/v1/profiles/me/changes?wait=0.1&after="+b.HLC, tok, nil)
+	want(t, r, 200, "")
+	if string(r.body) != `{"cursors":[],"hlc":"`+b.HLC+`"}`+"\n" {
+		t.Fatalf("timed-out poll: %s", r.body)
+	}
+	// Changes since an older hlc come at once, oldest first, gap-free.
+	second := e.mustPut(tok, "me", "ep-2", upd(1000, 2580000, "tv", "s2"))
+	third := e.mustPut(tok, "me", "ep-3", upd(1000, 2580000, "tv", "s3"))
+	r = e.do("GET", "/v1/profiles/me/changes?wait=25s&after="+b.HLC, tok, nil)
+	r.decode(t, &b)
+	if len(b.Cursors) != 2 || b.Cursors[0].Video != second.Video || b.Cursors[1].Video != third.Video || b.HLC != third.UpdatedHLC {
+		t.Fatalf("catch-up poll: %s", r.body)
+	}
+	// after=0 and no wait: everything at once.
+	r = e.do("GET", "/v1/profiles/me/changes", tok, nil)
+	r.decode(t, &b)
+	if len(b.Cursors) != 3 {
+		t.Fatalf("full poll: %s", r.body)
+	}
+}
+
+func TestEventsReplayAfter(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	first := e.mustPut(tok, "me", "a", upd(1000, hour, "tv", "s1"))
+	second := e.mustPut(tok, "me", "b", upd(2000, hour, "tv", "s2"))
+	third := e.mustPut(tok, "me", "c", upd(3000, hour, "tv", "s3"))
+
+	ws := e.wsDial(tok, "me", "?after="+first.UpdatedHLC)
+	for _, wantC := range []tCursor{second, third} {
+		ev := wsNext(t, ws, deliveryDeadline)
+		if ev.Type != "cursor" || *ev.Cursor != wantC {
+			t.Fatalf("WebSocket replay: %+v, want %s", ev, wantC.Video)
+		}
+	}
+	s := e.sseOpen(tok, "me", "?after="+first.UpdatedHLC)
+	for _, wantC := range []tCursor{second, third} {
+		_, ev := s.next(t, deliveryDeadline)
+		if ev.Type != "cursor" || *ev.Cursor != wantC {
+			t.Fatalf("SSE replay: %+v, want %s", ev, wantC.Video)
+		}
+	}
+	// EventSource reconnects with Last-Event-ID.
+	s2 := e.sseOpen(tok, "me", "", "Last-Event-ID", second.UpdatedHLC)
+	if _, ev := s2.next(t, deliveryDeadline); ev.Cursor.Video != "c" {
+		t.Fatalf("Last-Event-ID replay: %+v", ev)
+	}
+	// Live events follow the replay.
+	fourth := e.mustPut(tok, "me", "d", upd(4000, hour, "tv", "s4"))
+	if ev := wsNext(t, ws, deliveryDeadline); *ev.Cursor != fourth {
+		t.Fatalf("live after replay: %+v", ev)
+	}
+	if _, ev := s.next(t, deliveryDeadline); *ev.Cursor != fourth {
+		t.Fatalf("SSE live after replay: %+v", ev)
+	}
+}
+
+func TestTakeoverPushedToSupersededDevices(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	e.mustPut(tok, "me", "film", upd(10*minute, 2*hour, "tv", "s-tv"))
+	tv := e.wsDial(tok, "me", "") // the TV's push stream
+	tvSSE := e.sseOpen(tok, "me", "")
+	time.Sleep(20 * time.Millisecond)
+	e.clock.Advance(time.Second)
+	phone := e.mustPut(tok, "me", "film", upd(40*minute, 2*hour, "phone", "s-phone"))
+
+	if ev := wsNext(t, tv, deliveryDeadline); ev.Type != "cursor" || *ev.Cursor != phone {
+		t.Fatalf("first event %+v", ev)
+	}
+	ev := wsNext(t, tv, deliveryDeadline)
+	if ev.Type != "takeover" || ev.Video == nil || *ev.Video != "film" || ev.Session != "s-tv" ||
+		ev.By == nil || ev.By.Device != "phone" || ev.By.Session != "s-phone" {
+		t.Fatalf("takeover event: %+v", ev)
+	}
+	tvSSE.next(t, deliveryDeadline)
+	if _, ev := tvSSE.next(t, deliveryDeadline); ev.Type != "takeover" || ev.Session != "s-tv" {
+		t.Fatalf("SSE takeover: %+v", ev)
+	}
+	// The same session continuing is no takeover.
+	e.mustPut(tok, "me", "film", upd(41*minute, 2*hour, "phone", "s-phone"))
+	if ev := wsNext(t, tv, deliveryDeadline); ev.Type != "cursor" {
+		t.Fatalf("want a cursor event, got %+v", ev)
+	}
+	e.mustPut(tok, "me", "other", upd(1*minute, 2*hour, "phone", "s-x"))
+	if ev := wsNext(t, tv, deliveryDeadline); ev.Type != "cursor" || ev.Cursor.Video != "other" {
+		t.Fatalf("want the next cursor, got %+v (a spurious takeover?)", ev)
+	}
+}
+
+func TestWebSocketUpdateAck(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	ws := e.wsDial(tok, "me", "")
+	wsSend(t, ws, map[string]any{"type": "update", "id": "m1", "video": "ep-1", "position_ms": 600000,
+		"duration_ms": 2580000, "device": "phone", "session": "s1", "state": "paused"})
+	var ack, push tEvent
+	for i := 0; i < 2; i++ { // the ack and our own cursor event, in either order
+		ev := wsNext(t, ws, deliveryDeadline)
+		if ev.Type == "ack" {
+			ack = ev
+		} else {
+			push = ev
+		}
+	}
+	if ack.ID == nil || *ack.ID != "m1" || !ack.Applied || ack.Cursor == nil || ack.Cursor.PositionMs != 600000 {
+		t.Fatalf("ack: %+v", ack)
+	}
+	if push.Type != "cursor" || *push.Cursor != *ack.Cursor {
+		t.Fatalf("push: %+v", push)
+	}
+	if c, _ := e.get(tok, "me", "ep-1"); c != *ack.Cursor {
+		t.Fatalf("stored %+v, acked %+v", c, ack.Cursor)
+	}
+	// Stale: ack applied false with the current cursor.
+	ep := ack.Cursor.epoch()
+	wsSend(t, ws, map[string]any{"type": "update", "id": "m2", "video": "ep-1", "position_ms": 1000,
+		"duration_ms": 2580000, "device": "phone", "session": "s0", "epoch": hs(ep - 1000)})
+	ev := wsNext(t, ws, deliveryDeadline)
+	if ev.Type != "ack" || *ev.ID != "m2" || ev.Applied || ev.Cursor.PositionMs != 600000 {
+		t.Fatalf("stale ack: %+v", ev)
+	}
+	// Errors answer with the id; the connection stays up.
+	for _, bad := range []any{
+		map[string]any{"type": "update", "id": "m3", "video": "ep-1", "position_ms": -1, "duration_ms": 10, "device": "d", "session": "s"},
+		map[string]any{"type": "update", "id": "m4", "position_ms": 1, "duration_ms": 10, "device": "d", "session": "s"},
+		map[string]any{"type": "subscribe", "id": "m5"},
+	} {
+		wsSend(t, ws, bad)
+		ev := wsNext(t, ws, deliveryDeadline)
+		if ev.Type != "error" || ev.ID == nil || ev.Error == nil || ev.Error.Code != "bad_request" {
+			t.Fatalf("error reply to %v: %+v", bad, ev)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	ws.Write(ctx, websocket.MessageText, []byte("{not json"))
+	if ev := wsNext(t, ws, deliveryDeadline); ev.Type != "error" || ev.ID != nil {
+		t.Fatalf("reply to bad JSON: %+v", ev)
+	}
+	wsSend(t, ws, map[string]any{"type": "update", "id": "m6", "video": "ep-1", "position_ms": 700000,
+		"duration_ms": 2580000, "device": "phone", "session": "s1"})
+	for {
+		ev := wsNext(t, ws, deliveryDeadline)
+		if ev.Type == "ack" {
+			if *ev.ID != "m6" || !ev.Applied {
+				t.Fatalf("ack after errors: %+v", ev)
+			}
+			break
+		}
+	}
+	if c, _ := e.get(tok, "me", "ep-1"); c.PositionMs != 700000 {
+		t.Fatalf("bad messages changed state: %+v", c)
+	}
+}
+
+func TestClearedEvents(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	e.mustPut(tok, "me", "a", upd(10*minute, hour, "tv", "s1"))
+	e.mustPut(tok, "me", "b", upd(10*minute, hour, "tv", "s2"))
+	ws := e.wsDial(tok, "me", "")
+	s := e.sseOpen(tok, "me", "")
+	time.Sleep(20 * time.Millisecond)
+
+	id := crdt.EntryID("a", "s1")
+	want(t, e.do("DELETE", "/v1/profiles/me/history/"+id, tok, nil), 204, "")
+	want(t, e.do("DELETE", "/v1/profiles/me/history?video=b", tok, nil), 204, "")
+	want(t, e.do("DELETE", "/v1/profiles/me/history", tok, nil), 204, "")
+	checks := []func(tEvent) bool{
+		func(ev tEvent) bool { return ev.Video != nil && *ev.Video == "a" && ev.Entry == id },
+		func(ev tEvent) bool { return ev.Video != nil && *ev.Video == "b" && ev.Entry == "" },
+		func(ev tEvent) bool { return ev.Video == nil },
+	}
+	for i, ok := range checks {
+		ev := wsNext(t, ws, deliveryDeadline)
+		if ev.Type != "cleared" || !ok(ev) {
+			t.Fatalf("WebSocket cleared event %d: %+v", i, ev)
+		}
+		raw, sev := s.next(t, deliveryDeadline)
+		if sev.Type != "cleared" || !ok(sev) {
+			t.Fatalf("SSE cleared event %d: %+v", i, sev)
+		}
+		if i == 2 && !strings.Contains(string(raw.data), `"video":null`) {
+			t.Fatalf("delete all must carry video null: %s", raw.data)
+		}
+	}
+}
+
+func TestEventsNeedWebSocketOrSSE(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	want(t, e.do("GET", "/v1/profiles/me/events", tok, nil), 400, "bad_request")
+	want(t, e.do("GET", "/v1/profiles/me/events", tok, nil, "Upgrade", "websocket"), 400, "bad_request") // no key/version
+	want(t, e.do("GET", "/v1/profiles/me/events?after=x", tok, nil, "Accept", "text/event-stream"), 400, "bad_request")
+}
+
+func TestAccessTokenQueryOnlyOnEvents(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	e.mustPut(tok, "me", "a", upd(10*minute, hour, "tv", "s1"))
+	want(t, e.do("GET", "/v1/profiles/me/positions/a?access_token="+tok, "", nil), 401, "unauthorized")
+	s := e.sseOpen("", "me", "?after=0&access_token="+tok)
+	if _, ev := s.next(t, deliveryDeadline); ev.Cursor == nil || ev.Cursor.Video != "a" {
+		t.Fatalf("SSE with access_token: %+v", ev)
+	}
+	ws := e.wsDial("", "me", "?after=0&access_token="+tok)
+	if ev := wsNext(t, ws, deliveryDeadline); ev.Cursor == nil || ev.Cursor.Video != "a" {
+		t.Fatalf("WebSocket with access_token: %+v", ev)
+	}
+	want(t, e.do("GET", "/v1/profiles/me/events?access_token=garbage", "", nil, "Accept", "text/event-stream"), 401, "unauthorized")
+}
+
+func TestSlowSubscriberIsDropped(t *testing.T) {
+	h := NewHub(2)
+	a := gossip.Ref{Account: "A", Profile: "p"}
+	slow, _ := h.Subscribe(a)
+	defer slow.Close()
+	other, _ := h.Subscribe(gossip.Ref{Account: "B", Profile: "p"})
+	defer other.Close()
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < 5; i++ {
+			h.Notify([]gossip.Event{{Ref: a, Type: gossip.EventCursor}})
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("Notify blocked on a slow subscriber")
+	}
+	select {
+	case <-slow.Done():
+	default:
+		t.Fatal("slow subscriber not dropped")
+	}
+	if !errors.Is(slow.Err(), ErrSlowSubscriber) || h.Dropped() != 1 || h.Active() != 2 {
+		t.Fatalf("err %v dropped %d active %d", slow.Err(), h.Dropped(), h.Active())
+	}
+	if len(other.Events()) != 0 {
+		t.Fatal("another account's subscriber got the events")
+	}
+	slow.Close()
+	if h.Active() != 1 {
+		t.Fatalf("active %d after close", h.Active())
+	}
+	h.Close()
+	if _, err := h.Subscribe(a); !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("subscribe after close: %v", err)
+	}
+	if !errors.Is(other.Err(), ErrShuttingDown) {
+		t.Fatalf("close: %v", other.Err())
+	}
+}
+
+// TestSlowWebSocketReconnectsWithoutLoss overflows a stream's buffer: the
+// node closes it with 1013 and a watermark; reconnecting with after= gets
+// every cursor.
+func TestSlowWebSocketReconnectsWithoutLoss(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PushBuffer = 1 })
+	tok := e.token("acct-1")
+	ws := e.wsDial(tok, "me", "?after=0")
+	time.Sleep(20 * time.Millisecond)
+	// Write a batch of many videos at once: one Notify with more events
+	// than the buffer holds.
+	var ups []any
+	for i := 0; i < 20; i++ {
+		ups = append(ups, upd(1000, hour, "tv", "s", "video", "v"+string(rune('a'+i))))
+	}
+	want(t, e.do("POST", "/v1/profiles/me/positions", tok, map[string]any{"updates": ups}), 200, "")
+	var closeErr websocket.CloseError
+	got := map[string]bool{}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, data, err := ws.Read(ctx)
+		cancel()
+		if err != nil {
+			if !errors.As(err, &closeErr) {
+				t.Fatalf("read: %v", err)
+			}
+			break
+		}
+		var ev tEvent
+		json.Unmarshal(data, &ev)
+		got[ev.Cursor.Video] = true
+	}
+	if closeErr.Code != websocket.StatusTryAgainLater || !strings.Contains(closeErr.Reason, "after=") {
+		t.Fatalf("close %v %q", closeErr.Code, closeErr.Reason)
+	}
+	after := closeErr.Reason[strings.Index(closeErr.Reason, "after=")+6:]
+	ws2 := e.wsDial(tok, "me", "?after="+after)
+	for len(got) < 20 {
+		ev := wsNext(t, ws2, deliveryDeadline)
+		got[ev.Cursor.Video] = true
+	}
+	r := e.do("GET", "/metrics", "", nil)
+	if !strings.Contains(string(r.body), "playhead_push_subscribers_dropped_total 1") {
+		t.Errorf("dropped subscriber not counted")
+	}
+}

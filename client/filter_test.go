@@ -1,0 +1,50 @@
+package client
+
+import (
+	"testing"
+
+	"github.com/playhead/playhead/crdt"
+)
+
+func cur(video, session string, epoch, seq, updated uint64) *Cursor {
+	return &Cursor{Video: video, Session: session, Epoch: crdt.HLC(epoch), Seq: crdt.HLC(seq), UpdatedHLC: crdt.HLC(updated)}
+}
+
+// TestEventFilter: cursor versions already seen are dropped per video; the
+// watermark follows updated_hlc; a clear makes older versions news again.
+func TestEventFilter(t *testing.T) {
+	f := NewEventFilter(5)
+	steps := []struct {
+		ev    Event
+		want  bool
+		after crdt.HLC
+	}{
+		{Event{Type: EventCursor, Cursor: cur("ep-1", "a", 10, 10, 100)}, true, 100},
+		{Event{Type: EventCursor, Cursor: cur("ep-1", "a", 10, 10, 100)}, false, 100}, // duplicate
+		{Event{Type: EventCursor, Cursor: cur("ep-1", "a", 10, 9, 90)}, false, 100},   // older
+		{Event{Type: EventCursor, Cursor: cur("ep-1", "b", 10, 10, 101)}, true, 101},  // session breaks the tie
+		{Event{Type: EventCursor, Cursor: cur("ep-2", "a", 1, 1, 102)}, true, 102},    // another video
+		{Event{Type: EventTakeover, Video: "ep-1", Session: "a", By: &TakeoverBy{"phone", "b"}}, true, 102},
+		{Event{Type: EventCleared, Video: "ep-1", Entry: "e1"}, true, 102}, // one entry: cursor stays
+		{Event{Type: EventCursor, Cursor: cur("ep-1", "a", 10, 10, 100)}, false, 102},
+		{Event{Type: EventCleared, Video: "ep-1"}, true, 102},
+		{Event{Type: EventCursor, Cursor: cur("ep-1", "a", 10, 10, 100)}, true, 102}, // news after the clear
+		{Event{Type: EventCursor, Cursor: cur("ep-2", "a", 1, 1, 102)}, false, 102},
+		{Event{Type: EventCleared}, true, 102}, // everything
+		{Event{Type: EventCursor, Cursor: cur("ep-2", "a", 1, 1, 102)}, true, 102},
+		{Event{Type: "ack"}, false, 102},
+		{Event{Type: EventCursor}, false, 102}, // no cursor
+	}
+	for i, s := range steps {
+		if got := f.Accept(&s.ev); got != s.want {
+			t.Fatalf("step %d (%+v): accept %v, want %v", i, s.ev, got, s.want)
+		}
+		if f.After() != s.after {
+			t.Fatalf("step %d: watermark %v, want %v", i, f.After(), s.after)
+		}
+	}
+	f.Advance(50)
+	if f.After() != 102 {
+		t.Fatal("Advance lowered the watermark")
+	}
+}

@@ -1,0 +1,72 @@
+// Command playhead runs and operates playhead nodes.
+//
+//	playhead serve   run a node
+//	playhead dev     run a ready-to-use local service (temp storage, a token, curl lines)
+//	playhead token   print a device token signed with the cluster secret
+//
+// Every flag has an environment variable (PLAYHEAD_ and the flag name, upper
+// case, dashes as underscores); `playhead CMD --help` lists them with their
+// defaults.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+const topUsage = `playhead remembers where every viewer stopped watching, on every device.
+
+usage: playhead <command> [flags]
+
+commands:
+  serve   run a node (storage in --data-dir, API on --http-addr)
+  dev     run a ready-to-use local service with embedded storage; prints URL, token and curl lines
+  token   print a device token signed with the cluster secret
+
+Run 'playhead <command> --help' for a command's flags and their environment variables.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches to a command and returns the process exit code: 0 on
+// success, 2 on a usage error, 1 on any other failure.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, topUsage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:], stdout, stderr)
+	case "dev":
+		err = cmdDev(args[1:], stdout, stderr)
+	case "token":
+		err = cmdToken(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, topUsage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "playhead: unknown command %q\n\n%s", args[0], topUsage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "playhead %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+// errUsage marks an error already reported with the command's usage.
+var errUsage = errors.New("usage")

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/playhead/playhead/node"
+)
+
+// serveFlags registers the node's flags on fs and returns a function that
+// builds the node.Config once fs is parsed.
+func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, error) {
+	d := node.Config{}
+	d.EnsureDefaults()
+	nodeID := fs.String("node-id", "", "this node's stable id (default: the host name)")
+	dataDir := fs.String("data-dir", defaultDataDir, "directory for the node's storage; created if missing")
+	httpAddr := fs.String("http-addr", d.HTTPAddr, "host:port the device API listens on")
+	secretFile := fs.String("auth-secret-file", "", "file holding the cluster's auth secret: at least 32 bytes, a trailing newline ignored; required")
+	maxSkew := fs.Duration("max-clock-skew", d.MaxClockSkew, "refuse device timestamps further than this ahead of the node's clock")
+	minPct := fs.Float64("min-resume-pct", d.Policy.MinResumePct, "below this share watched (percent) there is nothing to resume")
+	maxPct := fs.Float64("max-resume-pct", d.Policy.MaxResumePct, "at or past this share watched (percent) a video counts as watched")
+	minDur := fs.Duration("min-resume-duration", d.Policy.MinResumeDuration, "videos shorter than this are never resumable")
+	cursorTTL := fs.Duration("cursor-ttl", d.Policy.CursorTTL, "a resume position untouched this long expires")
+	historyTTL := fs.Duration("history-ttl", d.Policy.HistoryTTL, "history entries (and deletion tombstones) are kept this long")
+	rate := fs.Float64("device-rate", d.DeviceRate, "writes per second allowed per device (token bucket rate); excess gets 429")
+	burst := fs.Int("device-burst", d.DeviceBurst, "burst size of the per-device token bucket")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	return func() (node.Config, error) {
+		cfg := d
+		cfg.NodeID, cfg.DataDir, cfg.HTTPAddr = *nodeID, *dataDir, *httpAddr
+		if cfg.NodeID == "" {
+			host, _ := os.Hostname()
+			cfg.NodeID = host
+		}
+		if *secretFile == "" {
+			return cfg, fmt.Errorf("--auth-secret-file is required (a file with at least 32 random bytes, e.g. `head -c 32 /dev/urandom | base64 > secret`)")
+		}
+		secret, err := node.LoadSecret(*secretFile)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.AuthSecret = secret
+		cfg.MaxClockSkew = *maxSkew
+		cfg.Policy.MinResumePct, cfg.Policy.MaxResumePct = *minPct, *maxPct
+		cfg.Policy.MinResumeDuration, cfg.Policy.CursorTTL, cfg.Policy.HistoryTTL = *minDur, *cursorTTL, *historyTTL
+		cfg.DeviceRate, cfg.DeviceBurst = *rate, *burst
+		logger, err := newLogger(*logLevel, *logFormat)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Logger = logger
+		return cfg, nil
+	}
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	build := serveFlags(fs, "playhead-data")
+	fs.Usage = usage(stderr, fs, "playhead serve --data-dir DIR --http-addr HOST:PORT --auth-secret-file FILE [flags]",
+		"Runs one playhead node. SIGTERM or SIGINT shuts it down gracefully: it stops taking requests,\nfinishes those in flight, and closes storage; no acknowledged write is lost.")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := build()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	return n.Run(ctx)
+}

@@ -3,6 +3,7 @@
 //	playhead serve   run a node
 //	playhead dev     run a ready-to-use local service (temp storage, a token, curl lines)
 //	playhead token   print a device token signed with the cluster secret
+//	playhead keygen  print a new cluster key for --gossip-key-file
 //
 // Every flag has an environment variable (PLAYHEAD_ and the flag name, upper
 // case, dashes as underscores); `playhead CMD --help` lists them with their
@@ -25,6 +26,7 @@ commands:
   serve   run a node (storage in --data-dir, API on --http-addr)
   dev     run a ready-to-use local service with embedded storage; prints URL, token and curl lines
   token   print a device token signed with the cluster secret
+  keygen  print a new cluster key (for --gossip-key-file)
 
 Run 'playhead <command> --help' for a command's flags and their environment variables.
 `
@@ -48,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDev(args[1:], stdout, stderr)
 	case "token":
 		err = cmdToken(args[1:], stdout, stderr)
+	case "keygen":
+		err = cmdKeygen(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, topUsage)
 		return 0

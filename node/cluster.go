@@ -72,5 +72,11 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errUnavailable("not ready (starting or shutting down)", nil))
 		return
 	}
+	if n.readyCheck != nil {
+		if err := n.readyCheck(); err != nil {
+			writeError(w, errUnavailable("not ready: "+err.Error(), nil))
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -40,6 +40,8 @@ type Hub struct {
 
 	active  atomic.Int64
 	dropped atomic.Uint64
+
+	onFirst func(gossip.Ref) // set before use; see SetOnFirstSubscriber
 }
 
 var _ gossip.Notifier = (*Hub)(nil)
@@ -74,13 +76,35 @@ func (h *Hub) Subscribe(ref gossip.Ref) (*Subscription, error) {
 		return nil, ErrShuttingDown
 	}
 	set := h.subs[ref]
-	if set == nil {
+	first := set == nil
+	if first {
 		set = map[*Subscription]struct{}{}
 		h.subs[ref] = set
 	}
 	set[s] = struct{}{}
 	h.active.Add(1)
+	if first && h.onFirst != nil {
+		h.onFirst(ref)
+	}
 	return s, nil
+}
+
+// SetOnFirstSubscriber sets a function called (under the hub's lock, so it
+// must not block) when a profile gets its first subscriber. A cluster uses
+// it to register push interest with the profile's owners at once; the
+// interest is then renewed from Refs and lapses when nobody subscribes.
+// Call it before the hub is in use.
+func (h *Hub) SetOnFirstSubscriber(f func(gossip.Ref)) { h.onFirst = f }
+
+// Refs returns the profiles that have subscribers now.
+func (h *Hub) Refs() []gossip.Ref {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]gossip.Ref, 0, len(h.subs))
+	for ref := range h.subs {
+		out = append(out, ref)
+	}
+	return out
 }
 
 // Events delivers the subscription's events. Events are shared between

@@ -57,6 +57,13 @@ type Node struct {
 	listening chan struct{}
 
 	sweepCancel  context.CancelFunc // set once by startSweep, before Shutdown can read it (mu)
+	// closers run at shutdown after requests and streams ended, in reverse
+	// order of registration, before the store closes (cluster parts).
+	closers []func(context.Context) error
+	// readyCheck, if set, must pass for /readyz to answer 200 (a cluster
+	// node: joined and the ring known).
+	readyCheck func() error
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 	shutdownDone chan struct{}
@@ -326,6 +333,14 @@ func (n *Node) shutdown(ctx context.Context) error {
 		n.log.Warn("push streams did not finish in time")
 	}
 	var err error
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		if cerr := n.closers[i](ctx); cerr != nil {
+			n.log.Warn("shutdown step failed", "err", cerr)
+			if err == nil {
+				err = cerr
+			}
+		}
+	}
 	if n.store != nil {
 		if cerr := n.store.Close(); cerr != nil {
 			err = fmt.Errorf("node: closing the store: %w", cerr)

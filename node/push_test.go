@@ -394,3 +394,28 @@ func TestSlowWebSocketReconnectsWithoutLoss(t *testing.T) {
 		t.Errorf("dropped subscriber not counted")
 	}
 }
+
+func TestHubInterestHooks(t *testing.T) {
+	h := NewHub(4)
+	var firsts []gossip.Ref
+	h.SetOnFirstSubscriber(func(r gossip.Ref) { firsts = append(firsts, r) })
+	a, b := gossip.Ref{Account: "a", Profile: "p"}, gossip.Ref{Account: "b", Profile: "p"}
+	s1, _ := h.Subscribe(a)
+	s2, _ := h.Subscribe(a)
+	s3, _ := h.Subscribe(b)
+	if len(firsts) != 2 || firsts[0] != a || firsts[1] != b {
+		t.Fatalf("first-subscriber calls: %v", firsts)
+	}
+	if refs := h.Refs(); len(refs) != 2 {
+		t.Fatalf("refs: %v", refs)
+	}
+	s1.Close()
+	s3.Close()
+	if refs := h.Refs(); len(refs) != 1 || refs[0] != a {
+		t.Fatalf("refs after closes: %v", refs)
+	}
+	s2.Close()
+	if refs := h.Refs(); len(refs) != 0 {
+		t.Fatalf("refs after all closed: %v", refs)
+	}
+}

@@ -56,7 +56,7 @@ type Node struct {
 	closed    bool         // guarded by mu; Shutdown has begun
 	listening chan struct{}
 
-	sweepCancel  context.CancelFunc // set once by startSweep, before Shutdown can read it (mu)
+	sweepCancel context.CancelFunc // set once by startSweep, before Shutdown can read it (mu)
 	// closers run at shutdown after requests and streams ended, in reverse
 	// order of registration, before the store closes (cluster parts).
 	closers []func(context.Context) error

@@ -1,0 +1,462 @@
+// Package clustersim is playhead's deterministic cluster simulator: it runs
+// the real replication code (gossip.Core, over storage.Mem and the crdt
+// rules) for several nodes in one goroutine, on a virtual clock, with one
+// seeded PRNG deciding every latency, loss, duplication and reordering. The
+// same seed and schedule always give the same trace hash.
+//
+// It must not import node/ and never reads the wall clock, opens a socket
+// or uses unseeded randomness.
+package clustersim
+
+import (
+	"container/heap"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/storage"
+)
+
+// Options configures a simulation. Zero fields take the defaults.
+type Options struct {
+	Seed        uint64
+	Nodes       int // the default value is 3
+	Partitions  int // the default value is 64 (small rings keep runs fast)
+	Replication int // the default value is 3
+	WriteQuorum int // the default value is 2
+	// Network: latency uniform in [MinLatencyMs, MaxLatencyMs]; each
+	// message lost with LossPct, duplicated with DupPct (percent).
+	MinLatencyMs, MaxLatencyMs int64
+	LossPct, DupPct            float64
+	// TickMs is how often each node's Core ticks. The default value is 10.
+	TickMs int64
+	// Core settings passed to every node.
+	Core gossip.CoreConfig
+	// Mutate, if set, changes each node's Core config (planted bugs).
+	Mutate func(*gossip.CoreConfig)
+}
+
+func (o *Options) ensureDefaults() {
+	if o.Nodes == 0 {
+		o.Nodes = 3
+	}
+	if o.Partitions == 0 {
+		o.Partitions = 64
+	}
+	if o.Replication == 0 {
+		o.Replication = 3
+	}
+	if o.WriteQuorum == 0 {
+		o.WriteQuorum = 2
+	}
+	if o.MaxLatencyMs == 0 {
+		o.MinLatencyMs, o.MaxLatencyMs = 1, 10
+	}
+	if o.TickMs == 0 {
+		o.TickMs = 10
+	}
+}
+
+// Sim is one simulated cluster.
+type Sim struct {
+	opts  Options
+	rng   *rand.Rand
+	now   int64
+	queue eventQueue
+	seq   uint64
+	trace hash.Hash
+
+	nodes []*Node
+	table gossip.Table
+	// cut[from][to]: messages from → to are dropped.
+	cut map[gossip.NodeID]map[gossip.NodeID]bool
+
+	nextReq uint64
+	results map[uint64]gossip.Completion
+	// Delivered counts messages delivered, Dropped those lost.
+	Delivered, Dropped uint64
+}
+
+// Node is one simulated node.
+type Node struct {
+	ID     gossip.NodeID
+	Core   *gossip.Core
+	Store  *storage.Mem
+	Up     bool
+	Events []gossip.Event // pushed to this node's subscribers
+	sim    *Sim
+}
+
+// New builds a cluster of opts.Nodes nodes sharing one ring.
+func New(opts Options) (*Sim, error) {
+	opts.ensureDefaults()
+	s := &Sim{
+		opts:    opts,
+		rng:     rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		now:     1_800_000_000_000, // a fixed virtual epoch (2027-01-15)
+		trace:   sha256.New(),
+		cut:     map[gossip.NodeID]map[gossip.NodeID]bool{},
+		results: map[uint64]gossip.Completion{},
+	}
+	var ids []gossip.NodeID
+	for i := 1; i <= opts.Nodes; i++ {
+		ids = append(ids, gossip.NodeID(fmt.Sprintf("n%d", i)))
+	}
+	s.table = gossip.NewTable(opts.Partitions, opts.Replication, ids)
+	for _, id := range ids {
+		n, err := s.newNode(id, storage.NewMem())
+		if err != nil {
+			return nil, err
+		}
+		s.nodes = append(s.nodes, n)
+		n.Core.SetTable(s.table)
+	}
+	for _, n := range s.nodes {
+		s.scheduleTick(n.ID, s.now+1+s.rng.Int64N(opts.TickMs))
+	}
+	return s, nil
+}
+
+func (s *Sim) newNode(id gossip.NodeID, store *storage.Mem) (*Node, error) {
+	cfg := s.opts.Core
+	cfg.Self = id
+	cfg.Local.Partitions = s.opts.Partitions
+	cfg.WriteQuorum = s.opts.WriteQuorum
+	if s.opts.Mutate != nil {
+		s.opts.Mutate(&cfg)
+	}
+	core, err := gossip.NewCore(cfg, store, s.now)
+	if err != nil {
+		return nil, err
+	}
+	return &Node{ID: id, Core: core, Store: store, Up: true, sim: s}, nil
+}
+
+// Now returns the virtual time in ms since the Unix epoch.
+func (s *Sim) Now() int64 { return s.now }
+
+// Rand returns the simulation's PRNG (for workloads: the only randomness).
+func (s *Sim) Rand() *rand.Rand { return s.rng }
+
+// Node returns node i (1-based).
+func (s *Sim) Node(i int) *Node { return s.nodes[i-1] }
+
+// Nodes returns every node.
+func (s *Sim) Nodes() []*Node { return s.nodes }
+
+// Table returns the ring.
+func (s *Sim) Table() gossip.Table { return s.table }
+
+// TraceHash is the hash of everything delivered and answered so far.
+func (s *Sim) TraceHash() string { return hex.EncodeToString(s.trace.Sum(nil)) }
+
+// Submit gives node i (1-based) a request and returns its id; Result
+// reports the answer once it came.
+func (s *Sim) Submit(i int, op gossip.Op) uint64 {
+	s.nextReq++
+	id := s.nextReq
+	n := s.nodes[i-1]
+	if !n.Up {
+		s.results[id] = gossip.Completion{ID: id, Err: gossip.ErrUnavailable}
+		return id
+	}
+	n.Core.Tick(s.now)
+	n.Core.Submit(id, op)
+	s.process(n)
+	return id
+}
+
+// Result returns the answer to request id, if it came.
+func (s *Sim) Result(id uint64) (gossip.Completion, bool) {
+	c, ok := s.results[id]
+	return c, ok
+}
+
+// Do submits op at node i and runs until it is answered (at most limitMs).
+func (s *Sim) Do(i int, op gossip.Op, limitMs int64) gossip.Completion {
+	id := s.Submit(i, op)
+	end := s.now + limitMs
+	for s.now < end {
+		if c, ok := s.results[id]; ok {
+			return c
+		}
+		if !s.step() {
+			break
+		}
+	}
+	if c, ok := s.results[id]; ok {
+		return c
+	}
+	return gossip.Completion{ID: id, Err: fmt.Errorf("%w: no answer in %d ms of simulated time", gossip.ErrUnavailable, limitMs)}
+}
+
+// RunFor runs the simulation for ms of virtual time.
+func (s *Sim) RunFor(ms int64) {
+	end := s.now + ms
+	for len(s.queue) > 0 && s.queue[0].at <= end {
+		s.step()
+	}
+	if s.now < end {
+		s.now = end
+	}
+}
+
+// Partition cuts every link between the groups (symmetric).
+func (s *Sim) Partition(a, b []int) {
+	for _, i := range a {
+		for _, j := range b {
+			s.block(s.nodes[i-1].ID, s.nodes[j-1].ID)
+			s.block(s.nodes[j-1].ID, s.nodes[i-1].ID)
+		}
+	}
+}
+
+// CutOneWay drops messages from node i to node j only (asymmetric).
+func (s *Sim) CutOneWay(i, j int) { s.block(s.nodes[i-1].ID, s.nodes[j-1].ID) }
+
+func (s *Sim) block(from, to gossip.NodeID) {
+	if s.cut[from] == nil {
+		s.cut[from] = map[gossip.NodeID]bool{}
+	}
+	s.cut[from][to] = true
+}
+
+// Heal restores every link.
+func (s *Sim) Heal() { s.cut = map[gossip.NodeID]map[gossip.NodeID]bool{} }
+
+// SetAlive tells every other node's Core that node i is (not) alive, as
+// membership would once it detected the change.
+func (s *Sim) SetAlive(i int, alive bool) {
+	id := s.nodes[i-1].ID
+	for _, n := range s.nodes {
+		if n.ID != id {
+			n.Core.SetAlive(id, alive)
+		}
+	}
+}
+
+// Crash stops node i: its in-flight state is lost; its store keeps what
+// was durable (the in-memory store's crash semantics).
+func (s *Sim) Crash(i int) {
+	n := s.nodes[i-1]
+	n.Up = false
+	n.Store = n.Store.Crash(func() bool { return s.rng.IntN(2) == 0 })
+}
+
+// Restart brings a crashed node back with a fresh Core over its store.
+func (s *Sim) Restart(i int) error {
+	old := s.nodes[i-1]
+	n, err := s.newNode(old.ID, old.Store)
+	if err != nil {
+		return err
+	}
+	n.Core.SetTable(s.table)
+	s.nodes[i-1] = n
+	s.scheduleTick(n.ID, s.now+s.opts.TickMs)
+	return nil
+}
+
+// AddNode adds a node with an empty store (not yet in the ring).
+func (s *Sim) AddNode() (int, error) {
+	id := gossip.NodeID(fmt.Sprintf("n%d", len(s.nodes)+1))
+	n, err := s.newNode(id, storage.NewMem())
+	if err != nil {
+		return 0, err
+	}
+	n.Core.SetTable(s.table)
+	s.nodes = append(s.nodes, n)
+	s.scheduleTick(id, s.now+s.opts.TickMs)
+	return len(s.nodes), nil
+}
+
+// SetMembers rebalances the ring over the given nodes and installs it on
+// every live node (as raft would, one node at a time in node order).
+func (s *Sim) SetMembers(idx []int) {
+	var ids []gossip.NodeID
+	for _, i := range idx {
+		ids = append(ids, s.nodes[i-1].ID)
+	}
+	s.table = gossip.Rebalance(s.table, ids)
+	for _, n := range s.nodes {
+		if n.Up {
+			n.Core.SetTable(s.table)
+			s.process(n)
+		}
+	}
+}
+
+// Events of the queue: a message delivery or a node's tick.
+
+type event struct {
+	at   int64
+	seq  uint64
+	to   gossip.NodeID
+	from gossip.NodeID
+	msg  *gossip.Msg // nil: a tick
+}
+
+type eventQueue []event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+func (s *Sim) push(e event) {
+	s.seq++
+	e.seq = s.seq
+	heap.Push(&s.queue, e)
+}
+
+func (s *Sim) scheduleTick(id gossip.NodeID, at int64) { s.push(event{at: at, to: id}) }
+
+func (s *Sim) node(id gossip.NodeID) *Node {
+	for _, n := range s.nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// step runs the next event; false when the queue is empty.
+func (s *Sim) step() bool {
+	if len(s.queue) == 0 {
+		return false
+	}
+	e := heap.Pop(&s.queue).(event)
+	if e.at > s.now {
+		s.now = e.at
+	}
+	n := s.node(e.to)
+	if n == nil {
+		return true
+	}
+	if e.msg == nil {
+		if !n.Up {
+			return true // a crashed node's ticks stop; Restart schedules new ones
+		}
+		n.Core.Tick(s.now)
+		s.process(n)
+		s.scheduleTick(n.ID, s.now+s.opts.TickMs)
+		return true
+	}
+	if !n.Up {
+		s.Dropped++
+		return true
+	}
+	s.Delivered++
+	s.record("deliver", e.from, e.to, uint64(e.msg.Type), e.msg.ReqID)
+	n.Core.Tick(s.now)
+	n.Core.Step(e.from, *e.msg)
+	s.process(n)
+	return true
+}
+
+// process flushes a node's Core and carries out its Ready.
+func (s *Sim) process(n *Node) {
+	if err := n.Core.Flush(); err != nil {
+		panic(fmt.Sprintf("clustersim: flush on the in-memory store failed: %v", err))
+	}
+	rd := n.Core.Ready()
+	for _, c := range rd.Completions {
+		s.results[c.ID] = c
+		errText := ""
+		if c.Err != nil {
+			errText = c.Err.Error()
+		}
+		s.record("complete", n.ID, "", c.ID, uint64(len(errText)))
+	}
+	n.Events = append(n.Events, rd.Events...)
+	for _, env := range rd.Messages {
+		s.sendMsg(n.ID, env)
+	}
+}
+
+func (s *Sim) sendMsg(from gossip.NodeID, env gossip.Envelope) {
+	if s.cut[from][env.To] || s.rng.Float64()*100 < s.opts.LossPct {
+		s.Dropped++
+		return
+	}
+	// Messages cross the wire encoded, as in production.
+	frame, err := gossip.EncodeFrame([]gossip.Msg{env.Msg})
+	if err != nil {
+		panic(err)
+	}
+	copies := 1
+	if s.rng.Float64()*100 < s.opts.DupPct {
+		copies = 2
+	}
+	for range copies {
+		msgs, err := gossip.DecodeFrame(frame)
+		if err != nil || len(msgs) != 1 {
+			panic(fmt.Sprintf("clustersim: frame round trip: %v", err))
+		}
+		lat := s.opts.MinLatencyMs + s.rng.Int64N(s.opts.MaxLatencyMs-s.opts.MinLatencyMs+1)
+		s.push(event{at: s.now + lat, to: env.To, from: from, msg: &msgs[0]})
+	}
+}
+
+func (s *Sim) record(what string, a, b gossip.NodeID, x, y uint64) {
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], uint64(s.now))
+	s.trace.Write(buf[:])
+	s.trace.Write([]byte(what))
+	s.trace.Write([]byte(a))
+	s.trace.Write([]byte{0})
+	s.trace.Write([]byte(b))
+	binary.BigEndian.PutUint64(buf[:], x)
+	s.trace.Write(buf[:])
+	binary.BigEndian.PutUint64(buf[:], y)
+	s.trace.Write(buf[:])
+}
+
+// Converged reports whether every live owner of every partition holds the
+// same digest, and the first partition where they differ.
+func (s *Sim) Converged() (bool, string) {
+	for p := 0; p < s.table.Partitions(); p++ {
+		var first *[gossip.DigestBuckets]uint64
+		var firstID gossip.NodeID
+		for _, o := range s.table.OwnersOf(uint16(p)) {
+			n := s.node(o)
+			if n == nil || !n.Up {
+				continue
+			}
+			d := n.Core.Digest(uint16(p))
+			if first == nil {
+				first, firstID = &d, o
+				continue
+			}
+			if d != *first {
+				return false, fmt.Sprintf("partition %d: %s and %s differ", p, firstID, o)
+			}
+		}
+	}
+	return true, ""
+}
+
+// Owners returns the 1-based indexes of the owners of ref's partition.
+func (s *Sim) Owners(ref gossip.Ref) []int {
+	p := gossip.PartitionOf(ref.Account, ref.Profile, s.opts.Partitions)
+	var out []int
+	for _, o := range s.table.OwnersOf(p) {
+		out = append(out, slices.IndexFunc(s.nodes, func(n *Node) bool { return n.ID == o })+1)
+	}
+	return out
+}

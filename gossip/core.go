@@ -1,0 +1,1057 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/storage"
+)
+
+// CoreConfig configures a Core. Zero fields take the defaults below.
+type CoreConfig struct {
+	// Self is this node's id. Required.
+	Self NodeID
+	// Local holds the rules shared with the single-node coordinator:
+	// partitions, clock skew bound, policy.
+	Local LocalOptions
+	// WriteQuorum is how many owners must have a write durable before it
+	// is acknowledged. The default value is 2 (capped at the owners of the
+	// partition, so a one-node cluster acknowledges alone).
+	WriteQuorum int
+	// RequestTimeout bounds a request: a forwarded one without an answer,
+	// a write without its quorum, is answered ErrUnavailable. The default
+	// value is 2 seconds.
+	RequestTimeout time.Duration
+	// AEInterval is how often each owned partition's digests are compared
+	// with another owner's, AEPartitions partitions per round. The defaults
+	// are 1 second and 128 (a 1024-partition ring is covered every 8 s).
+	AEInterval   time.Duration
+	AEPartitions int
+	// HintInterval is how often hints are replayed to owners that missed
+	// writes. The default value is 1 second.
+	HintInterval time.Duration
+	// MaxHints bounds the hinted records kept per owner; past it, the
+	// owner is repaired by anti-entropy alone. The default value is 100 000.
+	MaxHints int
+	// InterestLease is how long a push interest lasts unless renewed. The
+	// default value is 10 seconds.
+	InterestLease time.Duration
+}
+
+// Defaults of CoreConfig.
+const (
+	DefaultWriteQuorum    = 2
+	DefaultRequestTimeout = 2 * time.Second
+	DefaultAEInterval     = time.Second
+	DefaultAEPartitions   = 128
+	DefaultHintInterval   = time.Second
+	DefaultMaxHints       = 100_000
+	DefaultInterestLease  = 10 * time.Second
+)
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *CoreConfig) EnsureDefaults() {
+	c.Local.EnsureDefaults()
+	if c.WriteQuorum == 0 {
+		c.WriteQuorum = DefaultWriteQuorum
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.AEInterval == 0 {
+		c.AEInterval = DefaultAEInterval
+	}
+	if c.AEPartitions == 0 {
+		c.AEPartitions = DefaultAEPartitions
+	}
+	if c.HintInterval == 0 {
+		c.HintInterval = DefaultHintInterval
+	}
+	if c.MaxHints == 0 {
+		c.MaxHints = DefaultMaxHints
+	}
+	if c.InterestLease == 0 {
+		c.InterestLease = DefaultInterestLease
+	}
+}
+
+// Envelope is a message for a peer.
+type Envelope struct {
+	To  NodeID
+	Msg Msg
+}
+
+// Completion is the answer to a request submitted to this Core.
+type Completion struct {
+	ID  uint64
+	Res Result
+	Err error
+}
+
+// Ready is what a Core asks its driver to do after Flush: send messages,
+// answer requests, hand events to the local subscribers.
+type Ready struct {
+	Messages    []Envelope
+	Completions []Completion
+	Events      []Event
+}
+
+// Core is the sans-I/O replication and coordination logic of one node
+// (DESIGN.md §5). It starts no goroutines and reads no clock: requests,
+// peer messages, membership and ring changes and ticks come in as method
+// calls with the time; what to send, answer and push comes out of Ready.
+// Storage is the storage.Store interface, called synchronously.
+//
+// The driver's loop is: feed inputs (Submit, Step, Tick, SetTable,
+// SetAlive, SetInterest), then Flush — one durable write of everything
+// merged since the last Flush, the cluster's group commit — then Ready,
+// and carry out what it returns. Answers and acknowledgements wait for the
+// Flush that makes their records durable.
+//
+// The rules of a request are gossip.Local's: the Core runs a Local over a
+// buffering view of its store and replicates the records it wrote.
+//
+// A Core is not safe for concurrent use.
+type Core struct {
+	cfg   CoreConfig
+	store storage.Store
+	buf   *bufStore
+	local *Local
+	nowMs int64
+
+	table     Table
+	haveTable bool
+	alive     map[NodeID]bool // peers believed down; absent: alive
+
+	// Requests submitted here and forwarded, by id.
+	forwarded map[uint64]*forwarded
+	// Writes this node coordinates, waiting for acks, by write id.
+	writes  map[uint64]*coordWrite
+	nextWID uint64
+
+	// Outputs held until the next Flush makes their records durable, and
+	// outputs ready now.
+	heldMsgs   []Envelope
+	heldDone   []Completion
+	heldEvents []Event
+	ready      Ready
+	flushedAt  []uint64 // writes whose local copy the next Flush makes durable
+	captured   []Event  // Local's events during the current request
+
+	hints     map[NodeID]map[storage.Key]crdt.Record
+	hintSeq   uint64
+	hintsSent map[uint64]hintBatch
+	lastHints int64
+
+	// Push interest held by this owner: ref → node → lease end (ms).
+	interest map[Ref]map[NodeID]int64
+	// Refs this node's subscribers want, and when interest was last sent.
+	wanted       []Ref
+	lastInterest int64
+
+	// Anti-entropy: next partition to compare, last round.
+	aeNext  int
+	aePeer  int
+	lastAE  int64
+	handoff map[uint16][]NodeID // partitions gained, not yet pulled: old owners
+	pulled  map[uint16]int64    // when the last pull was sent
+
+	stats CoreStats
+}
+
+// CoreStats counts what a Core did, for metrics and tests.
+type CoreStats struct {
+	Flushes, FlushedRecords      uint64
+	Forwarded, Coordinated       uint64
+	QuorumFailures               uint64
+	HintsStored, HintsReplayed   uint64
+	AERounds, AEBucketsRepaired  uint64
+	AERecordsSent, HandoffsDone  uint64
+	EventsSent, RecordsMerged    uint64
+	DroppedMessages, BadMessages uint64
+}
+
+type forwarded struct {
+	op       Op
+	deadline int64
+}
+
+type coordWrite struct {
+	origin   NodeID
+	reqID    uint64
+	op       Op
+	res      Result
+	owners   []NodeID
+	acked    map[NodeID]bool
+	need     int
+	deadline int64
+	answered bool
+	records  []storage.Put
+}
+
+type hintBatch struct {
+	to      NodeID
+	sentAt  int64
+	records map[storage.Key]crdt.Record
+}
+
+// NewCore returns a Core over store, rebuilding its digests from it.
+func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
+	cfg.EnsureDefaults()
+	if cfg.Self == "" {
+		return nil, errors.New("gossip: core needs its node id")
+	}
+	if err := cfg.Local.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Core{
+		cfg:       cfg,
+		store:     store,
+		buf:       newBufStore(store),
+		nowMs:     nowMs,
+		alive:     map[NodeID]bool{},
+		forwarded: map[uint64]*forwarded{},
+		writes:    map[uint64]*coordWrite{},
+		hints:     map[NodeID]map[storage.Key]crdt.Record{},
+		hintsSent: map[uint64]hintBatch{},
+		interest:  map[Ref]map[NodeID]int64{},
+		handoff:   map[uint16][]NodeID{},
+		pulled:    map[uint16]int64{},
+	}
+	c.buf.flushHook = c.persist
+	local, err := NewLocal(c.buf, coreClock{c}, captureNotifier{c}, cfg.Local)
+	if err != nil {
+		return nil, err
+	}
+	c.local = local
+	if err := c.buf.rebuildDigests(cfg.Local.Partitions); err != nil {
+		return nil, fmt.Errorf("gossip: building digests: %w", err)
+	}
+	return c, nil
+}
+
+type coreClock struct{ c *Core }
+
+func (k coreClock) NowMs() int64 { return k.c.nowMs }
+
+type captureNotifier struct{ c *Core }
+
+func (n captureNotifier) Notify(evs []Event) { n.c.captured = append(n.c.captured, evs...) }
+
+// Stats returns the Core's counters.
+func (c *Core) Stats() CoreStats { return c.stats }
+
+// Table returns the ring the Core routes by.
+func (c *Core) Table() (Table, bool) { return c.table, c.haveTable }
+
+// Partition returns the partition of ref.
+func (c *Core) Partition(ref Ref) uint16 {
+	return PartitionOf(ref.Account, ref.Profile, c.cfg.Local.Partitions)
+}
+
+// Now returns a fresh HLC of this node.
+func (c *Core) Now() crdt.HLC { return c.local.Now() }
+
+// Policy returns the resume and retention policy.
+func (c *Core) Policy() crdt.Policy { return c.local.Policy() }
+
+// Handoffs returns how many partitions this node still has to pull.
+func (c *Core) Handoffs() int { return len(c.handoff) }
+
+// SetAlive records membership's view of a peer.
+func (c *Core) SetAlive(id NodeID, alive bool) {
+	if alive {
+		delete(c.alive, id)
+	} else {
+		c.alive[id] = false
+	}
+}
+
+func (c *Core) isAlive(id NodeID) bool {
+	if id == c.cfg.Self {
+		return true
+	}
+	_, down := c.alive[id]
+	return !down
+}
+
+// SetTable installs a new ring. Partitions this node gains are pulled from
+// their previous owners before it serves reads for them (handoff).
+func (c *Core) SetTable(t Table) {
+	if c.haveTable && t.Version <= c.table.Version && t.Partitions() == c.table.Partitions() {
+		return
+	}
+	if t.Partitions() != c.cfg.Local.Partitions {
+		return // a ring of another size cannot be routed by this node
+	}
+	if c.haveTable {
+		for p := 0; p < t.Partitions(); p++ {
+			pp := uint16(p)
+			if t.Owns(c.cfg.Self, pp) && !c.table.Owns(c.cfg.Self, pp) {
+				var old []NodeID
+				for _, o := range c.table.OwnersOf(pp) {
+					if o != c.cfg.Self {
+						old = append(old, o)
+					}
+				}
+				if len(old) > 0 {
+					c.handoff[pp] = old
+					delete(c.pulled, pp)
+				}
+			}
+		}
+	}
+	c.table, c.haveTable = t.Clone(), true
+	c.pullHandoffs()
+}
+
+// SetInterest sets the profiles this node's subscribers follow; interest
+// in new ones is registered with their owners at once, the rest on the
+// next renewal.
+func (c *Core) SetInterest(refs []Ref) {
+	fresh := make([]Ref, 0)
+	for _, r := range refs {
+		if !slices.Contains(c.wanted, r) {
+			fresh = append(fresh, r)
+		}
+	}
+	c.wanted = slices.Clone(refs)
+	if len(fresh) > 0 {
+		c.sendInterest(fresh)
+	}
+}
+
+// Submit takes a request of this node's API. Its answer comes out of Ready
+// as a Completion with the same id (ids are the caller's, unique among its
+// requests in flight).
+func (c *Core) Submit(id uint64, op Op) {
+	if err := c.precheck(op); err != nil {
+		c.complete(id, Result{}, err, false)
+		return
+	}
+	if !c.haveTable {
+		c.complete(id, Result{}, fmt.Errorf("%w: the ring is not known yet", ErrUnavailable), false)
+		return
+	}
+	p := c.Partition(op.Ref)
+	if op.Kind.isRead() && c.table.Owns(c.cfg.Self, p) && c.handoff[p] == nil {
+		c.execute(c.cfg.Self, id, op)
+		return
+	}
+	coord, ok := c.coordinatorOf(p)
+	if !ok {
+		c.complete(id, Result{}, fmt.Errorf("%w: no owner of partition %d is reachable", ErrUnavailable, p), false)
+		return
+	}
+	if coord == c.cfg.Self {
+		c.route(c.cfg.Self, id, op)
+		return
+	}
+	c.forwarded[id] = &forwarded{op: op, deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
+	c.stats.Forwarded++
+	c.send(coord, Msg{Type: MsgForward, ReqID: id, Origin: c.cfg.Self, Op: &op})
+}
+
+// precheck refuses, before any routing, what no node would take.
+func (c *Core) precheck(op Op) error {
+	for i, u := range op.Ups {
+		if err := u.Validate(); err != nil {
+			return fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+		}
+	}
+	return nil
+}
+
+// coordinatorOf is the first owner of p believed alive.
+func (c *Core) coordinatorOf(p uint16) (NodeID, bool) {
+	for _, o := range c.table.OwnersOf(p) {
+		if c.isAlive(o) {
+			return o, true
+		}
+	}
+	return "", false
+}
+
+// route runs a request that reached its coordinator: here, or at an old
+// owner while this node still pulls the partition.
+func (c *Core) route(origin NodeID, reqID uint64, op Op) {
+	p := c.Partition(op.Ref)
+	if old := c.handoff[p]; old != nil {
+		for _, o := range old {
+			if c.isAlive(o) {
+				c.send(o, Msg{Type: MsgForward, ReqID: reqID, Origin: origin, Exec: true, Op: &op})
+				return
+			}
+		}
+	}
+	c.execute(origin, reqID, op)
+}
+
+// execute runs op on this node's state and replicates what it wrote to the
+// partition's owners; the answer goes to origin once WriteQuorum owners
+// have it durable.
+func (c *Core) execute(origin NodeID, reqID uint64, op Op) {
+	c.stats.Coordinated++
+	c.buf.capture = map[storage.Key]struct{}{}
+	c.captured = c.captured[:0]
+	res, err := c.run(op)
+	written := c.buf.capture
+	c.buf.capture = nil
+	events := slices.Clone(c.captured)
+	c.captured = c.captured[:0]
+	if err != nil {
+		c.answer(origin, reqID, op, Result{}, err, true)
+		return
+	}
+	c.heldEvents = append(c.heldEvents, events...)
+	if len(written) == 0 {
+		c.answer(origin, reqID, op, res, nil, true)
+		return
+	}
+	var puts []storage.Put
+	for k := range written {
+		rec, ok, _ := c.buf.Get(k)
+		if ok {
+			puts = append(puts, storage.Put{Key: k, Record: rec})
+		}
+	}
+	slices.SortFunc(puts, func(a, b storage.Put) int { return compareKeys(a.Key, b.Key) })
+	p := c.Partition(op.Ref)
+	owners := c.table.OwnersOf(p)
+	need := min(c.cfg.WriteQuorum, len(owners))
+	c.nextWID++
+	w := &coordWrite{origin: origin, reqID: reqID, op: op, res: res, owners: owners,
+		acked: map[NodeID]bool{}, need: need, records: puts,
+		deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
+	c.writes[c.nextWID] = w
+	if slices.Contains(owners, c.cfg.Self) {
+		c.flushedAt = append(c.flushedAt, c.nextWID)
+	}
+	kvs := encodeRecords(puts)
+	for _, o := range owners {
+		if o != c.cfg.Self {
+			c.send(o, Msg{Type: MsgReplicate, ReqID: c.nextWID, Records: kvs})
+		}
+	}
+}
+
+func (c *Core) run(op Op) (Result, error) {
+	ctx := context.Background()
+	var res Result
+	var err error
+	switch op.Kind {
+	case OpPut:
+		res.Writes, err = c.local.Put(ctx, op.Ref, op.Ups)
+	case OpCursor:
+		res.Cursor, res.Found, err = c.local.Cursor(ctx, op.Ref, op.Video)
+	case OpCursors:
+		res.Cursors, err = c.local.Cursors(ctx, op.Ref)
+	case OpHistory:
+		res.History, err = c.local.History(ctx, op.Ref)
+	case OpProfile:
+		res.Profile, err = c.local.Profile(ctx, op.Ref)
+	case OpDeleteEntry:
+		err = c.local.DeleteEntry(ctx, op.Ref, op.Entry)
+	case OpDeleteVideo:
+		err = c.local.DeleteVideo(ctx, op.Ref, op.Video)
+	case OpDeleteAll:
+		err = c.local.DeleteAll(ctx, op.Ref)
+	case OpSetPaused:
+		res.Profile, err = c.local.SetHistoryPaused(ctx, op.Ref, op.Paused)
+	default:
+		err = fmt.Errorf("%w: unknown request kind %d", ErrUnavailable, op.Kind)
+	}
+	return res, err
+}
+
+// answer sends a request's outcome to its origin, held until the next
+// Flush when held is set (so nothing is answered before it is durable).
+func (c *Core) answer(origin NodeID, reqID uint64, op Op, res Result, err error, held bool) {
+	if origin == c.cfg.Self {
+		c.complete(reqID, res, err, held)
+		return
+	}
+	m := Msg{Type: MsgResult, ReqID: reqID}
+	if err != nil {
+		m.ErrCode, m.ErrText = errToCode(err)
+	} else {
+		r := res
+		for _, cur := range r.Cursors {
+			r.Videos = append(r.Videos, cur.Video)
+		}
+		m.Result = &r
+	}
+	if held {
+		c.heldMsgs = append(c.heldMsgs, Envelope{To: origin, Msg: m})
+	} else {
+		c.send(origin, m)
+	}
+}
+
+func (c *Core) complete(id uint64, res Result, err error, held bool) {
+	d := Completion{ID: id, Res: res, Err: err}
+	if held {
+		c.heldDone = append(c.heldDone, d)
+	} else {
+		c.ready.Completions = append(c.ready.Completions, d)
+	}
+}
+
+func (c *Core) send(to NodeID, m Msg) {
+	c.ready.Messages = append(c.ready.Messages, Envelope{To: to, Msg: m})
+}
+
+// Step takes a message from a peer.
+func (c *Core) Step(from NodeID, m Msg) {
+	switch m.Type {
+	case MsgForward:
+		if m.Op == nil {
+			c.stats.BadMessages++
+			return
+		}
+		op := *m.Op
+		if err := c.precheck(op); err != nil {
+			c.answer(m.Origin, m.ReqID, op, Result{}, err, false)
+			return
+		}
+		if m.Exec {
+			c.execute(m.Origin, m.ReqID, op)
+		} else {
+			c.route(m.Origin, m.ReqID, op)
+		}
+	case MsgResult:
+		f, ok := c.forwarded[m.ReqID]
+		if !ok {
+			return // answered already (timed out) or duplicated
+		}
+		delete(c.forwarded, m.ReqID)
+		if m.ErrCode != "" {
+			c.complete(m.ReqID, Result{}, codeToErr(m.ErrCode, m.ErrText), false)
+			return
+		}
+		res := Result{}
+		if m.Result != nil {
+			res = *m.Result
+		}
+		restoreVideos(f.op, &res)
+		c.complete(m.ReqID, res, nil, false)
+	case MsgReplicate:
+		c.mergeRecords(m.Records)
+		if m.ReqID != 0 {
+			c.heldMsgs = append(c.heldMsgs, Envelope{To: from, Msg: Msg{Type: MsgAck, ReqID: m.ReqID}})
+		}
+	case MsgAck:
+		if hb, ok := c.hintsSent[m.ReqID]; ok && hb.to == from {
+			delete(c.hintsSent, m.ReqID)
+			c.clearHints(hb)
+			return
+		}
+		if w, ok := c.writes[m.ReqID]; ok && slices.Contains(w.owners, from) {
+			w.acked[from] = true
+			c.checkWrite(m.ReqID, w)
+		}
+	case MsgDigest:
+		c.onDigest(from, m)
+	case MsgBuckets:
+		c.onBuckets(from, m)
+	case MsgPull:
+		c.onPull(from, m)
+	case MsgInterest:
+		until := c.nowMs + min(m.LeaseMs, 10*c.cfg.InterestLease.Milliseconds())
+		for _, r := range m.Refs {
+			set := c.interest[r]
+			if set == nil {
+				set = map[NodeID]int64{}
+				c.interest[r] = set
+			}
+			set[from] = until
+		}
+	case MsgEvents:
+		c.ready.Events = append(c.ready.Events, m.Events...)
+	default:
+		c.stats.BadMessages++
+	}
+}
+
+func restoreVideos(op Op, res *Result) {
+	res.Cursor.Video = op.Video
+	for i := range res.Writes {
+		if i < len(op.Ups) {
+			res.Writes[i].Cursor.Video = op.Ups[i].Video
+		}
+	}
+}
+
+// checkWrite answers a coordinated write once its quorum is durable, and
+// forgets it once every owner acked.
+func (c *Core) checkWrite(wid uint64, w *coordWrite) {
+	if !w.answered && len(w.acked) >= w.need {
+		w.answered = true
+		res := w.res
+		c.answer(w.origin, w.reqID, w.op, res, nil, false)
+	}
+	if len(w.acked) == len(w.owners) {
+		delete(c.writes, wid)
+	}
+}
+
+// mergeRecords merges peer records into the local state; a merge that
+// advances a live cursor is pushed to nodes with interest in its profile.
+func (c *Core) mergeRecords(kvs []KeyValue) int {
+	changed := 0
+	for _, kv := range kvs {
+		put, err := decodeRecord(kv)
+		if err != nil {
+			c.stats.BadMessages++
+			continue
+		}
+		if c.mergeOne(put) {
+			changed++
+		}
+	}
+	return changed
+}
+
+func (c *Core) mergeOne(put storage.Put) bool {
+	old, had, err := c.buf.Get(put.Key)
+	if err != nil {
+		return false
+	}
+	merged := put.Record
+	if had {
+		if old.Kind == crdt.KindCursor {
+			old.Cursor.Video = ""
+		}
+		if put.Record.Kind == crdt.KindCursor {
+			put.Record.Cursor.Video = ""
+		}
+		merged = crdt.MergeRecord(old, put.Record)
+		if merged == old {
+			return false
+		}
+	}
+	c.buf.Write([]storage.Put{{Key: put.Key, Record: merged}}, nil)
+	c.stats.RecordsMerged++
+	if merged.Kind == crdt.KindCursor && (!had || crdt.Advances(old.Cursor, merged.Cursor)) {
+		ref := Ref{Account: put.Key.Account, Profile: put.Key.Profile}
+		if len(c.interest[ref]) > 0 {
+			cur := merged.Cursor
+			cur.Video = put.Key.ID
+			prof, _, _ := c.buf.Get(storage.Key{Partition: put.Key.Partition, Account: ref.Account, Profile: ref.Profile, Kind: crdt.KindProfile})
+			if cur.Live(prof.Profile, c.local.Policy(), c.nowMs) {
+				c.heldEvents = append(c.heldEvents, Event{Ref: ref, Type: EventCursor, Cursor: cur.Shown(prof.Profile), Video: cur.Video})
+			}
+		}
+	}
+	return true
+}
+
+// Flush makes everything merged since the last Flush durable in one
+// write, then releases the answers, acknowledgements and events that
+// waited for it. On a storage error the held answers become
+// ErrUnavailable and the acknowledgements are dropped.
+func (c *Core) Flush() error {
+	err := c.persist()
+	if err != nil {
+		for _, d := range c.heldDone {
+			c.ready.Completions = append(c.ready.Completions, Completion{ID: d.ID, Err: fmt.Errorf("%w: %v", ErrUnavailable, err)})
+		}
+		for _, e := range c.heldMsgs {
+			if e.Msg.Type == MsgResult {
+				m := Msg{Type: MsgResult, ReqID: e.Msg.ReqID}
+				m.ErrCode, m.ErrText = errToCode(fmt.Errorf("%w: %v", ErrUnavailable, err))
+				c.send(e.To, m)
+			}
+		}
+		c.heldDone, c.heldMsgs, c.heldEvents, c.flushedAt = nil, nil, nil, nil
+		return err
+	}
+	c.ready.Completions = append(c.ready.Completions, c.heldDone...)
+	c.ready.Messages = append(c.ready.Messages, c.heldMsgs...)
+	c.heldDone, c.heldMsgs = nil, nil
+	for _, wid := range c.flushedAt {
+		if w, ok := c.writes[wid]; ok {
+			w.acked[c.cfg.Self] = true
+			c.checkWrite(wid, w)
+		}
+	}
+	c.flushedAt = nil
+	c.releaseEvents()
+	return nil
+}
+
+// persist writes the overlay to the store in one durable batch.
+func (c *Core) persist() error {
+	puts, deletes := c.buf.pending()
+	if len(puts) == 0 && len(deletes) == 0 {
+		return nil
+	}
+	c.stats.Flushes++
+	c.stats.FlushedRecords += uint64(len(puts) + len(deletes))
+	if err := c.store.Write(puts, deletes); err != nil {
+		// The overlay is lost with the failed batch; the digests no longer
+		// match the store, so rebuild them.
+		c.buf.rebuildDigests(c.cfg.Local.Partitions)
+		return err
+	}
+	return nil
+}
+
+// releaseEvents hands durable changes to local subscribers and to every
+// node with interest in their profile.
+func (c *Core) releaseEvents() {
+	if len(c.heldEvents) == 0 {
+		return
+	}
+	byNode := map[NodeID][]Event{}
+	for _, ev := range c.heldEvents {
+		c.ready.Events = append(c.ready.Events, ev)
+		for n, until := range c.interest[ev.Ref] {
+			if n != c.cfg.Self && until > c.nowMs {
+				byNode[n] = append(byNode[n], ev)
+			}
+		}
+	}
+	c.heldEvents = nil
+	for _, n := range sortedNodes(byNode) {
+		c.stats.EventsSent += uint64(len(byNode[n]))
+		c.send(n, Msg{Type: MsgEvents, Events: byNode[n]})
+	}
+}
+
+// Ready returns what the driver must do now and clears it.
+func (c *Core) Ready() Ready {
+	r := c.ready
+	c.ready = Ready{}
+	return r
+}
+
+// Tick advances the Core's time: requests time out, hints replay,
+// interest is renewed and expires, anti-entropy compares digests.
+func (c *Core) Tick(nowMs int64) {
+	if nowMs > c.nowMs {
+		c.nowMs = nowMs
+	}
+	for _, id := range sortedIDs64(c.forwarded) {
+		if f := c.forwarded[id]; f.deadline <= c.nowMs {
+			delete(c.forwarded, id)
+			c.complete(id, Result{}, fmt.Errorf("%w: no answer from the partition's coordinator in %v", ErrUnavailable, c.cfg.RequestTimeout), false)
+		}
+	}
+	for _, wid := range sortedIDs64(c.writes) {
+		w := c.writes[wid]
+		if w.deadline > c.nowMs {
+			continue
+		}
+		if !w.answered {
+			w.answered = true
+			c.stats.QuorumFailures++
+			c.answer(w.origin, w.reqID, w.op, Result{}, fmt.Errorf("%w: %d of %d owners acknowledged in %v, %d needed", ErrUnavailable, len(w.acked), len(w.owners), c.cfg.RequestTimeout, w.need), false)
+		}
+		for _, o := range w.owners {
+			if !w.acked[o] && o != c.cfg.Self {
+				c.storeHints(o, w.records)
+			}
+		}
+		delete(c.writes, wid)
+	}
+	if c.nowMs-c.lastHints >= c.cfg.HintInterval.Milliseconds() {
+		c.lastHints = c.nowMs
+		c.replayHints()
+		c.pullHandoffs()
+	}
+	if lease := c.cfg.InterestLease.Milliseconds(); c.nowMs-c.lastInterest >= lease/3 {
+		c.lastInterest = c.nowMs
+		c.sendInterest(c.wanted)
+		for r, set := range c.interest {
+			for n, until := range set {
+				if until <= c.nowMs {
+					delete(set, n)
+				}
+			}
+			if len(set) == 0 {
+				delete(c.interest, r)
+			}
+		}
+	}
+	if c.nowMs-c.lastAE >= c.cfg.AEInterval.Milliseconds() {
+		c.lastAE = c.nowMs
+		c.antiEntropyRound()
+	}
+}
+
+func (c *Core) sendInterest(refs []Ref) {
+	if !c.haveTable || len(refs) == 0 {
+		return
+	}
+	byOwner := map[NodeID][]Ref{}
+	for _, r := range refs {
+		for _, o := range c.table.OwnersOf(c.Partition(r)) {
+			if o == c.cfg.Self {
+				set := c.interest[r]
+				if set == nil {
+					set = map[NodeID]int64{}
+					c.interest[r] = set
+				}
+				set[o] = c.nowMs + c.cfg.InterestLease.Milliseconds()
+				continue
+			}
+			byOwner[o] = append(byOwner[o], r)
+		}
+	}
+	for _, o := range sortedNodes(byOwner) {
+		c.send(o, Msg{Type: MsgInterest, Refs: byOwner[o], LeaseMs: c.cfg.InterestLease.Milliseconds()})
+	}
+}
+
+// Hints: records an owner missed, replayed until it acknowledges them.
+
+func (c *Core) storeHints(o NodeID, puts []storage.Put) {
+	h := c.hints[o]
+	if h == nil {
+		h = map[storage.Key]crdt.Record{}
+		c.hints[o] = h
+	}
+	for _, p := range puts {
+		if len(h) >= c.cfg.MaxHints {
+			return
+		}
+		if old, ok := h[p.Key]; ok {
+			h[p.Key] = crdt.MergeRecord(old, p.Record)
+		} else {
+			h[p.Key] = p.Record
+		}
+		c.stats.HintsStored++
+	}
+}
+
+const hintBatchSize = 256
+
+func (c *Core) replayHints() {
+	for _, o := range sortedNodes(c.hints) {
+		h := c.hints[o]
+		if len(h) == 0 || !c.isAlive(o) || c.hintInFlight(o) {
+			continue
+		}
+		keys := make([]storage.Key, 0, len(h))
+		for k := range h {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, compareKeys)
+		if len(keys) > hintBatchSize {
+			keys = keys[:hintBatchSize]
+		}
+		hb := hintBatch{to: o, sentAt: c.nowMs, records: map[storage.Key]crdt.Record{}}
+		puts := make([]storage.Put, 0, len(keys))
+		for _, k := range keys {
+			hb.records[k] = h[k]
+			puts = append(puts, storage.Put{Key: k, Record: h[k]})
+		}
+		c.hintSeq++
+		id := 1<<63 | c.hintSeq // hint ids never collide with write ids
+		c.hintsSent[id] = hb
+		c.stats.HintsReplayed += uint64(len(puts))
+		c.send(o, Msg{Type: MsgReplicate, ReqID: id, Records: encodeRecords(puts)})
+	}
+}
+
+// hintInFlight reports whether a hint batch to o awaits its ack; a batch
+// unanswered for a request timeout is forgotten and its hints sent again.
+func (c *Core) hintInFlight(o NodeID) bool {
+	for _, id := range sortedIDs64(c.hintsSent) {
+		hb := c.hintsSent[id]
+		if hb.to != o {
+			continue
+		}
+		if c.nowMs-hb.sentAt < c.cfg.RequestTimeout.Milliseconds() {
+			return true
+		}
+		delete(c.hintsSent, id)
+	}
+	return false
+}
+
+func (c *Core) clearHints(hb hintBatch) {
+	h := c.hints[hb.to]
+	for k, sent := range hb.records {
+		if cur, ok := h[k]; ok && cur == sent {
+			delete(h, k)
+		}
+	}
+	if len(h) == 0 {
+		delete(c.hints, hb.to)
+	}
+}
+
+// HintsFor returns how many records are hinted for o.
+func (c *Core) HintsFor(o NodeID) int { return len(c.hints[o]) }
+
+// Anti-entropy and handoff.
+
+func (c *Core) antiEntropyRound() {
+	if !c.haveTable {
+		return
+	}
+	n := c.table.Partitions()
+	sent := 0
+	for i := 0; i < n && sent < c.cfg.AEPartitions; i++ {
+		p := uint16((c.aeNext + i) % n)
+		owners := c.table.OwnersOf(p)
+		if !slices.Contains(owners, c.cfg.Self) || c.handoff[p] != nil {
+			continue
+		}
+		var peers []NodeID
+		for _, o := range owners {
+			if o != c.cfg.Self && c.isAlive(o) {
+				peers = append(peers, o)
+			}
+		}
+		if len(peers) == 0 {
+			continue
+		}
+		c.aePeer++
+		peer := peers[c.aePeer%len(peers)]
+		d := c.buf.digest(p)
+		c.send(peer, Msg{Type: MsgDigest, P: p, Digest: d[:]})
+		sent++
+	}
+	c.aeNext = (c.aeNext + c.cfg.AEPartitions) % n
+	c.stats.AERounds++
+}
+
+func (c *Core) onDigest(from NodeID, m Msg) {
+	if len(m.Digest) != DigestBuckets || int(m.P) >= c.cfg.Local.Partitions {
+		c.stats.BadMessages++
+		return
+	}
+	mine := c.buf.digest(m.P)
+	var diff uint64
+	for b := range DigestBuckets {
+		if mine[b] != m.Digest[b] {
+			diff |= 1 << b
+		}
+	}
+	if diff == 0 {
+		return
+	}
+	c.sendBuckets(from, m.P, diff, true, false)
+}
+
+// sendBuckets sends this node's records of the buckets in mask.
+func (c *Core) sendBuckets(to NodeID, p uint16, mask uint64, reply, handoff bool) {
+	var puts []storage.Put
+	err := c.buf.ScanPartition(p, func(k storage.Key, r crdt.Record) error {
+		if mask&(1<<bucketOf(k)) != 0 {
+			puts = append(puts, storage.Put{Key: k, Record: r})
+		}
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	c.stats.AERecordsSent += uint64(len(puts))
+	c.send(to, Msg{Type: MsgBuckets, P: p, Buckets: mask, Reply: reply, Handoff: handoff, Records: encodeRecords(puts)})
+}
+
+func (c *Core) onBuckets(from NodeID, m Msg) {
+	if int(m.P) >= c.cfg.Local.Partitions {
+		c.stats.BadMessages++
+		return
+	}
+	c.mergeRecords(m.Records)
+	c.stats.AEBucketsRepaired += uint64(popcount(m.Buckets))
+	if m.Reply {
+		c.sendBuckets(from, m.P, m.Buckets, false, false)
+	}
+	if m.Handoff {
+		if _, ok := c.handoff[m.P]; ok {
+			delete(c.handoff, m.P)
+			delete(c.pulled, m.P)
+			c.stats.HandoffsDone++
+		}
+	}
+}
+
+func (c *Core) onPull(from NodeID, m Msg) {
+	if int(m.P) >= c.cfg.Local.Partitions {
+		c.stats.BadMessages++
+		return
+	}
+	c.sendBuckets(from, m.P, ^uint64(0), false, true)
+}
+
+// pullHandoffs asks an old owner for each partition still to pull; a pull
+// without an answer is sent again (to the next live old owner) after a
+// request timeout. With no old owner alive, the partition is served as it
+// is and anti-entropy with the other owners fills it.
+func (c *Core) pullHandoffs() {
+	for _, p := range sortedPartitions(c.handoff) {
+		if at, ok := c.pulled[p]; ok && c.nowMs-at < c.cfg.RequestTimeout.Milliseconds() {
+			continue
+		}
+		var live []NodeID
+		for _, o := range c.handoff[p] {
+			if c.isAlive(o) {
+				live = append(live, o)
+			}
+		}
+		if len(live) == 0 {
+			delete(c.handoff, p)
+			delete(c.pulled, p)
+			continue
+		}
+		c.pulled[p] = c.nowMs
+		c.send(live[int(c.nowMs/max(1, c.cfg.RequestTimeout.Milliseconds()))%len(live)], Msg{Type: MsgPull, P: p})
+	}
+}
+
+// Digest returns this node's digest of partition p (for tests and the
+// simulator's convergence check).
+func (c *Core) Digest(p uint16) [DigestBuckets]uint64 { return *c.buf.digest(p) }
+
+// Helpers.
+
+func compareKeys(a, b storage.Key) int {
+	ka, _ := storage.EncodeKey(a)
+	kb, _ := storage.EncodeKey(b)
+	return slices.Compare(ka, kb)
+}
+
+func sortedNodes[V any](m map[NodeID]V) []NodeID {
+	out := make([]NodeID, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedIDs64[V any](m map[uint64]V) []uint64 {
+	out := make([]uint64, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedPartitions[V any](m map[uint16]V) []uint16 {
+	out := make([]uint16, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func popcount(x uint64) int {
+	n := 0
+	for ; x != 0; x &= x - 1 {
+		n++
+	}
+	return n
+}

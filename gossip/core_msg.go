@@ -1,0 +1,234 @@
+package gossip
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/storage"
+)
+
+// MsgType names a replication message.
+type MsgType uint8
+
+// The replication messages between Cores (DESIGN.md §5, docs/DESIGN.md §7).
+const (
+	// MsgForward: a request (Op) for the partition's coordinator; the
+	// answer goes to Origin as MsgResult. Exec: run it here, do not route.
+	MsgForward MsgType = iota + 1
+	// MsgResult: the answer to a forwarded request (ReqID of the origin).
+	MsgResult
+	// MsgReplicate: records for an owner to merge and persist; answered by
+	// MsgAck with the same ReqID once durable (ReqID 0: no answer wanted).
+	MsgReplicate
+	// MsgAck: the records of MsgReplicate ReqID are durable at the sender.
+	MsgAck
+	// MsgDigest: the sender's bucket digests of partition P.
+	MsgDigest
+	// MsgBuckets: the sender's records of the buckets in Buckets (a bit
+	// set) of partition P. Reply asks the receiver to send its own records
+	// of those buckets back; Handoff marks the answer to MsgPull.
+	MsgBuckets
+	// MsgPull: a new owner asks an old one for all of partition P.
+	MsgPull
+	// MsgInterest: the sender has subscribers for Refs for LeaseMs.
+	MsgInterest
+	// MsgEvents: changes merged by the sender, for the receiver's
+	// subscribers.
+	MsgEvents
+)
+
+// OpKind names a request a Core serves.
+type OpKind uint8
+
+// Requests, one per gossip.Service method that touches a profile.
+const (
+	OpPut OpKind = iota + 1
+	OpCursor
+	OpCursors
+	OpHistory
+	OpProfile
+	OpDeleteEntry
+	OpDeleteVideo
+	OpDeleteAll
+	OpSetPaused
+)
+
+func (k OpKind) isRead() bool { return k >= OpCursor && k <= OpProfile }
+
+// Op is one request for a profile.
+type Op struct {
+	Kind   OpKind
+	Ref    Ref
+	Ups    []crdt.Update `msgpack:",omitempty"`
+	Video  string        `msgpack:",omitempty"`
+	Entry  string        `msgpack:",omitempty"`
+	Paused bool          `msgpack:",omitempty"`
+}
+
+// Result is the answer to an Op.
+type Result struct {
+	Writes  []WriteResult `msgpack:",omitempty"`
+	Cursor  crdt.Cursor
+	Found   bool          `msgpack:",omitempty"`
+	Cursors []crdt.Cursor `msgpack:",omitempty"`
+	Videos  []string      `msgpack:",omitempty"` // Cursors[i].Video (not in the cursor encoding)
+	History []HistoryItem `msgpack:",omitempty"`
+	Profile crdt.Profile
+}
+
+// KeyValue is one stored record in its storage encoding.
+type KeyValue struct {
+	Key   []byte
+	Value []byte
+}
+
+// Msg is one replication message; which fields are set depends on Type.
+type Msg struct {
+	Type    MsgType
+	ReqID   uint64     `msgpack:",omitempty"`
+	Origin  NodeID     `msgpack:",omitempty"`
+	Exec    bool       `msgpack:",omitempty"`
+	Op      *Op        `msgpack:",omitempty"`
+	Result  *Result    `msgpack:",omitempty"`
+	ErrCode string     `msgpack:",omitempty"`
+	ErrText string     `msgpack:",omitempty"`
+	Records []KeyValue `msgpack:",omitempty"`
+	P       uint16     `msgpack:",omitempty"`
+	Digest  []uint64   `msgpack:",omitempty"`
+	Buckets uint64     `msgpack:",omitempty"`
+	Reply   bool       `msgpack:",omitempty"`
+	Handoff bool       `msgpack:",omitempty"`
+	Refs    []Ref      `msgpack:",omitempty"`
+	LeaseMs int64      `msgpack:",omitempty"`
+	Events  []Event    `msgpack:",omitempty"`
+}
+
+// MaxFrame is the largest frame a Core accepts.
+const MaxFrame = 8 << 20
+
+// frameMagic starts every frame; its last byte is the format version.
+var frameMagic = []byte{'p', 'h', 'f', 1}
+
+// EncodeFrame encodes messages for one peer as a frame.
+func EncodeFrame(msgs []Msg) ([]byte, error) {
+	var b bytes.Buffer
+	b.Write(frameMagic)
+	enc := msgpack.NewEncoder(&b)
+	if err := enc.Encode(msgs); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// ErrBadFrame is returned for bytes that are not a frame.
+var ErrBadFrame = errors.New("gossip: bad frame")
+
+// DecodeFrame decodes a frame from a peer. Peers are authenticated by the
+// cluster key, but a frame is still checked: size, magic, and a fresh
+// decoder (never msgpack's pooled one, which keeps large buffers).
+func DecodeFrame(b []byte) ([]Msg, error) {
+	if len(b) > MaxFrame {
+		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrBadFrame, len(b), MaxFrame)
+	}
+	if !bytes.HasPrefix(b, frameMagic) {
+		return nil, fmt.Errorf("%w: unknown magic", ErrBadFrame)
+	}
+	r := bytes.NewReader(b[len(frameMagic):])
+	dec := msgpack.NewDecoder(r)
+	var msgs []Msg
+	if err := dec.Decode(&msgs); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadFrame, err)
+	}
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, r.Len())
+	}
+	for i := range msgs {
+		fixVideos(&msgs[i])
+	}
+	return msgs, nil
+}
+
+// fixVideos restores the cursor videos that the cursor encoding leaves out
+// (they are the record's key).
+func fixVideos(m *Msg) {
+	for i := range m.Events {
+		e := &m.Events[i]
+		e.Cursor.Video, e.Superseded.Video = e.Video, e.Video
+	}
+	if r := m.Result; r != nil {
+		for i := range r.Cursors {
+			if i < len(r.Videos) {
+				r.Cursors[i].Video = r.Videos[i]
+			}
+		}
+	}
+}
+
+func encodeRecords(puts []storage.Put) []KeyValue {
+	out := make([]KeyValue, 0, len(puts))
+	for _, p := range puts {
+		kb, err := storage.EncodeKey(p.Key)
+		if err != nil {
+			continue
+		}
+		vb, err := storage.EncodeValue(p.Record)
+		if err != nil {
+			continue
+		}
+		out = append(out, KeyValue{Key: kb, Value: vb})
+	}
+	return out
+}
+
+func decodeRecord(kv KeyValue) (storage.Put, error) {
+	k, err := storage.DecodeKey(kv.Key)
+	if err != nil {
+		return storage.Put{}, err
+	}
+	rec, err := storage.DecodeValue(k.Kind, k.ID, kv.Value)
+	if err != nil {
+		return storage.Put{}, err
+	}
+	return storage.Put{Key: k, Record: rec}, nil
+}
+
+// Error codes carried by MsgResult, so that the origin answers the device
+// exactly as the coordinator would have.
+var errCodes = []struct {
+	code string
+	err  error
+}{
+	{"bad_position", crdt.ErrBadPosition},
+	{"bad_state", crdt.ErrBadState},
+	{"bad_version", crdt.ErrBadVersion},
+	{"epoch_behind", crdt.ErrEpochBehind},
+	{"clock_skew", crdt.ErrClockSkew},
+	{"bad_hlc", crdt.ErrBadHLC},
+	{"not_found", ErrNotFound},
+	{"unavailable", ErrUnavailable},
+}
+
+func errToCode(err error) (string, string) {
+	for _, c := range errCodes {
+		if errors.Is(err, c.err) {
+			return c.code, err.Error()
+		}
+	}
+	return "unavailable", err.Error()
+}
+
+func codeToErr(code, text string) error {
+	for _, c := range errCodes {
+		if c.code == code {
+			if text == "" || text == c.err.Error() {
+				return c.err
+			}
+			return fmt.Errorf("%w (%s)", c.err, text)
+		}
+	}
+	return fmt.Errorf("%w (%s)", ErrUnavailable, text)
+}

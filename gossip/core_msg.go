@@ -137,7 +137,13 @@ func DecodeFrame(b []byte) ([]Msg, error) {
 	if !bytes.HasPrefix(b, frameMagic) {
 		return nil, fmt.Errorf("%w: unknown magic", ErrBadFrame)
 	}
-	r := bytes.NewReader(b[len(frameMagic):])
+	body := b[len(frameMagic):]
+	if rest, err := checkMsgpack(body, 0); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadFrame, err)
+	} else if len(rest) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadFrame, len(rest))
+	}
+	r := bytes.NewReader(body)
 	dec := msgpack.NewDecoder(r)
 	var msgs []Msg
 	if err := dec.Decode(&msgs); err != nil {
@@ -157,7 +163,10 @@ func DecodeFrame(b []byte) ([]Msg, error) {
 func fixVideos(m *Msg) {
 	for i := range m.Events {
 		e := &m.Events[i]
-		e.Cursor.Video, e.Superseded.Video = e.Video, e.Video
+		e.Cursor.Video = e.Video
+		if !e.Superseded.Version.IsZero() {
+			e.Superseded.Video = e.Video
+		}
 	}
 	if r := m.Result; r != nil {
 		for i := range r.Cursors {

@@ -76,12 +76,12 @@ type TCPTransport struct {
 	cfg   TCPConfig
 	stats struct{ sent, received, dropped, dials, dialFailures, authFailures atomic.Uint64 }
 
-	mu     sync.Mutex
-	peers  map[NodeID]*tcpPeer
-	conns  map[net.Conn]struct{}
-	closed bool
-	done   chan struct{}
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	peers   map[NodeID]*tcpPeer
+	conns   map[net.Conn]struct{}
+	closed  bool
+	done    chan struct{}
+	wg      sync.WaitGroup
 	lastLog atomic.Int64
 }
 

@@ -285,8 +285,8 @@ func (c *Core) SetTable(t Table) {
 	if c.haveTable && t.Version <= c.table.Version && t.Partitions() == c.table.Partitions() {
 		return
 	}
-	if t.Partitions() != c.cfg.Local.Partitions {
-		return // a ring of another size cannot be routed by this node
+	if t.Partitions() != c.cfg.Local.Partitions || t.Version == 0 || len(t.OwnersOf(0)) == 0 {
+		return // a ring of another size, or an empty one, cannot route requests
 	}
 	if c.haveTable {
 		for p := 0; p < t.Partitions(); p++ {

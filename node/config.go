@@ -165,6 +165,9 @@ type Config struct {
 	// Cluster describes the cluster for GET /v1/cluster. The default value
 	// describes this node alone (one member owning every partition).
 	Cluster ClusterInfo
+	// ClusterOptions, if set, makes the node a cluster member (New only).
+	// The default value is nil: the node runs alone.
+	ClusterOptions *ClusterOptions
 }
 
 // EnsureDefaults fills zero fields with their defaults.

@@ -86,6 +86,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("node: the data directory is not set (it holds the node's storage; it is created if missing)")
 	}
+	if cfg.ClusterOptions != nil {
+		return newClusterNode(cfg)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: creating the data directory: %w", err)
 	}

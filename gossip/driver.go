@@ -1,0 +1,347 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/storage"
+)
+
+// ClusterConfig configures a Cluster: the production driver of a Core.
+type ClusterConfig struct {
+	// Core configures the replication logic; Core.Self is required.
+	Core CoreConfig
+	// Store is the node's durable store. Required.
+	Store storage.Store
+	// Clock is the wall clock. Required.
+	Clock Clock
+	// Notifier receives the changes for this node's subscribers.
+	Notifier Notifier
+	// AddrOf returns a peer's replication address (from membership); ""
+	// when unknown (the message is dropped).
+	AddrOf func(NodeID) string
+	// Logger receives storage and transport failures.
+	Logger *slog.Logger
+	// TickInterval is how often the Core ticks. The default value is 10 ms.
+	TickInterval time.Duration
+}
+
+// Cluster runs a Core in one goroutine and serves gossip.Service on top of
+// it: device requests from many goroutines are batched into the Core's
+// cycles, so all the writes of a cycle share one durable store write.
+type Cluster struct {
+	cfg  ClusterConfig
+	core *Core
+
+	transport Transport
+	in        chan func()
+	done      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+
+	mu      sync.Mutex
+	nextID  uint64
+	waiting map[uint64]chan Completion
+	ready   bool
+	table   Table
+	stats   CoreStats
+}
+
+var _ Service = (*Cluster)(nil)
+
+// NewCluster builds the driver; Start runs it.
+func NewCluster(cfg ClusterConfig) (*Cluster, error) {
+	if cfg.Store == nil || cfg.Clock == nil {
+		return nil, errors.New("gossip: a cluster needs a store and a clock")
+	}
+	if cfg.Notifier == nil {
+		cfg.Notifier = nopNotifier{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = 10 * time.Millisecond
+	}
+	if cfg.AddrOf == nil {
+		cfg.AddrOf = func(NodeID) string { return "" }
+	}
+	core, err := NewCore(cfg.Core, cfg.Store, cfg.Clock.NowMs())
+	if err != nil {
+		return nil, err
+	}
+	return &Cluster{cfg: cfg, core: core, in: make(chan func(), 4096), done: make(chan struct{}),
+		waiting: map[uint64]chan Completion{}}, nil
+}
+
+// Start runs the driver loop over transport (which delivers inbound
+// frames to Deliver).
+func (c *Cluster) Start(transport Transport) {
+	c.transport = transport
+	c.wg.Add(1)
+	go c.loop()
+}
+
+// Close stops the loop; requests in flight fail with ErrUnavailable.
+func (c *Cluster) Close() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.wg.Wait()
+		c.mu.Lock()
+		for id, ch := range c.waiting {
+			ch <- Completion{ID: id, Err: fmt.Errorf("%w: the node is shutting down", ErrUnavailable)}
+			delete(c.waiting, id)
+		}
+		c.mu.Unlock()
+	})
+}
+
+func (c *Cluster) loop() {
+	defer c.wg.Done()
+	tick := time.NewTicker(c.cfg.TickInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case f := <-c.in:
+			c.core.Tick(c.cfg.Clock.NowMs())
+			f()
+			// Take everything else already waiting into the same cycle.
+		drain:
+			for range cap(c.in) {
+				select {
+				case f := <-c.in:
+					f()
+				default:
+					break drain
+				}
+			}
+		case <-tick.C:
+			c.core.Tick(c.cfg.Clock.NowMs())
+		}
+		c.cycle()
+	}
+}
+
+// cycle flushes the Core and carries out its Ready.
+func (c *Cluster) cycle() {
+	if err := c.core.Flush(); err != nil {
+		c.cfg.Logger.Error("writing to the store failed", "err", err)
+	}
+	rd := c.core.Ready()
+	byPeer := map[NodeID][]Msg{}
+	for _, e := range rd.Messages {
+		byPeer[e.To] = append(byPeer[e.To], e.Msg)
+	}
+	for _, to := range sortedNodes(byPeer) {
+		c.sendAll(to, byPeer[to])
+	}
+	if len(rd.Events) > 0 {
+		c.cfg.Notifier.Notify(rd.Events)
+	}
+	t, haveTable := c.core.Table()
+	c.mu.Lock()
+	c.ready, c.table = haveTable, t
+	c.stats = c.core.Stats()
+	for _, d := range rd.Completions {
+		if ch, ok := c.waiting[d.ID]; ok {
+			delete(c.waiting, d.ID)
+			ch <- d
+		}
+	}
+	c.mu.Unlock()
+}
+
+// sendAll sends msgs to a peer in frames of bounded size.
+func (c *Cluster) sendAll(to NodeID, msgs []Msg) {
+	addr := c.cfg.AddrOf(to)
+	if addr == "" || c.transport == nil {
+		return
+	}
+	for len(msgs) > 0 {
+		n := len(msgs)
+		for {
+			frame, err := EncodeFrame(msgs[:n])
+			if err == nil && (len(frame) <= MaxFrame/2 || n == 1) {
+				if len(frame) <= MaxFrame {
+					c.transport.Send(to, addr, frame)
+				} else {
+					c.cfg.Logger.Warn("dropping an oversized replication message", "peer", string(to), "bytes", len(frame))
+				}
+				break
+			}
+			if err != nil {
+				c.cfg.Logger.Error("encoding a replication frame", "err", err)
+				break
+			}
+			n = (n + 1) / 2
+		}
+		msgs = msgs[n:]
+	}
+}
+
+// Deliver takes a frame from a peer (the transport's OnFrame).
+func (c *Cluster) Deliver(from NodeID, frame []byte) {
+	msgs, err := DecodeFrame(frame)
+	if err != nil {
+		c.cfg.Logger.Warn("bad replication frame", "peer", string(from), "err", err)
+		return
+	}
+	c.enqueue(func() {
+		for _, m := range msgs {
+			c.core.Step(from, m)
+		}
+	})
+}
+
+func (c *Cluster) enqueue(f func()) bool {
+	select {
+	case c.in <- f:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+// SetTable installs a new ring.
+func (c *Cluster) SetTable(t Table) { c.enqueue(func() { c.core.SetTable(t) }) }
+
+// SetAlive records membership's view of a peer.
+func (c *Cluster) SetAlive(id NodeID, alive bool) {
+	c.enqueue(func() { c.core.SetAlive(id, alive) })
+}
+
+// SetInterest sets the profiles this node's subscribers follow.
+func (c *Cluster) SetInterest(refs []Ref) { c.enqueue(func() { c.core.SetInterest(refs) }) }
+
+// AddInterest adds one profile to those this node's subscribers follow.
+func (c *Cluster) AddInterest(ref Ref) {
+	c.enqueue(func() { c.core.SetInterest(append(c.core.wanted, ref)) })
+}
+
+// Ready reports whether the node knows the ring.
+func (c *Cluster) Ready() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ready
+}
+
+// Table returns the ring the node routes by, and whether it has one.
+func (c *Cluster) Table() (Table, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.table, c.ready
+}
+
+// Stats returns the Core's counters as of the last cycle.
+func (c *Cluster) Stats() CoreStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+func (c *Cluster) do(ctx context.Context, op Op) (Result, error) {
+	ch := make(chan Completion, 1)
+	c.mu.Lock()
+	c.nextID++
+	id := c.nextID
+	c.waiting[id] = ch
+	c.mu.Unlock()
+	if !c.enqueue(func() { c.core.Submit(id, op) }) {
+		return Result{}, fmt.Errorf("%w: the node is shutting down", ErrUnavailable)
+	}
+	select {
+	case d := <-ch:
+		return d.Res, d.Err
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.waiting, id)
+		c.mu.Unlock()
+		return Result{}, ctx.Err()
+	}
+}
+
+// Put implements Service.
+func (c *Cluster) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteResult, error) {
+	// Far-future versions are refused here, on the node the device talks
+	// to, against its clock.
+	nowMs := c.cfg.Clock.NowMs()
+	for i, u := range ups {
+		for _, h := range [2]crdt.HLC{u.Epoch, u.Seq} {
+			if err := c.core.local.hlc.Check(h, nowMs); err != nil {
+				return nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+			}
+		}
+	}
+	res, err := c.do(ctx, Op{Kind: OpPut, Ref: ref, Ups: ups})
+	for _, u := range ups {
+		c.core.local.hlc.Observe(max(u.Epoch, u.Seq))
+	}
+	for _, w := range res.Writes {
+		c.core.local.hlc.Observe(w.Cursor.UpdatedHLC)
+	}
+	return res.Writes, err
+}
+
+// Cursor implements Service.
+func (c *Cluster) Cursor(ctx context.Context, ref Ref, video string) (crdt.Cursor, bool, error) {
+	res, err := c.do(ctx, Op{Kind: OpCursor, Ref: ref, Video: video})
+	return res.Cursor, res.Found, err
+}
+
+// Cursors implements Service.
+func (c *Cluster) Cursors(ctx context.Context, ref Ref) ([]crdt.Cursor, error) {
+	res, err := c.do(ctx, Op{Kind: OpCursors, Ref: ref})
+	for _, cur := range res.Cursors {
+		c.core.local.hlc.Observe(cur.UpdatedHLC)
+	}
+	return res.Cursors, err
+}
+
+// History implements Service.
+func (c *Cluster) History(ctx context.Context, ref Ref) ([]HistoryItem, error) {
+	res, err := c.do(ctx, Op{Kind: OpHistory, Ref: ref})
+	return res.History, err
+}
+
+// DeleteEntry implements Service.
+func (c *Cluster) DeleteEntry(ctx context.Context, ref Ref, id string) error {
+	_, err := c.do(ctx, Op{Kind: OpDeleteEntry, Ref: ref, Entry: id})
+	return err
+}
+
+// DeleteVideo implements Service.
+func (c *Cluster) DeleteVideo(ctx context.Context, ref Ref, video string) error {
+	_, err := c.do(ctx, Op{Kind: OpDeleteVideo, Ref: ref, Video: video})
+	return err
+}
+
+// DeleteAll implements Service.
+func (c *Cluster) DeleteAll(ctx context.Context, ref Ref) error {
+	_, err := c.do(ctx, Op{Kind: OpDeleteAll, Ref: ref})
+	return err
+}
+
+// Profile implements Service.
+func (c *Cluster) Profile(ctx context.Context, ref Ref) (crdt.Profile, error) {
+	res, err := c.do(ctx, Op{Kind: OpProfile, Ref: ref})
+	return res.Profile, err
+}
+
+// SetHistoryPaused implements Service.
+func (c *Cluster) SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (crdt.Profile, error) {
+	res, err := c.do(ctx, Op{Kind: OpSetPaused, Ref: ref, Paused: paused})
+	return res.Profile, err
+}
+
+// Now implements Service: this node's HLC (safe from any goroutine).
+func (c *Cluster) Now() crdt.HLC { return c.core.local.hlc.Now(c.cfg.Clock.NowMs()) }
+
+// Policy implements Service.
+func (c *Cluster) Policy() crdt.Policy { return c.core.cfg.Local.Policy }

@@ -1,0 +1,331 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/storage"
+)
+
+// ClusterOptions makes a node a cluster member (DESIGN.md §5). With
+// Config.ClusterOptions nil the node runs alone on the single-node
+// coordinator, as `playhead serve` does without cluster flags.
+type ClusterOptions struct {
+	// GossipAddr is the host:port memberlist binds (UDP and TCP). Port 0
+	// picks one (tests). The default value is 127.0.0.1:7946.
+	GossipAddr string
+	// RaftAddr is the host:port of the ring configuration's raft. The
+	// default value is 127.0.0.1:7947.
+	RaftAddr string
+	// RPCAddr is the host:port of replication traffic. The default value is
+	// 127.0.0.1:7948.
+	RPCAddr string
+	// Join lists gossip addresses of members to join; retried until one
+	// answers.
+	Join []string
+	// BootstrapExpect is how many members a new cluster waits for before
+	// the member with the smallest id founds the ring. The default value
+	// is 1 (a node without --join founds a cluster at once).
+	BootstrapExpect int
+	// Keys is the cluster keyring (gossip.LoadGossipKeys). Required.
+	Keys [][]byte
+	// Replication and WriteQuorum: copies of each profile, and how many
+	// must be durable before a write is acknowledged. Defaults 3 and 2.
+	Replication int
+	WriteQuorum int
+	// DeadNodeGrace is how long a dead member keeps its partitions. The
+	// default value is 5 minutes.
+	DeadNodeGrace time.Duration
+	// Loopback shortens the failure-detection and raft timings for
+	// clusters on one host (dev, tests).
+	Loopback bool
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *ClusterOptions) EnsureDefaults() {
+	if c.GossipAddr == "" {
+		c.GossipAddr = "127.0.0.1:7946"
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = "127.0.0.1:7947"
+	}
+	if c.RPCAddr == "" {
+		c.RPCAddr = "127.0.0.1:7948"
+	}
+	if c.BootstrapExpect == 0 {
+		c.BootstrapExpect = 1
+	}
+	if c.Replication == 0 {
+		c.Replication = 3
+	}
+	if c.WriteQuorum == 0 {
+		c.WriteQuorum = 2
+	}
+	if c.DeadNodeGrace == 0 {
+		c.DeadNodeGrace = gossip.DefaultDeadNodeGrace
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c ClusterOptions) Validate() error {
+	switch {
+	case len(c.Keys) == 0:
+		return errors.New("node: a cluster needs its key (--gossip-key-file; make one with `playhead keygen`)")
+	case c.Replication < 1:
+		return fmt.Errorf("node: --replication must be at least 1, got %d", c.Replication)
+	case c.WriteQuorum < 1 || c.WriteQuorum > c.Replication:
+		return fmt.Errorf("node: --write-quorum must be between 1 and --replication (%d), got %d", c.Replication, c.WriteQuorum)
+	case c.BootstrapExpect < 1:
+		return fmt.Errorf("node: --bootstrap-expect must be at least 1, got %d", c.BootstrapExpect)
+	}
+	return nil
+}
+
+// clusterParts are the running pieces of a cluster node.
+type clusterParts struct {
+	opts      ClusterOptions
+	self      gossip.NodeID
+	cl        *gossip.Cluster
+	transport *gossip.TCPTransport
+	ring      *gossip.RaftRing
+	members   *gossip.Memberlist
+	rec       *gossip.RingReconciler
+	hub       *Hub
+	httpAddr  func() string
+
+	mu    sync.Mutex
+	addrs map[gossip.NodeID]string // replication addresses
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// newClusterNode opens the store and starts the cluster parts: transport,
+// replication driver, raft ring, membership and the ring reconciler.
+func newClusterNode(cfg Config) (_ *Node, err error) {
+	o := *cfg.ClusterOptions
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("node: creating the data directory: %w", err)
+	}
+	hub := NewHub(cfg.PushBuffer)
+	m, err := newMetrics(hub, cfg.NodeID, cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	store, err := storage.Open(cfg.DataDir, storage.Options{OnSync: m.onSync})
+	if err != nil {
+		return nil, fmt.Errorf("node: opening the store in %s (is another node using it?): %w", cfg.DataDir, err)
+	}
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for _, c := range slices.Backward(closers) {
+				c()
+			}
+			store.Close()
+		}
+	}()
+	log := cfg.Logger.With("node", cfg.NodeID)
+	cp := &clusterParts{opts: o, self: gossip.NodeID(cfg.NodeID), hub: hub, addrs: map[gossip.NodeID]string{}, done: make(chan struct{})}
+
+	cl, err := gossip.NewCluster(gossip.ClusterConfig{
+		Core: gossip.CoreConfig{Self: cp.self, Local: cfg.localOptions(), WriteQuorum: o.WriteQuorum},
+		Store: store, Clock: cfg.Clock, Notifier: hub, AddrOf: cp.addrOf, Logger: log.With("component", "replication"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	cp.cl = cl
+	rpcLn, err := net.Listen("tcp", o.RPCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("node: listening for replication on %s (--rpc-addr): %w", o.RPCAddr, err)
+	}
+	tr, err := gossip.NewTCPTransport(gossip.TCPConfig{Self: cp.self, Listener: rpcLn, Keys: o.Keys,
+		OnFrame: cl.Deliver, Logger: log.With("component", "rpc")})
+	if err != nil {
+		rpcLn.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	cp.transport = tr
+	closers = append(closers, tr.Close)
+	cl.Start(tr)
+	closers = append(closers, func() error { cl.Close(); return nil })
+	cp.setAddr(cp.self, tr.Addr().String())
+
+	rcfg := gossip.RaftRingConfig{NodeID: cp.self, DataDir: cfg.DataDir, BindAddr: o.RaftAddr,
+		Partitions: cfg.Partitions, Replicas: o.Replication,
+		Bootstrap: o.BootstrapExpect == 1 && len(o.Join) == 0,
+		OnTable:   cl.SetTable, Logger: log.With("component", "raft")}
+	if o.Loopback {
+		rcfg.SetLoopbackTimings()
+	}
+	ring, err := gossip.OpenRaftRing(rcfg)
+	if err != nil {
+		return nil, fmt.Errorf("node: opening the ring (raft) in %s: %w", cfg.DataDir, err)
+	}
+	cp.ring = ring
+	closers = append(closers, ring.Shutdown)
+	if t := ring.Table(); t.Version > 0 {
+		cl.SetTable(t)
+	}
+
+	var recPtr atomic.Pointer[gossip.RingReconciler] // set once it runs
+	mcfg := gossip.MemberlistConfig{NodeID: cp.self, BindAddr: o.GossipAddr,
+		RPCAddr: tr.Addr().String(), HTTPAddr: cfg.HTTPAddr, RaftAddr: ring.Addr(), Keys: o.Keys,
+		OnChange: func(mb gossip.Member) {
+			if mb.RPCAddr != "" {
+				cp.setAddr(mb.ID, mb.RPCAddr)
+			}
+			if mb.ID != cp.self {
+				cl.SetAlive(mb.ID, mb.State == gossip.MemberAlive || mb.State == gossip.MemberSuspect)
+			}
+			if rec := recPtr.Load(); rec != nil {
+				rec.Notify()
+			}
+		},
+		Logger: log.With("component", "memberlist")}
+	if o.Loopback {
+		mcfg.SetLoopbackTimings()
+	}
+	members, err := gossip.NewMemberlist(mcfg)
+	if err != nil {
+		return nil, fmt.Errorf("node: starting membership on %s (--gossip-addr): %w", o.GossipAddr, err)
+	}
+	cp.members = members
+	closers = append(closers, members.Shutdown)
+	rcc := gossip.RingReconcilerConfig{Membership: members, Ring: ring,
+		Controller: gossip.RingControllerConfig{DeadNodeGrace: o.DeadNodeGrace}, Logger: log.With("component", "ring")}
+	if o.Loopback {
+		rcc.Interval = time.Second
+	}
+	rec, err := gossip.StartRingReconciler(rcc)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	recPtr.Store(rec)
+	cp.rec = rec
+	closers = append(closers, func() error { rec.Stop(); return nil })
+
+	hub.SetOnFirstSubscriber(cl.AddInterest)
+	cp.wg.Add(1)
+	go cp.background(log)
+
+	cfg.Cluster = cp
+	n := assemble(cfg, cl, hub, store, m)
+	cp.httpAddr = n.httpAddr
+	n.readyCheck = cp.readyCheck
+	n.closers = append(n.closers, func(ctx context.Context) error { return cp.stop(ctx) })
+	return n, nil
+}
+
+func (cp *clusterParts) addrOf(id gossip.NodeID) string {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	return cp.addrs[id]
+}
+
+func (cp *clusterParts) setAddr(id gossip.NodeID, addr string) {
+	cp.mu.Lock()
+	cp.addrs[id] = addr
+	cp.mu.Unlock()
+}
+
+// background joins the seeds (retrying), founds the ring when
+// --bootstrap-expect members are seen, and renews push interest.
+func (cp *clusterParts) background(log interface{ Info(string, ...any) }) {
+	defer cp.wg.Done()
+	joined := len(cp.opts.Join) == 0
+	var enoughSince time.Time
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	lastInterest := time.Time{}
+	for {
+		if !joined {
+			if n, err := cp.members.Join(cp.opts.Join); err == nil && n > 0 {
+				joined = true
+				log.Info("joined the cluster", "seeds", cp.opts.Join, "answered", n)
+			}
+		}
+		if joined && !cp.ring.HasState() && cp.opts.BootstrapExpect > 1 {
+			var alive []gossip.NodeID
+			for _, mb := range cp.members.Members() {
+				if mb.State == gossip.MemberAlive && mb.RaftAddr != "" {
+					alive = append(alive, mb.ID)
+				}
+			}
+			slices.Sort(alive)
+			switch {
+			case len(alive) < cp.opts.BootstrapExpect:
+				enoughSince = time.Time{}
+			case enoughSince.IsZero():
+				enoughSince = time.Now()
+			case time.Since(enoughSince) > 2*time.Second && alive[0] == cp.self:
+				// Waited for an existing leader to add this node; none did.
+				if err := cp.ring.BootstrapNow(); err == nil {
+					log.Info("founded the ring", "members", len(alive))
+				}
+			}
+		}
+		if time.Since(lastInterest) > 3*time.Second {
+			lastInterest = time.Now()
+			cp.cl.SetInterest(cp.hub.Refs())
+		}
+		select {
+		case <-cp.done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (cp *clusterParts) readyCheck() error {
+	if !cp.cl.Ready() {
+		return errors.New("the ring is not known yet (joining)")
+	}
+	return nil
+}
+
+// stop leaves the cluster gracefully and stops the parts; the node closes
+// the store after it.
+func (cp *clusterParts) stop(ctx context.Context) error {
+	close(cp.done)
+	cp.wg.Wait()
+	if err := cp.members.Leave(2 * time.Second); err != nil && !errors.Is(err, context.Canceled) {
+		_ = err // leaving is best effort: the others declare the node dead
+	}
+	if cp.ring.IsLeader() {
+		cp.ring.TransferLeadership()
+	}
+	cp.rec.Stop()
+	cp.ring.Shutdown()
+	cp.members.Shutdown()
+	cp.cl.Close()
+	return cp.transport.Close()
+}
+
+// ClusterStatus implements ClusterInfo for GET /v1/cluster.
+func (cp *clusterParts) ClusterStatus(context.Context) (ClusterStatus, error) {
+	t := cp.ring.Table()
+	load := t.Load()
+	leader, _ := cp.ring.Leader()
+	st := ClusterStatus{Partitions: t.Partitions(), Replication: t.Replicas, RaftLeader: string(leader)}
+	for _, mb := range cp.members.Members() {
+		st.Members = append(st.Members, ClusterMember{ID: string(mb.ID), State: mb.State.String(),
+			HTTPAddr: mb.HTTPAddr, Partitions: load[mb.ID]})
+	}
+	if st.Members == nil {
+		st.Members = []ClusterMember{}
+	}
+	return st, nil
+}

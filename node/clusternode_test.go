@@ -1,0 +1,182 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/playhead/playhead/gossip"
+)
+
+// testCluster is n in-process cluster nodes on loopback, each with its own
+// HTTP listener, data dir, memberlist, raft and replication transport.
+type testCluster struct {
+	t     *testing.T
+	nodes []*Node
+	urls  []string
+	token string
+}
+
+func startTestCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	key := bytes.Repeat([]byte{7}, gossip.GossipKeySize)
+	tc := &testCluster{t: t}
+	var seed string
+	for i := range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := &ClusterOptions{GossipAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0",
+			Keys: [][]byte{key}, Loopback: true}
+		if seed != "" {
+			opts.Join = []string{seed}
+		}
+		cfg := Config{NodeID: fmt.Sprintf("n%d", i+1), DataDir: t.TempDir(), HTTPAddr: ln.Addr().String(),
+			AuthSecret: testSecret, Logger: slog.New(slog.DiscardHandler), DeviceRate: -1, AccountRate: -1,
+			Partitions: 64, ClusterOptions: opts}
+		nd, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { nd.Serve(ctx, ln); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		if seed == "" {
+			seed = nd.cfg.Cluster.(*clusterParts).members.GossipAddr()
+		}
+		tc.nodes = append(tc.nodes, nd)
+		tc.urls = append(tc.urls, "http://"+ln.Addr().String())
+	}
+	tok, err := IssueToken(testSecret, "acct-1", nil, false, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.token = tok
+	tc.waitOwners(n)
+	return tc
+}
+
+// waitOwners waits until every node routes by a ring of min(3, members)
+// owners per partition over want members.
+func (tc *testCluster) waitOwners(want int) {
+	tc.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		ok := true
+		for _, nd := range tc.nodes {
+			tb, have := nd.cfg.Cluster.(*clusterParts).cl.Table()
+			if !have || len(tb.Load()) != want {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tc.t.Fatalf("the ring did not reach %d members", want)
+}
+
+func (tc *testCluster) req(i int, method, path string, body any) (int, []byte) {
+	tc.t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	r, _ := http.NewRequest(method, tc.urls[i]+path, rd)
+	r.Header.Set("Authorization", "Bearer "+tc.token)
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out bytes.Buffer
+	out.ReadFrom(resp.Body)
+	return resp.StatusCode, out.Bytes()
+}
+
+func TestClusterWriteReadAndPushAcrossNodes(t *testing.T) {
+	tc := startTestCluster(t, 3)
+
+	// A subscriber on node 2.
+	r, _ := http.NewRequest("GET", tc.urls[1]+"/v1/profiles/kids/events", nil)
+	r.Header.Set("Authorization", "Bearer "+tc.token)
+	r.Header.Set("Accept", "text/event-stream")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(r.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				lines <- string(buf[:n])
+			}
+			if err != nil {
+				close(lines)
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // the interest reaches the owners
+
+	start := time.Now()
+	st, body := tc.req(0, "PUT", "/v1/profiles/kids/positions/film", upd(754_000, hour, "tv", "s1"))
+	if st != 200 {
+		t.Fatalf("write via node 1: %d %s", st, body)
+	}
+	st, body = tc.req(2, "GET", "/v1/profiles/kids/positions/film", nil)
+	if st != 200 || !strings.Contains(string(body), `"position_ms":754000`) {
+		t.Fatalf("read via node 3: %d %s", st, body)
+	}
+	var got strings.Builder
+	for !strings.Contains(got.String(), "754000") {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("push stream ended: %s", got.String())
+			}
+			got.WriteString(l)
+		case <-time.After(time.Until(start.Add(time.Second))):
+			t.Fatalf("no push on node 2 within 1 s: %q", got.String())
+		}
+	}
+
+	st, body = tc.req(0, "GET", "/v1/cluster", nil)
+	if st != 403 {
+		t.Fatalf("/v1/cluster without admin: %d %s", st, body)
+	}
+	admin, _ := IssueToken(testSecret, "acct-1", nil, true, time.Hour, time.Now())
+	tc.token = admin
+	st, body = tc.req(1, "GET", "/v1/cluster", nil)
+	var cs ClusterStatus
+	json.Unmarshal(body, &cs)
+	if st != 200 || len(cs.Members) != 3 || cs.RaftLeader == "" || cs.Replication != 3 {
+		t.Fatalf("/v1/cluster: %d %s", st, body)
+	}
+	for _, m := range cs.Members {
+		if m.State != "alive" || m.Partitions != 64 {
+			t.Fatalf("member %+v (RF=3 of 3 nodes: every node owns every partition)", m)
+		}
+	}
+}

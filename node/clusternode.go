@@ -140,7 +140,7 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	cp := &clusterParts{opts: o, self: gossip.NodeID(cfg.NodeID), hub: hub, addrs: map[gossip.NodeID]string{}, done: make(chan struct{})}
 
 	cl, err := gossip.NewCluster(gossip.ClusterConfig{
-		Core: gossip.CoreConfig{Self: cp.self, Local: cfg.localOptions(), WriteQuorum: o.WriteQuorum},
+		Core:  gossip.CoreConfig{Self: cp.self, Local: cfg.localOptions(), WriteQuorum: o.WriteQuorum},
 		Store: store, Clock: cfg.Clock, Notifier: hub, AddrOf: cp.addrOf, Logger: log.With("component", "replication"),
 	})
 	if err != nil {

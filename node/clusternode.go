@@ -28,6 +28,10 @@ type ClusterOptions struct {
 	// RPCAddr is the host:port of replication traffic. The default value is
 	// 127.0.0.1:7948.
 	RPCAddr string
+	// AdvertiseHost is the host (IP or name) other nodes reach this one at,
+	// when the addresses above bind a wildcard (0.0.0.0). The default value
+	// is "" (use the bound addresses).
+	AdvertiseHost string
 	// Join lists gossip addresses of members to join; retried until one
 	// answers.
 	Join []string
@@ -161,12 +165,14 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	closers = append(closers, tr.Close)
 	cl.Start(tr)
 	closers = append(closers, func() error { cl.Close(); return nil })
-	cp.setAddr(cp.self, tr.Addr().String())
+	rpcPublic := advertise(o.AdvertiseHost, tr.Addr().String())
+	cp.setAddr(cp.self, rpcPublic)
 
 	rcfg := gossip.RaftRingConfig{NodeID: cp.self, DataDir: cfg.DataDir, BindAddr: o.RaftAddr,
 		Partitions: cfg.Partitions, Replicas: o.Replication,
-		Bootstrap: o.BootstrapExpect == 1 && len(o.Join) == 0,
-		OnTable:   cl.SetTable, Logger: log.With("component", "raft")}
+		AdvertiseAddr: advertiseOnly(o.AdvertiseHost, o.RaftAddr),
+		Bootstrap:     o.BootstrapExpect == 1 && len(o.Join) == 0,
+		OnTable:       cl.SetTable, Logger: log.With("component", "raft")}
 	if o.Loopback {
 		rcfg.SetLoopbackTimings()
 	}
@@ -182,7 +188,8 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 
 	var recPtr atomic.Pointer[gossip.RingReconciler] // set once it runs
 	mcfg := gossip.MemberlistConfig{NodeID: cp.self, BindAddr: o.GossipAddr,
-		RPCAddr: tr.Addr().String(), HTTPAddr: cfg.HTTPAddr, RaftAddr: ring.Addr(), Keys: o.Keys,
+		AdvertiseAddr: advertiseOnly(o.AdvertiseHost, o.GossipAddr),
+		RPCAddr:       rpcPublic, HTTPAddr: advertise(o.AdvertiseHost, cfg.HTTPAddr), RaftAddr: advertise(o.AdvertiseHost, ring.Addr()), Keys: o.Keys,
 		OnChange: func(mb gossip.Member) {
 			if mb.RPCAddr != "" {
 				cp.setAddr(mb.ID, mb.RPCAddr)
@@ -227,6 +234,28 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	n.readyCheck = cp.readyCheck
 	n.closers = append(n.closers, func(ctx context.Context) error { return cp.stop(ctx) })
 	return n, nil
+}
+
+// advertise replaces addr's host by host when host is set; with addr ""
+// it returns "" (let the component choose).
+func advertise(host, addr string) string {
+	if host == "" || addr == "" {
+		return addr
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// advertiseOnly is advertise for the components' own advertise settings:
+// "" unless a host is set.
+func advertiseOnly(host, addr string) string {
+	if host == "" {
+		return ""
+	}
+	return advertise(host, addr)
 }
 
 func (cp *clusterParts) addrOf(id gossip.NodeID) string {

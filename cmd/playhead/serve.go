@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/playhead/playhead/gossip"
 	"github.com/playhead/playhead/node"
 )
 
@@ -31,6 +34,18 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 	historyTTL := fs.Duration("history-ttl", d.Policy.HistoryTTL, "history entries (and deletion tombstones) are kept this long")
 	rate := fs.Float64("device-rate", d.DeviceRate, "writes per second allowed per device (token bucket rate); excess gets 429")
 	burst := fs.Int("device-burst", d.DeviceBurst, "burst size of the per-device token bucket")
+	gossipAddr := fs.String("gossip-addr", "", "host:port for cluster membership (memberlist, UDP+TCP); setting it, --join or --bootstrap-expect > 1 makes the node a cluster member (e.g. 0.0.0.0:7946)")
+	rpcAddr := fs.String("rpc-addr", "", "host:port for replication traffic between nodes (TCP); default: the gossip host, port 7948")
+	raftAddr := fs.String("raft-addr", "", "host:port for the ring configuration's raft (TCP); default: the gossip host, port 7947")
+	advertiseHost := fs.String("advertise-addr", "", "IP address other nodes reach this node at, when the cluster addresses bind 0.0.0.0 (default: derived from the bound addresses)")
+	var join stringList
+	fs.Var(&join, "join", "gossip addresses of cluster members to join, comma-separated or repeated")
+	bootstrapExpect := fs.Int("bootstrap-expect", 1, "members a new cluster waits for before founding its ring; with no --join and 1, a node runs alone")
+	gossipKeyFile := fs.String("gossip-key-file", "", "file with the cluster key (base64, 32 bytes; `playhead keygen` prints one); one per line to rotate, the first is used to send; required for a cluster")
+	replication := fs.Int("replication", 3, "copies of each profile kept in the cluster")
+	writeQuorum := fs.Int("write-quorum", 2, "copies that must be durable before a write is acknowledged")
+	deadGrace := fs.Duration("dead-node-grace", 5*time.Minute, "how long a dead node keeps its partitions before they move to others")
+	loopback := fs.Bool("loopback-timings", false, "shorten failure detection and raft timings for a cluster on one host (tests, dev); never on a real network")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	return func() (node.Config, error) {
@@ -57,6 +72,37 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 			return cfg, err
 		}
 		cfg.Logger = logger
+		if *gossipAddr != "" || len(join) > 0 || *bootstrapExpect > 1 {
+			if *gossipKeyFile == "" {
+				return cfg, fmt.Errorf("a cluster member needs --gossip-key-file (create one with `playhead keygen > cluster.key` and give every node the same file)")
+			}
+			keys, err := gossip.LoadGossipKeys(*gossipKeyFile)
+			if err != nil {
+				return cfg, err
+			}
+			g := *gossipAddr
+			if g == "" {
+				g = "0.0.0.0:7946"
+			}
+			host, _, err := net.SplitHostPort(g)
+			if err != nil {
+				return cfg, fmt.Errorf("--gossip-addr %q: %v", g, err)
+			}
+			if *rpcAddr == "" {
+				*rpcAddr = net.JoinHostPort(host, "7948")
+			}
+			if *raftAddr == "" {
+				*raftAddr = net.JoinHostPort(host, "7947")
+			}
+			if host == "0.0.0.0" || host == "::" {
+				if *advertiseHost == "" {
+					return cfg, fmt.Errorf("--gossip-addr %s binds every interface: give --advertise-addr, the IP other nodes reach this one at", g)
+				}
+			}
+			cfg.ClusterOptions = &node.ClusterOptions{GossipAddr: g, AdvertiseHost: *advertiseHost, RPCAddr: *rpcAddr, RaftAddr: *raftAddr,
+				Join: join, BootstrapExpect: *bootstrapExpect, Keys: keys, Replication: *replication,
+				WriteQuorum: *writeQuorum, DeadNodeGrace: *deadGrace, Loopback: *loopback}
+		}
 		return cfg, nil
 	}
 }
@@ -81,7 +127,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	build := serveFlags(fs, "playhead-data")
 	fs.Usage = usage(stderr, fs, "playhead serve --data-dir DIR --http-addr HOST:PORT --auth-secret-file FILE [flags]",
-		"Runs one playhead node. SIGTERM or SIGINT shuts it down gracefully: it stops taking requests,\nfinishes those in flight, and closes storage; no acknowledged write is lost.")
+		"Runs one playhead node. SIGTERM or SIGINT shuts it down gracefully: it stops taking requests,\nfinishes those in flight, leaves the cluster, and closes storage; no acknowledged write is lost.\n\nA cluster: start every node with the same --gossip-key-file, --bootstrap-expect N (the number of\nfirst nodes) and --join with one or more members' --gossip-addr; each node needs its own\n--node-id, --data-dir and addresses. /readyz answers 200 once the node knows the ring.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

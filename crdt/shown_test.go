@@ -36,7 +36,7 @@ func TestEntryShownHidesDeletedTitle(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		e := genEntry().Draw(t, "entry")
 		p := genProfile().Draw(t, "profile")
-		vc := genHLC(1 << 20).Draw(t, "videoClearedAt")
+		vc := genHLC(1<<20).Draw(t, "videoClearedAt")
 		s := e.Shown(p, vc)
 		ver := e.Title.Ver
 		deleted := !ver.IsZero() && (!e.Deleted.Less(ver) || ver.Seq <= max(p.ClearedAt, vc))

@@ -540,7 +540,9 @@ func (c *Core) Step(from NodeID, m Msg) {
 		restoreVideos(f.op, &res)
 		c.complete(m.ReqID, res, nil, false)
 	case MsgReplicate:
-		c.mergeRecords(m.Records)
+		// The coordinator pushes the change it replicates; replicas push
+		// only what reaches them by repair (hints, anti-entropy).
+		c.mergeRecords(m.Records, m.ReqID>>63 == 1)
 		if m.ReqID != 0 {
 			c.heldMsgs = append(c.heldMsgs, Envelope{To: from, Msg: Msg{Type: MsgAck, ReqID: m.ReqID}})
 		}
@@ -599,9 +601,10 @@ func (c *Core) checkWrite(wid uint64, w *coordWrite) {
 	}
 }
 
-// mergeRecords merges peer records into the local state; a merge that
-// advances a live cursor is pushed to nodes with interest in its profile.
-func (c *Core) mergeRecords(kvs []KeyValue) int {
+// mergeRecords merges peer records into the local state; with push set, a
+// merge that advances a live cursor is pushed to nodes with interest in its
+// profile.
+func (c *Core) mergeRecords(kvs []KeyValue, push bool) int {
 	changed := 0
 	for _, kv := range kvs {
 		put, err := decodeRecord(kv)
@@ -609,14 +612,14 @@ func (c *Core) mergeRecords(kvs []KeyValue) int {
 			c.stats.BadMessages++
 			continue
 		}
-		if c.mergeOne(put) {
+		if c.mergeOne(put, push) {
 			changed++
 		}
 	}
 	return changed
 }
 
-func (c *Core) mergeOne(put storage.Put) bool {
+func (c *Core) mergeOne(put storage.Put, push bool) bool {
 	old, had, err := c.buf.Get(put.Key)
 	if err != nil {
 		return false
@@ -636,7 +639,7 @@ func (c *Core) mergeOne(put storage.Put) bool {
 	}
 	c.buf.Write([]storage.Put{{Key: put.Key, Record: merged}}, nil)
 	c.stats.RecordsMerged++
-	if merged.Kind == crdt.KindCursor && (!had || crdt.Advances(old.Cursor, merged.Cursor)) {
+	if push && merged.Kind == crdt.KindCursor && (!had || crdt.Advances(old.Cursor, merged.Cursor)) {
 		ref := Ref{Account: put.Key.Account, Profile: put.Key.Profile}
 		if len(c.interest[ref]) > 0 {
 			cur := merged.Cursor
@@ -962,7 +965,7 @@ func (c *Core) onBuckets(from NodeID, m Msg) {
 		c.stats.BadMessages++
 		return
 	}
-	c.mergeRecords(m.Records)
+	c.mergeRecords(m.Records, true)
 	c.stats.AEBucketsRepaired += uint64(popcount(m.Buckets))
 	if m.Reply {
 		c.sendBuckets(from, m.P, m.Buckets, false, false)

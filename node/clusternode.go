@@ -358,3 +358,23 @@ func (cp *clusterParts) ClusterStatus(context.Context) (ClusterStatus, error) {
 	}
 	return st, nil
 }
+
+// GossipAddr returns the node's membership address (a seed for others to
+// join), or "" for a node that runs alone.
+func (n *Node) GossipAddr() string {
+	if cp, ok := n.clusterInfo.(*clusterParts); ok {
+		return cp.members.GossipAddr()
+	}
+	return ""
+}
+
+// Ready reports whether the node serves: a lone node at once, a cluster
+// node once its copy of the ring has the given number of owning members.
+func (n *Node) Ready(members int) bool {
+	cp, ok := n.clusterInfo.(*clusterParts)
+	if !ok {
+		return true
+	}
+	t, have := cp.cl.Table()
+	return have && len(t.Load()) == members
+}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,13 +20,13 @@ import (
 // testCluster is n in-process cluster nodes on loopback, each with its own
 // HTTP listener, data dir, memberlist, raft and replication transport.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	nodes []*Node
 	urls  []string
 	token string
 }
 
-func startTestCluster(t *testing.T, n int) *testCluster {
+func startTestCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a cluster")
@@ -179,4 +181,77 @@ func TestClusterWriteReadAndPushAcrossNodes(t *testing.T) {
 			t.Fatalf("member %+v (RF=3 of 3 nodes: every node owns every partition)", m)
 		}
 	}
+}
+
+// BenchmarkClusterPut: HTTP PUTs through all three nodes of an in-process
+// RF=3, W=2 cluster on loopback (each write durable on two Pebble stores
+// before its answer). Compare with BenchmarkHTTPPut (one node).
+func BenchmarkClusterPut(b *testing.B) {
+	tc := startTestCluster(b, 3)
+	var ctr atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		g := ctr.Add(1)
+		client := &http.Client{}
+		for i := int64(1); pb.Next(); i++ {
+			body := fmt.Sprintf(`{"position_ms":%d,"duration_ms":100000000,"device":"d%d","session":"s%d"}`, i*1000, g, g)
+			r, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v1/profiles/p%d/positions/v", tc.urls[int(i+g)%3], g), strings.NewReader(body))
+			r.Header.Set("Authorization", "Bearer "+tc.token)
+			resp, err := client.Do(r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+}
+
+// BenchmarkSingleNodePut is BenchmarkClusterPut's load against one node on
+// Pebble (durable, group commit): the baseline of the cluster's figure.
+func BenchmarkSingleNodePut(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	nd, err := New(Config{NodeID: "n1", DataDir: b.TempDir(), HTTPAddr: ln.Addr().String(), AuthSecret: testSecret,
+		Logger: slog.New(slog.DiscardHandler), DeviceRate: -1, AccountRate: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { nd.Serve(ctx, ln); close(done) }()
+	defer func() { cancel(); <-done }()
+	tok, _ := IssueToken(testSecret, "acct-1", nil, false, time.Hour, time.Now())
+	url := "http://" + ln.Addr().String()
+	var ctr atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		g := ctr.Add(1)
+		client := &http.Client{}
+		for i := int64(1); pb.Next(); i++ {
+			body := fmt.Sprintf(`{"position_ms":%d,"duration_ms":100000000,"device":"d%d","session":"s%d"}`, i*1000, g, g)
+			r, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v1/profiles/p%d/positions/v", url, g), strings.NewReader(body))
+			r.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := client.Do(r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
 }

@@ -296,14 +296,17 @@ func TestClusterProcessesNodeLossAndQuorumLoss(t *testing.T) {
 	pc.start(n3, 3)
 	restarted := time.Now()
 	pc.waitReady(n3)
-	// n3 serves reads of partitions it owns from its own store, so reading
-	// every acknowledged write through n3 shows what n3 holds. Every one
-	// must be there within 5 s of the restart (anti-entropy and hints).
+	// A node serves reads of partitions it owns from its own store (RF=3 of
+	// 3: every partition), so reading every acknowledged write through each
+	// node shows what each replica holds. All three must hold every one
+	// within 5 s of the restart (anti-entropy and hints).
 	missing := func() (string, int64) {
-		for video, pos := range acked {
-			st, body := pc.do(n3, "GET", "/v1/profiles/"+video, pc.admin, "")
-			if st != 200 || position(t, body) < pos {
-				return video, pos
+		for _, p := range []*clusterProc{n3, n1, n2} {
+			for video, pos := range acked {
+				st, body := pc.do(p, "GET", "/v1/profiles/"+video, pc.admin, "")
+				if st != 200 || position(t, body) < pos {
+					return p.id + " " + video, pos
+				}
 			}
 		}
 		return "", 0
@@ -311,11 +314,11 @@ func TestClusterProcessesNodeLossAndQuorumLoss(t *testing.T) {
 	for {
 		video, pos := missing()
 		if video == "" {
-			t.Logf("n3 held every acknowledged write %v after its restart", time.Since(restarted).Round(10*time.Millisecond))
+			t.Logf("all three replicas held every acknowledged write %v after n3's restart", time.Since(restarted).Round(10*time.Millisecond))
 			break
 		}
 		if time.Since(restarted) > 5*time.Second {
-			t.Fatalf("5 s after its restart n3 still lacks %s at %d", video, pos)
+			t.Fatalf("5 s after n3's restart, %s still lacks position %d", video, pos)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

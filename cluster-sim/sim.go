@@ -39,6 +39,10 @@ type Options struct {
 	Core gossip.CoreConfig
 	// Mutate, if set, changes each node's Core config (planted bugs).
 	Mutate func(*gossip.CoreConfig)
+	// DeferredSync models a disk: a store write is durable only once the
+	// node's driver syncs it after the Core's Flush, and a crash keeps a
+	// random part of what was not synced.
+	DeferredSync bool
 }
 
 func (o *Options) ensureDefaults() {
@@ -76,8 +80,13 @@ type Sim struct {
 	// cut[from][to]: messages from → to are dropped.
 	cut map[gossip.NodeID]map[gossip.NodeID]bool
 
+	skew map[gossip.NodeID]int64 // node clock error (ms)
+
 	nextReq uint64
 	results map[uint64]gossip.Completion
+	// at: the node each unanswered request was submitted to; a crash of
+	// that node fails it (the device's connection broke).
+	at map[uint64]gossip.NodeID
 	// Delivered counts messages delivered, Dropped those lost.
 	Delivered, Dropped uint64
 }
@@ -101,7 +110,9 @@ func New(opts Options) (*Sim, error) {
 		now:     1_800_000_000_000, // a fixed virtual epoch (2027-01-15)
 		trace:   sha256.New(),
 		cut:     map[gossip.NodeID]map[gossip.NodeID]bool{},
+		skew:    map[gossip.NodeID]int64{},
 		results: map[uint64]gossip.Completion{},
+		at:      map[uint64]gossip.NodeID{},
 	}
 	var ids []gossip.NodeID
 	for i := 1; i <= opts.Nodes; i++ {
@@ -109,7 +120,7 @@ func New(opts Options) (*Sim, error) {
 	}
 	s.table = gossip.NewTable(opts.Partitions, opts.Replication, ids)
 	for _, id := range ids {
-		n, err := s.newNode(id, storage.NewMem())
+		n, err := s.newNode(id, s.newStore())
 		if err != nil {
 			return nil, err
 		}
@@ -122,6 +133,18 @@ func New(opts Options) (*Sim, error) {
 	return s, nil
 }
 
+func (s *Sim) newStore() *storage.Mem {
+	if s.opts.DeferredSync {
+		return storage.NewMem(storage.WithDeferredSync())
+	}
+	return storage.NewMem()
+}
+
+// SetSkew sets node i's clock error in ms.
+func (s *Sim) SetSkew(i int, ms int64) { s.skew[s.nodes[i-1].ID] = ms }
+
+func (s *Sim) nodeNow(n *Node) int64 { return s.now + s.skew[n.ID] }
+
 func (s *Sim) newNode(id gossip.NodeID, store *storage.Mem) (*Node, error) {
 	cfg := s.opts.Core
 	cfg.Self = id
@@ -130,7 +153,7 @@ func (s *Sim) newNode(id gossip.NodeID, store *storage.Mem) (*Node, error) {
 	if s.opts.Mutate != nil {
 		s.opts.Mutate(&cfg)
 	}
-	core, err := gossip.NewCore(cfg, store, s.now)
+	core, err := gossip.NewCore(cfg, store, s.now+s.skew[id])
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +188,8 @@ func (s *Sim) Submit(i int, op gossip.Op) uint64 {
 		s.results[id] = gossip.Completion{ID: id, Err: gossip.ErrUnavailable}
 		return id
 	}
-	n.Core.Tick(s.now)
+	s.at[id] = n.ID
+	n.Core.Tick(s.nodeNow(n))
 	n.Core.Submit(id, op)
 	s.process(n)
 	return id
@@ -246,6 +270,12 @@ func (s *Sim) Crash(i int) {
 	n := s.nodes[i-1]
 	n.Up = false
 	n.Store = n.Store.Crash(func() bool { return s.rng.IntN(2) == 0 })
+	for _, id := range sortedKeys(s.at) {
+		if s.at[id] == n.ID {
+			delete(s.at, id)
+			s.results[id] = gossip.Completion{ID: id, Err: fmt.Errorf("%w: the node crashed", gossip.ErrUnavailable)}
+		}
+	}
 }
 
 // Restart brings a crashed node back with a fresh Core over its store.
@@ -264,7 +294,7 @@ func (s *Sim) Restart(i int) error {
 // AddNode adds a node with an empty store (not yet in the ring).
 func (s *Sim) AddNode() (int, error) {
 	id := gossip.NodeID(fmt.Sprintf("n%d", len(s.nodes)+1))
-	n, err := s.newNode(id, storage.NewMem())
+	n, err := s.newNode(id, s.newStore())
 	if err != nil {
 		return 0, err
 	}
@@ -352,7 +382,7 @@ func (s *Sim) step() bool {
 		if !n.Up {
 			return true // a crashed node's ticks stop; Restart schedules new ones
 		}
-		n.Core.Tick(s.now)
+		n.Core.Tick(s.nodeNow(n))
 		s.process(n)
 		s.scheduleTick(n.ID, s.now+s.opts.TickMs)
 		return true
@@ -363,7 +393,7 @@ func (s *Sim) step() bool {
 	}
 	s.Delivered++
 	s.record("deliver", e.from, e.to, uint64(e.msg.Type), e.msg.ReqID)
-	n.Core.Tick(s.now)
+	n.Core.Tick(s.nodeNow(n))
 	n.Core.Step(e.from, *e.msg)
 	s.process(n)
 	return true
@@ -374,8 +404,10 @@ func (s *Sim) process(n *Node) {
 	if err := n.Core.Flush(); err != nil {
 		panic(fmt.Sprintf("clustersim: flush on the in-memory store failed: %v", err))
 	}
+	n.Store.Sync() // the durable write the driver's Flush stands for
 	rd := n.Core.Ready()
 	for _, c := range rd.Completions {
+		delete(s.at, c.ID)
 		s.results[c.ID] = c
 		errText := ""
 		if c.Err != nil {

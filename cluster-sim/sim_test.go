@@ -19,6 +19,21 @@ func put(video string, pos int64, device, session string) gossip.Op {
 
 func read(video string) gossip.Op { return gossip.Op{Kind: gossip.OpCursor, Ref: ref, Video: video} }
 
+// readLocal reads the node's own replica (what an operator's
+// ?replica=local does), not the coordinator's.
+func readLocal(video string) gossip.Op {
+	return gossip.Op{Kind: gossip.OpCursor, Ref: ref, Video: video, Local: true}
+}
+
+func mustReadLocal(t *testing.T, s *Sim, node int, video string) crdt.Cursor {
+	t.Helper()
+	c := s.Do(node, readLocal(video), 5_000)
+	if c.Err != nil || !c.Res.Found {
+		t.Fatalf("local read %s on node %d: found=%v err=%v", video, node, c.Res.Found, c.Err)
+	}
+	return c.Res.Cursor
+}
+
 func mustSim(t *testing.T, o Options) *Sim {
 	t.Helper()
 	s, err := New(o)
@@ -120,10 +135,10 @@ func TestOneOwnerDownHintsReplayAfterHeal(t *testing.T) {
 	if replayed == 0 {
 		t.Fatal("converged without replaying a hint")
 	}
-	// Node 3 now serves every write from its own store.
+	// Node 3's own replica now holds every write.
 	s.Partition([]int{3}, []int{1, 2})
 	for i := range 20 {
-		if got := mustRead(t, s, 3, fmt.Sprintf("v%d", i)); got.PositionMs != int64(i+1)*1000 {
+		if got := mustReadLocal(t, s, 3, fmt.Sprintf("v%d", i)); got.PositionMs != int64(i+1)*1000 {
 			t.Fatalf("v%d on node 3: %+v", i, got)
 		}
 	}
@@ -187,7 +202,7 @@ func TestCrashAndRestartConverges(t *testing.T) {
 	for i := range 5 {
 		v := fmt.Sprintf("w%d", i)
 		want := int64(25+i+1) * 1000
-		if got := mustRead(t, s, 2, v); got.PositionMs != want {
+		if got := mustReadLocal(t, s, 2, v); got.PositionMs != want {
 			t.Fatalf("%s on restarted node: %d, want %d", v, got.PositionMs, want)
 		}
 	}
@@ -284,7 +299,7 @@ func TestJoinHandsPartitionsOff(t *testing.T) {
 		if !s.Table().Owns("n4", gossip.PartitionOf(r.Account, r.Profile, 32)) {
 			continue
 		}
-		op := read("film")
+		op := readLocal("film")
 		op.Ref = r
 		c := s.Do(n4, op, 5_000)
 		if c.Err != nil || c.Res.Cursor.PositionMs != int64(i+1)*1000 {

@@ -37,7 +37,7 @@ type Cursor struct {
 // latest deletion. Commutative, associative and idempotent.
 func MergeCursor(a, b Cursor) Cursor {
 	w, l := a, b
-	if cursorLess(a, b) {
+	if cursorLess(a, b) != plantMergeSmaller {
 		w, l = b, a
 	}
 	out := w

@@ -39,6 +39,13 @@ const (
 	// MsgEvents: changes merged by the sender, for the receiver's
 	// subscribers.
 	MsgEvents
+	// MsgProfileRecords: a quorum read asks an owner for all its records
+	// of the profile Refs[0]; answered by MsgProfileRecordsReply with the
+	// same ReqID.
+	MsgProfileRecords
+	// MsgProfileRecordsReply: the sender's records of the profile Refs[0].
+	MsgProfileRecordsReply
+	// Append new types here only: the values are on the wire.
 )
 
 // OpKind names a request a Core serves.
@@ -67,6 +74,12 @@ type Op struct {
 	Video  string        `msgpack:",omitempty"`
 	Entry  string        `msgpack:",omitempty"`
 	Paused bool          `msgpack:",omitempty"`
+	// ReadQuorum, for a read: how many owners to consult (0: the Core's
+	// CoreConfig.ReadQuorum).
+	ReadQuorum int `msgpack:",omitempty"`
+	// Local reads this node's replica instead of the coordinator's (an
+	// operator's check; never forwarded).
+	Local bool `msgpack:",omitempty"`
 }
 
 // Result is the answer to an Op.

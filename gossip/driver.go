@@ -289,9 +289,18 @@ func (c *Cluster) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteR
 	return res.Writes, err
 }
 
+type localReadKey struct{}
+
+// WithLocalReplica marks a read to be served by this node's own replica
+// (an operator inspecting one replica), not by the partition's coordinator.
+func WithLocalReplica(ctx context.Context) context.Context {
+	return context.WithValue(ctx, localReadKey{}, true)
+}
+
 // Cursor implements Service.
 func (c *Cluster) Cursor(ctx context.Context, ref Ref, video string) (crdt.Cursor, bool, error) {
-	res, err := c.do(ctx, Op{Kind: OpCursor, Ref: ref, Video: video})
+	local, _ := ctx.Value(localReadKey{}).(bool)
+	res, err := c.do(ctx, Op{Kind: OpCursor, Ref: ref, Video: video, Local: local})
 	return res.Cursor, res.Found, err
 }
 

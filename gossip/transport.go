@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bufio"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -359,16 +360,19 @@ func (t *TCPTransport) acceptHandshake(c net.Conn, r io.Reader) (NodeID, cipher.
 	return "", nil, fmt.Errorf("peer %q does not know the cluster key", from)
 }
 
-func (t *TCPTransport) dialHandshake(c net.Conn) (cipher.AEAD, error) {
+func (t *TCPTransport) dialHandshake(c net.Conn, want NodeID) (cipher.AEAD, error) {
 	nonce := make([]byte, nonceSize)
 	rand.Read(nonce)
 	dHello := hello(t.cfg.Self, nonce)
 	if _, err := c.Write(dHello); err != nil {
 		return nil, err
 	}
-	_, aNonce, aHello, err := readHello(c)
+	peer, aNonce, aHello, err := readHello(c)
 	if err != nil {
 		return nil, err
+	}
+	if peer != want {
+		return nil, fmt.Errorf("the node at this address is %q, not %q (stale address?)", peer, want)
 	}
 	key := t.cfg.Keys[0]
 	if _, err := c.Write(transcriptMAC(key, dHello, aHello, "")); err != nil {
@@ -408,9 +412,8 @@ func (p *tcpPeer) run() {
 			}
 			continue
 		}
-		err := p.connect(addr)
+		err := p.connect(addr, func() { backoff = 50 * time.Millisecond })
 		if err == nil {
-			backoff = 50 * time.Millisecond
 			continue
 		}
 		select {
@@ -423,10 +426,19 @@ func (p *tcpPeer) run() {
 }
 
 // connect opens one connection and writes frames until it fails.
-func (p *tcpPeer) connect(addr string) error {
+func (p *tcpPeer) connect(addr string, connected func()) error {
 	t := p.t
 	t.stats.dials.Add(1)
-	c, err := net.DialTimeout("tcp", addr, t.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), t.cfg.DialTimeout)
+	go func() {
+		select {
+		case <-t.done:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	cancel()
 	if err != nil {
 		t.stats.dialFailures.Add(1)
 		p.dropQueued() // the peer is down: hints and anti-entropy repair it
@@ -437,17 +449,31 @@ func (p *tcpPeer) connect(addr string) error {
 	}
 	defer t.untrack(c)
 	c.SetDeadline(time.Now().Add(t.cfg.DialTimeout))
-	aead, err := t.dialHandshake(c)
+	aead, err := t.dialHandshake(c, p.id)
 	if err != nil {
 		t.stats.authFailures.Add(1)
 		t.logf("replication handshake failed", "peer", string(p.id), "addr", addr, "err", err)
 		return err
 	}
 	c.SetDeadline(time.Time{})
+	connected()
+	// The acceptor never writes after the handshake: a read returning means
+	// the peer closed or reset the connection. Noticing it at once keeps the
+	// writer from putting the next batch into a dead socket.
+	peerGone := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, c)
+		close(peerGone)
+	}()
 	w := bufio.NewWriterSize(c, 64<<10)
 	var ctr uint64
 	var sealed []byte
 	for {
+		select {
+		case <-peerGone:
+			return errors.New("the peer closed the connection")
+		default:
+		}
 		p.mu.Lock()
 		batch := p.queue
 		p.queue = nil
@@ -459,6 +485,8 @@ func (p *tcpPeer) connect(addr string) error {
 			select {
 			case <-t.done:
 				return nil
+			case <-peerGone:
+				return errors.New("the peer closed the connection")
 			case <-p.wake:
 				continue
 			}
@@ -470,14 +498,29 @@ func (p *tcpPeer) connect(addr string) error {
 			sealed = aead.Seal(sealed[:0], counterNonce(ctr), f, hdr[:])
 			ctr++
 			if _, err := w.Write(hdr[:]); err != nil {
+				p.requeue(batch)
 				return err
 			}
 			if _, err := w.Write(sealed); err != nil {
+				p.requeue(batch)
 				return err
 			}
 			t.stats.sent.Add(1)
 		}
 	}
+}
+
+// requeue puts a batch whose write failed back before what was queued
+// since, so a reconnect sends it (frames may then arrive twice: the
+// replication messages are idempotent).
+func (p *tcpPeer) requeue(batch [][]byte) {
+	p.mu.Lock()
+	p.queue = append(batch, p.queue...)
+	if over := len(p.queue) - p.t.cfg.QueueLen; over > 0 {
+		p.queue = p.queue[over:]
+		p.t.stats.dropped.Add(uint64(over))
+	}
+	p.mu.Unlock()
 }
 
 func (p *tcpPeer) dropQueued() {

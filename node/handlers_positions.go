@@ -118,7 +118,19 @@ func (n *Node) getPosition(c *call) error {
 	if err := checkID("video", video); err != nil {
 		return err
 	}
-	cur, ok, err := n.svc.Cursor(c.r.Context(), c.ref, video)
+	ctx := c.r.Context()
+	switch c.r.URL.Query().Get("replica") {
+	case "":
+	case "local":
+		// Operators: read this node's own replica (admin tokens only).
+		if !c.p.admin {
+			return errForbidden("replica=local needs an admin token")
+		}
+		ctx = gossip.WithLocalReplica(ctx)
+	default:
+		return errBadRequest("replica=%q: the only value is local", truncate(c.r.URL.Query().Get("replica")))
+	}
+	cur, ok, err := n.svc.Cursor(ctx, c.ref, video)
 	if err != nil {
 		return err
 	}

@@ -296,14 +296,13 @@ func TestClusterProcessesNodeLossAndQuorumLoss(t *testing.T) {
 	pc.start(n3, 3)
 	restarted := time.Now()
 	pc.waitReady(n3)
-	// A node serves reads of partitions it owns from its own store (RF=3 of
-	// 3: every partition), so reading every acknowledged write through each
-	// node shows what each replica holds. All three must hold every one
+	// ?replica=local reads a node's own replica (RF=3 of 3: every node
+	// holds every partition), so it shows what each replica holds. All three must hold every one
 	// within 5 s of the restart (anti-entropy and hints).
 	missing := func() (string, int64) {
 		for _, p := range []*clusterProc{n3, n1, n2} {
 			for video, pos := range acked {
-				st, body := pc.do(p, "GET", "/v1/profiles/"+video, pc.admin, "")
+				st, body := pc.do(p, "GET", "/v1/profiles/"+video+"?replica=local", pc.admin, "")
 				if st != 200 || position(t, body) < pos {
 					return p.id + " " + video, pos
 				}
@@ -327,7 +326,7 @@ func TestClusterProcessesNodeLossAndQuorumLoss(t *testing.T) {
 	n1.cmd.Wait()
 	n2.cmd.Wait()
 	for video, pos := range acked {
-		st, body := pc.do(n3, "GET", "/v1/profiles/"+video, pc.admin, "")
+		st, body := pc.do(n3, "GET", "/v1/profiles/"+video+"?replica=local", pc.admin, "")
 		if st != 200 || position(t, body) < pos {
 			t.Errorf("%s: acknowledged %d, on n3 alone: %d %s", video, pos, st, body)
 		}

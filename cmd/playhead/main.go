@@ -4,6 +4,7 @@
 //	playhead dev     run a ready-to-use local service (temp storage, a token, curl lines)
 //	playhead token   print a device token signed with the cluster secret
 //	playhead keygen  print a new cluster key for --gossip-key-file
+//	playhead sim     run the deterministic cluster simulator
 //
 // Every flag has an environment variable (PLAYHEAD_ and the flag name, upper
 // case, dashes as underscores); `playhead CMD --help` lists them with their
@@ -27,6 +28,7 @@ commands:
   dev     run a ready-to-use local service with embedded storage; prints URL, token and curl lines
   token   print a device token signed with the cluster secret
   keygen  print a new cluster key (for --gossip-key-file)
+  sim     run the deterministic cluster simulator (faults, invariants, replayable seeds)
 
 Run 'playhead <command> --help' for a command's flags and their environment variables.
 `
@@ -52,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdToken(args[1:], stdout, stderr)
 	case "keygen":
 		err = cmdKeygen(args[1:], stdout, stderr)
+	case "sim":
+		err = cmdSim(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, topUsage)
 		return 0

@@ -1,0 +1,609 @@
+package clustersim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/playhead/playhead/client"
+	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/storage"
+)
+
+// Faults selects the faults of a run.
+type Faults struct {
+	Partitions bool // symmetric and one-way partitions, healed in random order
+	Loss       bool // message loss, duplication, latency spikes (clogged links)
+	Crashes    bool // node crashes (one or two at once) and restarts
+	Clocks     bool // node and device clock skew, within and beyond max_clock_skew
+	Offline    bool // devices offline with queued updates, replayed in a batch
+}
+
+// ParseFaults reads "all", "none" or a comma list of
+// partitions,loss,crashes,clocks,offline.
+func ParseFaults(s string) (Faults, error) {
+	switch s {
+	case "all":
+		return Faults{true, true, true, true, true}, nil
+	case "none", "":
+		return Faults{}, nil
+	}
+	var f Faults
+	for _, p := range strings.Split(s, ",") {
+		switch strings.TrimSpace(p) {
+		case "partitions":
+			f.Partitions = true
+		case "loss":
+			f.Loss = true
+		case "crashes":
+			f.Crashes = true
+		case "clocks":
+			f.Clocks = true
+		case "offline":
+			f.Offline = true
+		default:
+			return f, fmt.Errorf("unknown fault %q (all, none, or partitions,loss,crashes,clocks,offline)", p)
+		}
+	}
+	return f, nil
+}
+
+func (f Faults) String() string {
+	var on []string
+	for _, x := range []struct {
+		ok   bool
+		name string
+	}{{f.Partitions, "partitions"}, {f.Loss, "loss"}, {f.Crashes, "crashes"}, {f.Clocks, "clocks"}, {f.Offline, "offline"}} {
+		if x.ok {
+			on = append(on, x.name)
+		}
+	}
+	if len(on) == 0 {
+		return "none"
+	}
+	if len(on) == 5 {
+		return "all"
+	}
+	return strings.Join(on, ",")
+}
+
+// RunOptions configures one simulated run.
+type RunOptions struct {
+	Seed     uint64
+	Nodes    int           // default 5
+	Devices  int           // default 200
+	Duration time.Duration // simulated time with faults; default 5 min
+	Faults   Faults
+	// Progress, if set, receives a progress line per tenth of the run.
+	Progress io.Writer
+	// Mutate changes each node's Core config (tests).
+	Mutate func(*gossip.CoreConfig)
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Options    RunOptions
+	TraceHash  string
+	Violations []string
+	// What happened.
+	Writes, Acked, Refused, Faults int
+	SimSeconds                     float64
+	Checks                         []string // the invariants checked, each "name: ok" or "name: FAILED"
+}
+
+// Failed reports whether an invariant was violated.
+func (r Report) Failed() bool { return len(r.Violations) > 0 }
+
+// device is one simulated player, driving the real client.Tracker.
+type device struct {
+	id, profile int
+	name        string
+	ref         gossip.Ref
+	clock       *crdt.Clock
+	skewMs      int64 // its clock's error
+	correction  int64 // what it learned from refusals (the SDK's offset)
+	node        int   // the node it talks to
+	tr          *client.Tracker
+	posMs       int64
+	durMs       int64
+	playing     bool
+	offline     bool
+	queued      []crdt.Update
+	nextAt      int64
+	sessions    int
+	inflight    bool
+}
+
+type writeKey struct {
+	ref   gossip.Ref
+	video string
+}
+
+type submitted struct {
+	version  crdt.Version
+	position int64
+	device   string
+}
+
+type runner struct {
+	s       *Sim
+	o       RunOptions
+	devs    []*device
+	pending map[uint64]pendingReq
+	// all writes submitted, per key; the largest acknowledged version.
+	writes map[writeKey][]submitted
+	acked  map[writeKey]crdt.Version
+	// last version sampled per node and key (monotonicity).
+	sampled map[gossip.NodeID]map[writeKey]crdt.Version
+	rep     Report
+	viol    []string
+}
+
+type pendingReq struct {
+	dev *device
+	ups []crdt.Update
+}
+
+const simVideos = 4
+
+// Run runs one simulation: a fault phase of o.Duration with devices playing,
+// then a liveness phase (faults off, every node up, links healed) until the
+// replicas converge, then the checkers.
+func Run(o RunOptions) (Report, error) {
+	if o.Nodes == 0 {
+		o.Nodes = 5
+	}
+	if o.Devices == 0 {
+		o.Devices = 200
+	}
+	if o.Duration == 0 {
+		o.Duration = 5 * time.Minute
+	}
+	s, err := New(Options{Seed: o.Seed, Nodes: o.Nodes, Partitions: 64, MinLatencyMs: 1, MaxLatencyMs: 20,
+		TickMs: 50, Mutate: o.Mutate, DeferredSync: true, Core: gossip.CoreConfig{AEInterval: 500 * time.Millisecond, AEPartitions: 16}})
+	if err != nil {
+		return Report{}, err
+	}
+	r := &runner{s: s, o: o, pending: map[uint64]pendingReq{}, writes: map[writeKey][]submitted{},
+		acked: map[writeKey]crdt.Version{}, sampled: map[gossip.NodeID]map[writeKey]crdt.Version{}}
+	r.rep.Options = o
+	rng := s.Rand()
+	for i := range o.Devices {
+		d := &device{id: i, profile: i / 2, name: fmt.Sprintf("dev%d", i), clock: &crdt.Clock{},
+			node: 1 + rng.IntN(o.Nodes), nextAt: s.Now() + rng.Int64N(10_000)}
+		d.ref = gossip.Ref{Account: fmt.Sprintf("acct%d", d.profile%7), Profile: fmt.Sprintf("prof%d", d.profile)}
+		if o.Faults.Clocks && rng.IntN(10) == 0 {
+			d.skewMs = rng.Int64N(240_000) - 120_000 // up to ±2 min: some beyond max_clock_skew
+		}
+		r.devs = append(r.devs, d)
+	}
+	if o.Faults.Clocks {
+		for i := range s.Nodes() {
+			s.SetSkew(i+1, rng.Int64N(2_000)-1_000)
+		}
+	}
+	end := s.Now() + o.Duration.Milliseconds()
+	start := s.Now()
+	nextFault := s.Now() + 5_000
+	nextSample := s.Now() + 1_000
+	nextProgress := s.Now() + o.Duration.Milliseconds()/10
+	for s.Now() < end {
+		step := int64(100)
+		s.RunFor(step)
+		r.collect()
+		r.driveDevices()
+		if s.Now() >= nextFault {
+			r.fault()
+			nextFault = s.Now() + 2_000 + rng.Int64N(8_000)
+		}
+		if s.Now() >= nextSample {
+			r.sample()
+			nextSample = s.Now() + 2_000
+		}
+		if o.Progress != nil && s.Now() >= nextProgress {
+			fmt.Fprintf(o.Progress, "  seed %d: %3.0f%% simulated %s, %d writes (%d acknowledged), %d faults\n",
+				o.Seed, 100*float64(s.Now()-start)/float64(o.Duration.Milliseconds()),
+				time.Duration(s.Now()-start)*time.Millisecond, r.rep.Writes, r.rep.Acked, r.rep.Faults)
+			nextProgress += o.Duration.Milliseconds() / 10
+		}
+	}
+	r.liveness()
+	r.freshWrites()
+	r.check()
+	r.rep.TraceHash = s.TraceHash()
+	r.rep.SimSeconds = float64(s.Now()-start) / 1000
+	r.rep.Violations = r.viol
+	return r.rep, nil
+}
+
+// driveDevices lets every device whose time has come act like a player.
+func (r *runner) driveDevices() {
+	s, rng := r.s, r.s.Rand()
+	for _, d := range r.devs {
+		if d.nextAt > s.Now() || d.inflight {
+			continue
+		}
+		d.nextAt = s.Now() + 500 + rng.Int64N(5_000)
+		now := s.Now() + d.skewMs - d.correction
+		if d.offline {
+			if rng.IntN(20) == 0 {
+				d.offline = false
+				if len(d.queued) > 0 {
+					r.submit(d, d.queued) // replay the queue in one batch
+					d.queued = nil
+				}
+			}
+		} else if r.o.Faults.Offline && rng.IntN(200) == 0 {
+			d.offline = true
+		}
+		var u crdt.Update
+		var ok bool
+		switch {
+		case d.tr == nil || rng.IntN(40) == 0:
+			// A new playback: another video, a new session.
+			d.sessions++
+			d.tr = client.NewTracker(d.clock, client.TrackerConfig{Device: d.name,
+				Session: fmt.Sprintf("%s-s%d", d.name, d.sessions), Video: fmt.Sprintf("video%d", rng.IntN(simVideos))})
+			d.durMs = 600_000 + rng.Int64N(3_000_000)
+			d.posMs = rng.Int64N(d.durMs / 2)
+			d.playing = true
+			u, ok = d.tr.Start(now, d.posMs, d.durMs)
+		case rng.IntN(10) == 0:
+			d.posMs = rng.Int64N(d.durMs)
+			u, ok = d.tr.SeekTo(now, d.posMs)
+		case d.playing && rng.IntN(8) == 0:
+			d.playing = false
+			u, ok = d.tr.Pause(now, d.posMs)
+		case !d.playing:
+			d.playing = true
+			u, ok = d.tr.Play(now, d.posMs)
+		default:
+			d.posMs = min(d.durMs, d.posMs+rng.Int64N(12_000))
+			u, ok = d.tr.Observe(now, d.posMs, crdt.StatePlaying)
+		}
+		if !ok {
+			continue
+		}
+		if d.offline {
+			d.queued = append(d.queued, u)
+			continue
+		}
+		r.submit(d, []crdt.Update{u})
+	}
+}
+
+func (r *runner) submit(d *device, ups []crdt.Update) uint64 {
+	for _, u := range ups {
+		k := writeKey{d.ref, u.Video}
+		r.writes[k] = append(r.writes[k], submitted{version: crdt.Version{Epoch: u.Epoch, Seq: u.Seq, Session: u.Session}, position: u.PositionMs, device: d.name})
+	}
+	r.rep.Writes += len(ups)
+	id := r.s.Submit(d.node, gossip.Op{Kind: gossip.OpPut, Ref: d.ref, Ups: ups})
+	r.pending[id] = pendingReq{dev: d, ups: ups}
+	d.inflight = true
+	return id
+}
+
+// collect takes the answers that came.
+func (r *runner) collect() {
+	for _, id := range sortedKeys(r.pending) {
+		p := r.pending[id]
+		c, ok := r.s.Result(id)
+		if !ok {
+			continue
+		}
+		delete(r.pending, id)
+		d := p.dev
+		d.inflight = false
+		switch {
+		case c.Err == nil:
+			for i, w := range c.Res.Writes {
+				d.clock.Observe(w.Cursor.UpdatedHLC)
+				d.clock.Observe(w.Cursor.Version.Seq)
+				if w.Applied {
+					r.rep.Acked++
+					u := p.ups[i]
+					k := writeKey{d.ref, u.Video}
+					v := crdt.Version{Epoch: u.Epoch, Seq: u.Seq, Session: u.Session}
+					if cur := r.acked[k]; cur.Less(v) {
+						r.acked[k] = v
+					}
+				}
+			}
+		case errors.Is(c.Err, crdt.ErrClockSkew):
+			// The device corrects its clock by the node's (Playhead-HLC),
+			// drops what it cannot send, and — since nothing it stamped
+			// with the bad clock was stored — restarts its HLC and its
+			// playback from the corrected clock. (The client SDK corrects
+			// the clock but keeps the HLC: see the issue note.)
+			d.correction = d.skewMs
+			d.clock = &crdt.Clock{}
+			d.tr = nil
+			d.queued = nil
+			r.rep.Refused++
+		case errors.Is(c.Err, gossip.ErrUnavailable):
+			// Retry later through another node; the SDK keeps it queued.
+			r.rep.Refused++
+			d.node = 1 + r.s.Rand().IntN(len(r.s.Nodes()))
+			d.queued = append(d.queued, p.ups...)
+			d.offline = true
+		default:
+			r.rep.Refused++
+		}
+	}
+}
+
+// fault injects one fault, or heals.
+func (r *runner) fault() {
+	s, rng, f := r.s, r.s.Rand(), r.o.Faults
+	n := len(s.Nodes())
+	r.rep.Faults++
+	switch rng.IntN(6) {
+	case 0, 1:
+		if f.Partitions {
+			perm := rng.Perm(n)
+			cut := 1 + rng.IntN(n-1)
+			var a, b []int
+			for i, p := range perm {
+				if i < cut {
+					a = append(a, p+1)
+				} else {
+					b = append(b, p+1)
+				}
+			}
+			if rng.IntN(3) == 0 {
+				s.CutOneWay(a[0], b[0])
+			} else {
+				s.Partition(a, b)
+			}
+			return
+		}
+	case 2:
+		if f.Crashes {
+			k := 1
+			if rng.IntN(3) == 0 {
+				k = 2 // a correlated failure: two nodes at once
+			}
+			for _, i := range rng.Perm(n)[:k] {
+				if s.Node(i + 1).Up {
+					s.Crash(i + 1)
+					s.SetAlive(i+1, false)
+				}
+			}
+			return
+		}
+	case 3:
+		if f.Loss {
+			s.opts.LossPct = float64(rng.IntN(20))
+			s.opts.DupPct = float64(rng.IntN(10))
+			s.opts.MaxLatencyMs = 20 + rng.Int64N(500) // clogged links
+			return
+		}
+	}
+	// Heal something, in random order.
+	switch rng.IntN(3) {
+	case 0:
+		s.Heal()
+	case 1:
+		s.opts.LossPct, s.opts.DupPct, s.opts.MaxLatencyMs = 0, 0, 20
+	default:
+		for _, i := range rng.Perm(n) {
+			if !s.Node(i + 1).Up {
+				s.Restart(i + 1)
+				s.SetAlive(i+1, true)
+				break
+			}
+		}
+	}
+}
+
+// liveness turns faults off, brings every node back and runs until the
+// replicas converge and every device's queue is delivered.
+func (r *runner) liveness() {
+	s := r.s
+	s.Heal()
+	s.opts.LossPct, s.opts.DupPct, s.opts.MaxLatencyMs = 0, 0, 20
+	for i := range s.Nodes() {
+		if !s.Node(i + 1).Up {
+			s.Restart(i + 1)
+			s.SetAlive(i+1, true)
+		}
+	}
+	for _, d := range r.devs {
+		d.offline = false
+	}
+	deadline := s.Now() + 120_000
+	for s.Now() < deadline {
+		s.RunFor(100)
+		r.collect()
+		for _, d := range r.devs {
+			if len(d.queued) > 0 && !d.inflight {
+				r.submit(d, d.queued)
+				d.queued = nil
+			}
+		}
+		idle := len(r.pending) == 0
+		if ok, _ := s.Converged(); ok && idle {
+			s.RunFor(2_000) // one more anti-entropy round over everything
+			if ok, _ := s.Converged(); ok {
+				return
+			}
+		}
+	}
+}
+
+// freshWrites: once faults stop, a new playback on a healthy cluster is
+// accepted — every device starts a new session (a new, largest epoch) and
+// each such write must be applied and answered with itself.
+func (r *runner) freshWrites() {
+	s := r.s
+	ids := map[uint64]*device{}
+	for _, d := range r.devs {
+		if d.inflight {
+			continue
+		}
+		d.sessions++
+		d.correction = d.skewMs
+		d.tr = client.NewTracker(d.clock, client.TrackerConfig{Device: d.name,
+			Session: fmt.Sprintf("%s-s%d", d.name, d.sessions), Video: "fresh-" + d.name})
+		u, ok := d.tr.Start(s.Now(), 1_000, 3_600_000)
+		if !ok {
+			continue
+		}
+		ids[r.submit(d, []crdt.Update{u})] = d
+	}
+	for range 100 {
+		s.RunFor(100)
+		done := true
+		for id := range ids {
+			if _, ok := s.Result(id); !ok {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+	}
+	from := len(r.viol)
+	for _, id := range sortedKeys(ids) {
+		d := ids[id]
+		c, ok := s.Result(id)
+		switch {
+		case !ok:
+			r.violate("fresh-writes-accepted", "%s via n%d: no answer in 10 s after faults stopped%s", d.name, d.node, debugHook(s, d.node, id))
+		case c.Err != nil:
+			r.violate("fresh-writes-accepted", "%s via n%d: %v after faults stopped", d.name, d.node, c.Err)
+		case len(c.Res.Writes) != 1 || !c.Res.Writes[0].Applied || c.Res.Writes[0].Cursor.Version.Session != d.tr.Session():
+			r.violate("fresh-writes-accepted", "%s: a new session's first write was not applied: %+v", d.name, c.Res.Writes)
+		}
+	}
+	r.collect()
+	r.liveness() // replicate the fresh writes before the end checks
+	mark := "ok"
+	for _, v := range r.viol[from:] {
+		if strings.HasPrefix(v, "fresh-writes-accepted:") {
+			mark = "FAILED"
+		}
+	}
+	r.rep.Checks = append(r.rep.Checks, "fresh-writes-accepted: "+mark)
+}
+
+// sample checks that no replica's stored version of a cursor ever went
+// back (DESIGN.md §6: monotonic versions per replica, crashes included);
+// it runs every 2 simulated seconds and at the end.
+func (r *runner) sample() {
+	keys := sortedWriteKeys(r.writes)
+	for _, n := range r.s.Nodes() {
+		if !n.Up {
+			continue
+		}
+		m := r.sampled[n.ID]
+		if m == nil {
+			m = map[writeKey]crdt.Version{}
+			r.sampled[n.ID] = m
+		}
+		for _, k := range keys {
+			rec, ok := r.stored(n, k)
+			if !ok {
+				continue
+			}
+			if prev := m[k]; rec.Cursor.Version.Less(prev) {
+				r.violate("monotonic", "%s: %s/%s went back from %v to %v", n.ID, k.ref.Profile, k.video, prev, rec.Cursor.Version)
+			}
+			m[k] = rec.Cursor.Version
+		}
+	}
+}
+
+func (r *runner) stored(n *Node, k writeKey) (crdt.Record, bool) {
+	p := gossip.PartitionOf(k.ref.Account, k.ref.Profile, r.s.opts.Partitions)
+	rec, ok, err := n.Store.Get(storage.Key{Partition: p, Account: k.ref.Account, Profile: k.ref.Profile, Kind: crdt.KindCursor, ID: k.video})
+	return rec, ok && err == nil
+}
+
+func (r *runner) violate(check, format string, args ...any) {
+	if len(r.viol) < 20 {
+		r.viol = append(r.viol, check+": "+fmt.Sprintf(format, args...))
+	}
+}
+
+// check runs the end-of-run invariants over every owner's store.
+func (r *runner) check() {
+	s := r.s
+	before := len(r.viol)
+	mark := func(name string, from int) {
+		state := "ok"
+		for _, v := range r.viol[from:] {
+			if strings.HasPrefix(v, name+":") {
+				state = "FAILED"
+			}
+		}
+		r.rep.Checks = append(r.rep.Checks, name+": "+state)
+	}
+	if ok, why := s.Converged(); !ok {
+		r.violate("convergence", "%s after the liveness phase", why)
+	}
+	mark("convergence", before)
+	r.sample()
+	mark("monotonic", 0)
+	devices := map[string]int{}
+	for _, d := range r.devs {
+		devices[d.name] = d.profile
+	}
+	from := len(r.viol)
+	for _, k := range sortedWriteKeys(r.writes) {
+		p := gossip.PartitionOf(k.ref.Account, k.ref.Profile, s.opts.Partitions)
+		for _, o := range s.Table().OwnersOf(p) {
+			n := s.node(o)
+			rec, ok := r.stored(n, k)
+			acked, wasAcked := r.acked[k]
+			if !ok {
+				if wasAcked {
+					r.violate("no-lost-ack", "%s has no cursor for %s/%s, acknowledged %v", o, k.ref.Profile, k.video, acked)
+				}
+				continue
+			}
+			c := rec.Cursor
+			if wasAcked && c.Version.Less(acked) {
+				r.violate("no-lost-ack", "%s holds %s/%s at %v, below the acknowledged %v", o, k.ref.Profile, k.video, c.Version, acked)
+			}
+			if !slices.ContainsFunc(r.writes[k], func(w submitted) bool {
+				return w.version == c.Version && w.position == c.PositionMs && w.device == c.Device
+			}) {
+				r.violate("nothing-unexpected", "%s holds %s/%s = %v at %d by %q, which no device wrote", o, k.ref.Profile, k.video, c.Version, c.PositionMs, c.Device)
+			}
+			if prof, ok := devices[c.Device]; !ok || fmt.Sprintf("prof%d", prof) != k.ref.Profile {
+				r.violate("isolation", "%s/%s holds a write of device %q of another profile", k.ref.Profile, k.video, c.Device)
+			}
+		}
+	}
+	mark("no-lost-ack", from)
+	mark("nothing-unexpected", from)
+	mark("isolation", from)
+}
+
+func sortedKeys[V any](m map[uint64]V) []uint64 {
+	out := make([]uint64, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedWriteKeys[V any](m map[writeKey]V) []writeKey {
+	out := make([]writeKey, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b writeKey) int {
+		return strings.Compare(a.ref.Account+"\x00"+a.ref.Profile+"\x00"+a.video, b.ref.Account+"\x00"+b.ref.Profile+"\x00"+b.video)
+	})
+	return out
+}
+
+var debugHook = func(*Sim, int, uint64) string { return "" }

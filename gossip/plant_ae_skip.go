@@ -1,0 +1,8 @@
+//go:build plant_ae_skip
+
+package gossip
+
+const (
+	plantEarlyAck = false
+	plantAESkip   = true
+)

@@ -1,0 +1,8 @@
+//go:build plant_early_ack
+
+package gossip
+
+const (
+	plantEarlyAck = true
+	plantAESkip   = false
+)

@@ -96,3 +96,16 @@ func TestNewEpochBelowSessionSeqRefused(t *testing.T) {
 		t.Fatalf("seek in a new epoch not honoured: %+v", c)
 	}
 }
+
+// ?replica=local is for operators: admin tokens only, one value.
+func TestReplicaLocalNeedsAdmin(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	e.mustPut(tok, "me", "film", upd(10*minute, hour, "tv", "s1"))
+	want(t, e.do("GET", "/v1/profiles/me/positions/film?replica=local", tok, nil), 403, "forbidden")
+	admin := e.adminToken("acct-1")
+	want(t, e.do("GET", "/v1/profiles/me/positions/film?replica=nearest", admin, nil), 400, "bad_request")
+	if r := e.do("GET", "/v1/profiles/me/positions/film?replica=local", admin, nil); r.status != 200 {
+		t.Fatalf("admin local read on a single node: %s", r)
+	}
+}

@@ -21,6 +21,7 @@ type Faults struct {
 	Crashes    bool // node crashes (one or two at once) and restarts
 	Clocks     bool // node and device clock skew, within and beyond max_clock_skew
 	Offline    bool // devices offline with queued updates, replayed in a batch
+	Membership bool // ring changes: nodes join, leave gracefully, or are removed after dying
 }
 
 // ParseFaults reads "all", "none" or a comma list of
@@ -28,7 +29,7 @@ type Faults struct {
 func ParseFaults(s string) (Faults, error) {
 	switch s {
 	case "all":
-		return Faults{true, true, true, true, true}, nil
+		return Faults{true, true, true, true, true, true}, nil
 	case "none", "":
 		return Faults{}, nil
 	}
@@ -45,8 +46,10 @@ func ParseFaults(s string) (Faults, error) {
 			f.Clocks = true
 		case "offline":
 			f.Offline = true
+		case "membership":
+			f.Membership = true
 		default:
-			return f, fmt.Errorf("unknown fault %q (all, none, or partitions,loss,crashes,clocks,offline)", p)
+			return f, fmt.Errorf("unknown fault %q (all, none, or partitions,loss,crashes,clocks,offline,membership)", p)
 		}
 	}
 	return f, nil
@@ -57,7 +60,7 @@ func (f Faults) String() string {
 	for _, x := range []struct {
 		ok   bool
 		name string
-	}{{f.Partitions, "partitions"}, {f.Loss, "loss"}, {f.Crashes, "crashes"}, {f.Clocks, "clocks"}, {f.Offline, "offline"}} {
+	}{{f.Partitions, "partitions"}, {f.Loss, "loss"}, {f.Crashes, "crashes"}, {f.Clocks, "clocks"}, {f.Offline, "offline"}, {f.Membership, "membership"}} {
 		if x.ok {
 			on = append(on, x.name)
 		}
@@ -65,7 +68,7 @@ func (f Faults) String() string {
 	if len(on) == 0 {
 		return "none"
 	}
-	if len(on) == 5 {
+	if len(on) == 6 {
 		return "all"
 	}
 	return strings.Join(on, ",")
@@ -91,6 +94,7 @@ type Report struct {
 	Violations []string
 	// What happened.
 	Writes, Acked, Refused, Faults int
+	RingChanges                    int
 	SimSeconds                     float64
 	Checks                         []string // the invariants checked, each "name: ok" or "name: FAILED"
 }
@@ -342,7 +346,7 @@ func (r *runner) fault() {
 	s, rng, f := r.s, r.s.Rand(), r.o.Faults
 	n := len(s.Nodes())
 	r.rep.Faults++
-	switch rng.IntN(6) {
+	switch rng.IntN(7) {
 	case 0, 1:
 		if f.Partitions {
 			perm := rng.Perm(n)
@@ -376,6 +380,11 @@ func (r *runner) fault() {
 			}
 			return
 		}
+	case 6:
+		if f.Membership {
+			r.ringChange()
+			return
+		}
 	case 3:
 		if f.Loss {
 			s.opts.LossPct = float64(rng.IntN(20))
@@ -398,6 +407,37 @@ func (r *runner) fault() {
 				break
 			}
 		}
+	}
+}
+
+// ringChange changes the ring as raft would commit it: a new node joins
+// (it pulls its partitions before serving them), a member leaves
+// gracefully, or a crashed member is removed after its grace period.
+func (r *runner) ringChange() {
+	s, rng := r.s, r.s.Rand()
+	r.rep.RingChanges++
+	var members, down []int
+	for i, n := range s.Nodes() {
+		if s.Table().Load()[n.ID] > 0 {
+			members = append(members, i+1)
+			if !n.Up {
+				down = append(down, i+1)
+			}
+		}
+	}
+	switch {
+	case len(members) < 7 && (len(members) <= 4 || rng.IntN(2) == 0):
+		i, err := s.AddNode()
+		if err != nil {
+			return
+		}
+		s.SetMembers(append(members, i))
+	case len(down) > 0:
+		gone := down[rng.IntN(len(down))]
+		s.SetMembers(slices.DeleteFunc(slices.Clone(members), func(i int) bool { return i == gone }))
+	default:
+		gone := members[rng.IntN(len(members))]
+		s.SetMembers(slices.DeleteFunc(slices.Clone(members), func(i int) bool { return i == gone }))
 	}
 }
 

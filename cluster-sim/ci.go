@@ -12,7 +12,7 @@ const ciSeeds = 200
 // 60 simulated seconds of faults then the liveness phase.
 func ciRun(seed uint64) RunOptions {
 	return RunOptions{Seed: seed, Nodes: 5, Devices: 100, Duration: time.Minute,
-		Faults: Faults{Partitions: true, Loss: true, Crashes: true, Clocks: true, Offline: true, Membership: true}}
+		Faults: Faults{Partitions: true, Loss: true, Crashes: true, Clocks: true, Offline: true, Membership: true, Deletes: true}}
 }
 
 // ReplayArgs returns the `playhead sim` arguments that replay a run.

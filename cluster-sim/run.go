@@ -22,6 +22,7 @@ type Faults struct {
 	Clocks     bool // node and device clock skew, within and beyond max_clock_skew
 	Offline    bool // devices offline with queued updates, replayed in a batch
 	Membership bool // ring changes: nodes join, leave gracefully, or are removed after dying
+	Deletes    bool // devices delete a video's history, all history, pause history
 }
 
 // ParseFaults reads "all", "none" or a comma list of
@@ -29,7 +30,7 @@ type Faults struct {
 func ParseFaults(s string) (Faults, error) {
 	switch s {
 	case "all":
-		return Faults{true, true, true, true, true, true}, nil
+		return Faults{true, true, true, true, true, true, true}, nil
 	case "none", "":
 		return Faults{}, nil
 	}
@@ -48,8 +49,10 @@ func ParseFaults(s string) (Faults, error) {
 			f.Offline = true
 		case "membership":
 			f.Membership = true
+		case "deletes":
+			f.Deletes = true
 		default:
-			return f, fmt.Errorf("unknown fault %q (all, none, or partitions,loss,crashes,clocks,offline,membership)", p)
+			return f, fmt.Errorf("unknown fault %q (all, none, or partitions,loss,crashes,clocks,offline,membership,deletes)", p)
 		}
 	}
 	return f, nil
@@ -60,7 +63,7 @@ func (f Faults) String() string {
 	for _, x := range []struct {
 		ok   bool
 		name string
-	}{{f.Partitions, "partitions"}, {f.Loss, "loss"}, {f.Crashes, "crashes"}, {f.Clocks, "clocks"}, {f.Offline, "offline"}, {f.Membership, "membership"}} {
+	}{{f.Partitions, "partitions"}, {f.Loss, "loss"}, {f.Crashes, "crashes"}, {f.Clocks, "clocks"}, {f.Offline, "offline"}, {f.Membership, "membership"}, {f.Deletes, "deletes"}} {
 		if x.ok {
 			on = append(on, x.name)
 		}
@@ -68,7 +71,7 @@ func (f Faults) String() string {
 	if len(on) == 0 {
 		return "none"
 	}
-	if len(on) == 6 {
+	if len(on) == 7 {
 		return "all"
 	}
 	return strings.Join(on, ",")
@@ -141,6 +144,11 @@ type runner struct {
 	// all writes submitted, per key; the largest acknowledged version.
 	writes map[writeKey][]submitted
 	acked  map[writeKey]crdt.Version
+	// when each acknowledged write was answered, and when each
+	// acknowledged delete of a video / of a whole profile was submitted.
+	ackedAt      map[writeKey]map[crdt.Version]int64
+	videoDeletes map[writeKey][]int64
+	profDeletes  map[gossip.Ref][]int64
 	// last version sampled per node and key (monotonicity).
 	sampled map[gossip.NodeID]map[writeKey]crdt.Version
 	rep     Report
@@ -150,6 +158,8 @@ type runner struct {
 type pendingReq struct {
 	dev *device
 	ups []crdt.Update
+	op  gossip.Op // for deletes and settings
+	at  int64     // when it was submitted
 }
 
 const simVideos = 4
@@ -173,7 +183,8 @@ func Run(o RunOptions) (Report, error) {
 		return Report{}, err
 	}
 	r := &runner{s: s, o: o, pending: map[uint64]pendingReq{}, writes: map[writeKey][]submitted{},
-		acked: map[writeKey]crdt.Version{}, sampled: map[gossip.NodeID]map[writeKey]crdt.Version{}}
+		acked: map[writeKey]crdt.Version{}, sampled: map[gossip.NodeID]map[writeKey]crdt.Version{},
+		ackedAt: map[writeKey]map[crdt.Version]int64{}, videoDeletes: map[writeKey][]int64{}, profDeletes: map[gossip.Ref][]int64{}}
 	r.rep.Options = o
 	rng := s.Rand()
 	for i := range o.Devices {
@@ -244,6 +255,19 @@ func (r *runner) driveDevices() {
 		} else if r.o.Faults.Offline && rng.IntN(200) == 0 {
 			d.offline = true
 		}
+		if !d.offline && r.o.Faults.Deletes {
+			switch k := rng.IntN(400); {
+			case k < 6:
+				r.submitOp(d, gossip.Op{Kind: gossip.OpDeleteVideo, Ref: d.ref, Video: fmt.Sprintf("video%d", rng.IntN(simVideos))})
+				continue
+			case k < 7:
+				r.submitOp(d, gossip.Op{Kind: gossip.OpDeleteAll, Ref: d.ref})
+				continue
+			case k < 10:
+				r.submitOp(d, gossip.Op{Kind: gossip.OpSetPaused, Ref: d.ref, Paused: rng.IntN(2) == 0})
+				continue
+			}
+		}
 		var u crdt.Update
 		var ok bool
 		switch {
@@ -287,9 +311,16 @@ func (r *runner) submit(d *device, ups []crdt.Update) uint64 {
 	}
 	r.rep.Writes += len(ups)
 	id := r.s.Submit(d.node, gossip.Op{Kind: gossip.OpPut, Ref: d.ref, Ups: ups})
-	r.pending[id] = pendingReq{dev: d, ups: ups}
+	r.pending[id] = pendingReq{dev: d, ups: ups, at: r.s.Now()}
 	d.inflight = true
 	return id
+}
+
+// submitOp sends a history deletion or a settings change.
+func (r *runner) submitOp(d *device, op gossip.Op) {
+	id := r.s.Submit(d.node, op)
+	r.pending[id] = pendingReq{dev: d, op: op, at: r.s.Now()}
+	d.inflight = true
 }
 
 // collect takes the answers that came.
@@ -303,6 +334,19 @@ func (r *runner) collect() {
 		delete(r.pending, id)
 		d := p.dev
 		d.inflight = false
+		d.clock.Observe(c.Res.HLC) // the SDK follows Playhead-HLC on every answer
+		if p.op.Kind != 0 {
+			if c.Err == nil {
+				switch p.op.Kind {
+				case gossip.OpDeleteVideo:
+					k := writeKey{p.op.Ref, p.op.Video}
+					r.videoDeletes[k] = append(r.videoDeletes[k], p.at)
+				case gossip.OpDeleteAll:
+					r.profDeletes[p.op.Ref] = append(r.profDeletes[p.op.Ref], p.at)
+				}
+			}
+			continue
+		}
 		switch {
 		case c.Err == nil:
 			for i, w := range c.Res.Writes {
@@ -316,6 +360,10 @@ func (r *runner) collect() {
 					if cur := r.acked[k]; cur.Less(v) {
 						r.acked[k] = v
 					}
+					if r.ackedAt[k] == nil {
+						r.ackedAt[k] = map[crdt.Version]int64{}
+					}
+					r.ackedAt[k][v] = r.s.Now()
 				}
 			}
 		case errors.Is(c.Err, crdt.ErrClockSkew):
@@ -482,19 +530,26 @@ func (r *runner) liveness() {
 func (r *runner) freshWrites() {
 	s := r.s
 	ids := map[uint64]*device{}
+	fresh := map[uint64]crdt.Update{}
 	for _, d := range r.devs {
 		if d.inflight {
 			continue
 		}
 		d.sessions++
 		d.correction = d.skewMs
+		// A player asks where to resume before it plays (and follows the
+		// node's clock from that answer).
+		if c := s.Do(d.node, gossip.Op{Kind: gossip.OpCursor, Ref: d.ref, Video: "fresh-" + d.name}, 5_000); c.Err == nil {
+			d.clock.Observe(c.Res.HLC)
+		}
 		d.tr = client.NewTracker(d.clock, client.TrackerConfig{Device: d.name,
 			Session: fmt.Sprintf("%s-s%d", d.name, d.sessions), Video: "fresh-" + d.name})
 		u, ok := d.tr.Start(s.Now(), 1_000, 3_600_000)
 		if !ok {
 			continue
 		}
-		ids[r.submit(d, []crdt.Update{u})] = d
+		id := r.submit(d, []crdt.Update{u})
+		ids[id], fresh[id] = d, u
 	}
 	for range 100 {
 		s.RunFor(100)
@@ -514,11 +569,11 @@ func (r *runner) freshWrites() {
 		c, ok := s.Result(id)
 		switch {
 		case !ok:
-			r.violate("fresh-writes-accepted", "%s via n%d: no answer in 10 s after faults stopped%s", d.name, d.node, debugHook(s, d.node, id))
+			r.violate("fresh-writes-accepted", "%s via n%d: no answer in 10 s after faults stopped", d.name, d.node)
 		case c.Err != nil:
 			r.violate("fresh-writes-accepted", "%s via n%d: %v after faults stopped", d.name, d.node, c.Err)
 		case len(c.Res.Writes) != 1 || !c.Res.Writes[0].Applied || c.Res.Writes[0].Cursor.Version.Session != d.tr.Session():
-			r.violate("fresh-writes-accepted", "%s: a new session's first write was not applied: %+v", d.name, c.Res.Writes)
+			r.violate("fresh-writes-accepted", "%s: a new session's first write (epoch %d seq %d) was not applied: %+v", d.name, fresh[id].Epoch, fresh[id].Seq, c.Res.Writes)
 		}
 	}
 	r.collect()
@@ -608,8 +663,25 @@ func (r *runner) check() {
 				continue
 			}
 			c := rec.Cursor
-			if wasAcked && c.Version.Less(acked) {
-				r.violate("no-lost-ack", "%s holds %s/%s at %v, below the acknowledged %v", o, k.ref.Profile, k.video, c.Version, acked)
+			profRec, _, _ := n.Store.Get(storage.Key{Partition: p, Account: k.ref.Account, Profile: k.ref.Profile, Kind: crdt.KindProfile})
+			cleared := max(c.ClearedAt, profRec.Profile.ClearedAt)
+			if wasAcked && c.Version.Less(acked) && acked.Seq > cleared {
+				r.violate("no-lost-ack", "%s holds %s/%s at %v, below the acknowledged (and not deleted) %v", o, k.ref.Profile, k.video, c.Version, acked)
+			}
+			if c.Version.IsZero() {
+				continue // only a deletion register: nothing was written since
+			}
+			if c.Version.Seq > cleared {
+				// Visible: no delete acknowledged after this write's ack
+				// may have been submitted (deletion sticks).
+				if at, ok := r.ackedAt[k][c.Version]; ok {
+					for _, tD := range append(slices.Clone(r.videoDeletes[k]), r.profDeletes[k.ref]...) {
+						if tD > at {
+							r.violate("deletion-sticks", "%s shows %s/%s at %v, acknowledged at %d and deleted at %d", o, k.ref.Profile, k.video, c.Version, at, tD)
+							break
+						}
+					}
+				}
 			}
 			if !slices.ContainsFunc(r.writes[k], func(w submitted) bool {
 				return w.version == c.Version && w.position == c.PositionMs && w.device == c.Device
@@ -622,6 +694,7 @@ func (r *runner) check() {
 		}
 	}
 	mark("no-lost-ack", from)
+	mark("deletion-sticks", from)
 	mark("nothing-unexpected", from)
 	mark("isolation", from)
 }
@@ -645,5 +718,3 @@ func sortedWriteKeys[V any](m map[writeKey]V) []writeKey {
 	})
 	return out
 }
-
-var debugHook = func(*Sim, int, uint64) string { return "" }

@@ -493,6 +493,7 @@ func (c *Core) run(op Op) (Result, error) {
 // answer sends a request's outcome to its origin, held until the next
 // Flush when held is set (so nothing is answered before it is durable).
 func (c *Core) answer(origin NodeID, reqID uint64, op Op, res Result, err error, held bool) {
+	res.HLC = c.local.hlc.Last()
 	if origin == c.cfg.Self {
 		c.complete(reqID, res, err, held)
 		return
@@ -559,6 +560,7 @@ func (c *Core) Step(from NodeID, m Msg) {
 		if m.Result != nil {
 			res = *m.Result
 		}
+		c.local.hlc.Observe(res.HLC)
 		restoreVideos(f.op, &res)
 		c.complete(m.ReqID, res, nil, false)
 	case MsgReplicate:

@@ -91,6 +91,11 @@ type Result struct {
 	Videos  []string      `msgpack:",omitempty"` // Cursors[i].Video (not in the cursor encoding)
 	History []HistoryItem `msgpack:",omitempty"`
 	Profile crdt.Profile
+	// HLC is the answering coordinator's clock. The node that took the
+	// request observes it, so its Playhead-HLC header — which devices
+	// follow — is past every change the answer reflects (a delete done
+	// through another node included).
+	HLC crdt.HLC `msgpack:",omitempty"`
 }
 
 // KeyValue is one stored record in its storage encoding.

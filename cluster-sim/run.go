@@ -153,6 +153,13 @@ type runner struct {
 	sampled map[gossip.NodeID]map[writeKey]crdt.Version
 	rep     Report
 	viol    []string
+
+	// The ring's control plane: the production decision rules over the
+	// simulated membership.
+	ctrl      *gossip.RingController
+	servers   []gossip.RingServer
+	left      map[gossip.NodeID]bool
+	downSince map[gossip.NodeID]int64
 }
 
 type pendingReq struct {
@@ -186,6 +193,23 @@ func Run(o RunOptions) (Report, error) {
 		acked: map[writeKey]crdt.Version{}, sampled: map[gossip.NodeID]map[writeKey]crdt.Version{},
 		ackedAt: map[writeKey]map[crdt.Version]int64{}, videoDeletes: map[writeKey][]int64{}, profDeletes: map[gossip.Ref][]int64{}}
 	r.rep.Options = o
+	r.left, r.downSince = map[gossip.NodeID]bool{}, map[gossip.NodeID]int64{}
+	if o.Faults.Membership {
+		// Half the runs remove a dead node at once (an operator with a short
+		// --dead-node-grace), half after 20 s.
+		grace := 20 * time.Second
+		if s.Rand().IntN(2) == 0 {
+			grace = time.Millisecond
+		}
+		ctrl, err := gossip.NewRingController("n1", gossip.RingControllerConfig{DeadNodeGrace: grace})
+		if err != nil {
+			return Report{}, err
+		}
+		r.ctrl = ctrl
+		for _, n := range s.Nodes() {
+			r.servers = append(r.servers, gossip.RingServer{ID: n.ID, Addr: "sim/" + string(n.ID), Voter: true})
+		}
+	}
 	rng := s.Rand()
 	for i := range o.Devices {
 		d := &device{id: i, profile: i / 2, name: fmt.Sprintf("dev%d", i), clock: &crdt.Clock{},
@@ -217,6 +241,7 @@ func Run(o RunOptions) (Report, error) {
 		}
 		if s.Now() >= nextSample {
 			r.sample()
+			r.reconcileRing()
 			nextSample = s.Now() + 2_000
 		}
 		if o.Progress != nil && s.Now() >= nextProgress {
@@ -424,6 +449,7 @@ func (r *runner) fault() {
 				if s.Node(i + 1).Up {
 					s.Crash(i + 1)
 					s.SetAlive(i+1, false)
+					r.downSince[s.Node(i+1).ID] = s.Now()
 				}
 			}
 			return
@@ -458,34 +484,81 @@ func (r *runner) fault() {
 	}
 }
 
-// ringChange changes the ring as raft would commit it: a new node joins
-// (it pulls its partitions before serving them), a member leaves
-// gracefully, or a crashed member is removed after its grace period.
+// ringChange is a membership event: a new node joins, or a member leaves
+// gracefully. (Crashes are membership events too: a node dead longer than
+// the grace period loses its partitions.) The ring itself changes only
+// through the production rules: the leader's gossip.RingController decides
+// from the membership view, as RingReconciler does over raft.
 func (r *runner) ringChange() {
 	s, rng := r.s, r.s.Rand()
 	r.rep.RingChanges++
-	var members, down []int
+	var members []int
 	for i, n := range s.Nodes() {
-		if s.Table().Load()[n.ID] > 0 {
+		if s.Table().Load()[n.ID] > 0 && !r.left[n.ID] {
 			members = append(members, i+1)
-			if !n.Up {
-				down = append(down, i+1)
-			}
 		}
 	}
-	switch {
-	case len(members) < 7 && (len(members) <= 4 || rng.IntN(2) == 0):
-		i, err := s.AddNode()
-		if err != nil {
+	if len(members) < 7 && (len(members) <= 4 || rng.IntN(2) == 0) {
+		if _, err := s.AddNode(); err != nil {
 			return
 		}
-		s.SetMembers(append(members, i))
-	case len(down) > 0:
-		gone := down[rng.IntN(len(down))]
-		s.SetMembers(slices.DeleteFunc(slices.Clone(members), func(i int) bool { return i == gone }))
-	default:
-		gone := members[rng.IntN(len(members))]
-		s.SetMembers(slices.DeleteFunc(slices.Clone(members), func(i int) bool { return i == gone }))
+	} else if len(members) > 3 {
+		// A live member (not the leader, n1) announces its leave.
+		var live []int
+		for _, i := range members[1:] {
+			if s.Node(i).Up {
+				live = append(live, i)
+			}
+		}
+		if len(live) > 0 {
+			r.left[s.Node(live[rng.IntN(len(live))]).ID] = true
+		}
+	}
+	r.reconcileRing()
+}
+
+// reconcileRing runs the ring controller on the membership view and
+// applies its decisions, as the raft leader's reconciler would.
+func (r *runner) reconcileRing() {
+	if r.ctrl == nil {
+		return
+	}
+	s := r.s
+	for _, n := range s.Nodes() {
+		m := gossip.Member{ID: n.ID, RaftAddr: "sim/" + string(n.ID), State: gossip.MemberAlive, Since: s.Now()}
+		switch {
+		case r.left[n.ID]:
+			m.State = gossip.MemberLeft
+		case !n.Up:
+			m.State, m.Since = gossip.MemberDead, r.downSince[n.ID]
+		}
+		r.ctrl.Observe(m)
+	}
+	view := gossip.RingView{Servers: slices.Clone(r.servers), MaxVoters: 5}
+	for id, owned := range s.Table().Load() {
+		if owned > 0 {
+			view.Members = append(view.Members, id)
+		}
+	}
+	slices.Sort(view.Members)
+	for _, a := range r.ctrl.Decide(s.Now(), view) {
+		switch a.Kind {
+		case gossip.RingRemoveServer:
+			r.servers = slices.DeleteFunc(r.servers, func(x gossip.RingServer) bool { return x.ID == a.ID })
+		case gossip.RingAddServer:
+			r.servers = slices.DeleteFunc(r.servers, func(x gossip.RingServer) bool { return x.ID == a.ID })
+			r.servers = append(r.servers, gossip.RingServer{ID: a.ID, Addr: a.RaftAddr, Voter: a.Voter})
+		case gossip.RingSetMembers:
+			var idx []int
+			for i, n := range s.Nodes() {
+				if slices.Contains(a.Members, n.ID) {
+					idx = append(idx, i+1)
+				}
+			}
+			if len(idx) > 0 && !slices.Equal(a.Members, view.Members) {
+				s.SetMembers(idx)
+			}
+		}
 	}
 }
 
@@ -677,7 +750,7 @@ func (r *runner) check() {
 				if at, ok := r.ackedAt[k][c.Version]; ok {
 					for _, tD := range append(slices.Clone(r.videoDeletes[k]), r.profDeletes[k.ref]...) {
 						if tD > at {
-							r.violate("deletion-sticks", "%s shows %s/%s at %v, acknowledged at %d and deleted at %d", o, k.ref.Profile, k.video, c.Version, at, tD)
+							r.violate("deletion-sticks", "%s shows %s/%s at %v, acknowledged at %d and deleted at %d (cursor cleared %d, profile cleared %d)", o, k.ref.Profile, k.video, c.Version, at, tD, c.ClearedAt, profRec.Profile.ClearedAt)
 							break
 						}
 					}

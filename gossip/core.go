@@ -232,6 +232,14 @@ func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 		handoff:   map[uint16][]NodeID{},
 		pulled:    map[uint16]int64{},
 	}
+	// Ids of writes, hint batches and quorum reads start from the clock, so
+	// that an answer still in flight from before a restart can never be
+	// taken for the answer to a new request (found by the simulator: a
+	// restarted coordinator counted a stale ack and acknowledged a delete
+	// that no owner had).
+	c.nextWID = uint64(nowMs) << 16
+	c.hintSeq = uint64(nowMs) << 8
+	c.rr.next = uint64(nowMs) << 16
 	c.buf.flushHook = c.persist
 	local, err := NewLocal(c.buf, coreClock{c}, captureNotifier{c}, cfg.Local)
 	if err != nil {
@@ -937,8 +945,15 @@ func (c *Core) antiEntropyRound() {
 	for i := 0; i < n && sent < c.cfg.AEPartitions; i++ {
 		p := uint16((c.aeNext + i) % n)
 		owners := c.table.OwnersOf(p)
-		if !slices.Contains(owners, c.cfg.Self) || c.handoff[p] != nil {
-			continue
+		if !slices.Contains(owners, c.cfg.Self) {
+			// A partition this node no longer owns but still holds data
+			// of (it left the ring, or was removed while down): compare
+			// it with an owner too, so writes only this node has reach
+			// the owners (found by the simulator: a write acknowledged by
+			// two owners that both died and were removed was lost).
+			if *c.buf.digest(p) == ([DigestBuckets]uint64{}) {
+				continue
+			}
 		}
 		var peers []NodeID
 		for _, o := range owners {
@@ -1025,8 +1040,11 @@ func (c *Core) onPull(from NodeID, m Msg) {
 
 // pullHandoffs asks an old owner for each partition still to pull; a pull
 // without an answer is sent again (to the next live old owner) after a
-// request timeout. With no old owner alive, the partition is served as it
-// is and anti-entropy with the other owners fills it.
+// request timeout. While no old owner is alive the node serves the
+// partition from what it has (anti-entropy with the other owners fills
+// it) and keeps the pull pending: the old owners may hold the only copies
+// (found by the simulator: when every old owner of a partition died and
+// the ring moved on, dropping the pull lost acknowledged writes for good).
 func (c *Core) pullHandoffs() {
 	for _, p := range sortedPartitions(c.handoff) {
 		if at, ok := c.pulled[p]; ok && c.nowMs-at < c.cfg.RequestTimeout.Milliseconds() {
@@ -1039,8 +1057,6 @@ func (c *Core) pullHandoffs() {
 			}
 		}
 		if len(live) == 0 {
-			delete(c.handoff, p)
-			delete(c.pulled, p)
 			continue
 		}
 		c.pulled[p] = c.nowMs

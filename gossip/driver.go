@@ -75,8 +75,10 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Request ids start from the clock: an answer from before a restart,
+	// still in flight, must not complete a new request.
 	return &Cluster{cfg: cfg, core: core, in: make(chan func(), 4096), done: make(chan struct{}),
-		waiting: map[uint64]chan Completion{}}, nil
+		waiting: map[uint64]chan Completion{}, nextID: uint64(cfg.Clock.NowMs()) << 16}, nil
 }
 
 // Start runs the driver loop over transport (which delivers inbound

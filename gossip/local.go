@@ -383,7 +383,10 @@ func (l *Local) DeleteVideo(ctx context.Context, ref Ref, video string) error {
 	if err != nil {
 		return err
 	}
-	at := l.Now()
+	// The deletion covers at least every write stored here: a write whose
+	// device clock ran ahead (within max_clock_skew) must not outlive a
+	// delete asked for after it (found by the simulator).
+	at := max(l.Now(), rec.Cursor.Version.Seq)
 	rec.Cursor = crdt.MergeCursor(rec.Cursor, crdt.Cursor{Video: video, ClearedAt: at})
 	if err := l.write([]storage.Put{{Key: ck, Record: rec}}); err != nil {
 		return err
@@ -402,7 +405,17 @@ func (l *Local) DeleteAll(ctx context.Context, ref Ref) error {
 	if err != nil {
 		return err
 	}
-	rec.Profile = crdt.MergeProfile(rec.Profile, crdt.Profile{ClearedAt: l.Now()})
+	// As for one video: the deletion covers every write stored here, also
+	// one stamped by a device clock running ahead.
+	at := l.Now()
+	err = l.store.ScanProfile(pk.Partition, ref.Account, ref.Profile, crdt.KindCursor, func(_ storage.Key, r crdt.Record) error {
+		at = max(at, r.Cursor.Version.Seq)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	rec.Profile = crdt.MergeProfile(rec.Profile, crdt.Profile{ClearedAt: at})
 	if err := l.write([]storage.Put{{Key: pk, Record: rec}}); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@
 //	playhead token   print a device token signed with the cluster secret
 //	playhead keygen  print a new cluster key for --gossip-key-file
 //	playhead sim     run the deterministic cluster simulator
+//	playhead bench   generate load, run the Redis baseline, compare (bench/compare.sh)
 //
 // Every flag has an environment variable (PLAYHEAD_ and the flag name, upper
 // case, dashes as underscores); `playhead CMD --help` lists them with their
@@ -29,6 +30,7 @@ commands:
   token   print a device token signed with the cluster secret
   keygen  print a new cluster key (for --gossip-key-file)
   sim     run the deterministic cluster simulator (faults, invariants, replayable seeds)
+  bench   load generator (put, batch, ws, read, propagation), the Redis baseline and their comparison
 
 Run 'playhead <command> --help' for a command's flags and their environment variables.
 `
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdKeygen(args[1:], stdout, stderr)
 	case "sim":
 		err = cmdSim(args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, topUsage)
 		return 0

@@ -34,6 +34,8 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 	historyTTL := fs.Duration("history-ttl", d.Policy.HistoryTTL, "history entries (and deletion tombstones) are kept this long")
 	rate := fs.Float64("device-rate", d.DeviceRate, "writes per second allowed per device (token bucket rate); excess gets 429")
 	burst := fs.Int("device-burst", d.DeviceBurst, "burst size of the per-device token bucket")
+	accountRate := fs.Float64("account-rate", d.AccountRate, "other requests (reads, push streams) per second allowed per account; excess gets 429; negative disables")
+	accountBurst := fs.Int("account-burst", d.AccountBurst, "burst size of the per-account token bucket")
 	gossipAddr := fs.String("gossip-addr", "", "host:port for cluster membership (memberlist, UDP+TCP); setting it, --join or --bootstrap-expect > 1 makes the node a cluster member (e.g. 0.0.0.0:7946)")
 	rpcAddr := fs.String("rpc-addr", "", "host:port for replication traffic between nodes (TCP); default: the gossip host, port 7948")
 	raftAddr := fs.String("raft-addr", "", "host:port for the ring configuration's raft (TCP); default: the gossip host, port 7947")
@@ -67,6 +69,7 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 		cfg.Policy.MinResumePct, cfg.Policy.MaxResumePct = *minPct, *maxPct
 		cfg.Policy.MinResumeDuration, cfg.Policy.CursorTTL, cfg.Policy.HistoryTTL = *minDur, *cursorTTL, *historyTTL
 		cfg.DeviceRate, cfg.DeviceBurst = *rate, *burst
+		cfg.AccountRate, cfg.AccountBurst = *accountRate, *accountBurst
 		logger, err := newLogger(*logLevel, *logFormat)
 		if err != nil {
 			return cfg, err

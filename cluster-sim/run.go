@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -350,7 +351,7 @@ func (r *runner) submitOp(d *device, op gossip.Op) {
 
 // collect takes the answers that came.
 func (r *runner) collect() {
-	for _, id := range sortedKeys(r.pending) {
+	for _, id := range slices.Sorted(maps.Keys(r.pending)) {
 		p := r.pending[id]
 		c, ok := r.s.Result(id)
 		if !ok {
@@ -637,7 +638,7 @@ func (r *runner) freshWrites() {
 		}
 	}
 	from := len(r.viol)
-	for _, id := range sortedKeys(ids) {
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
 		d := ids[id]
 		c, ok := s.Result(id)
 		switch {
@@ -770,15 +771,6 @@ func (r *runner) check() {
 	mark("deletion-sticks", from)
 	mark("nothing-unexpected", from)
 	mark("isolation", from)
-}
-
-func sortedKeys[V any](m map[uint64]V) []uint64 {
-	out := make([]uint64, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func sortedWriteKeys[V any](m map[writeKey]V) []writeKey {

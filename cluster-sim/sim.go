@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"maps"
 	"math/rand/v2"
 	"slices"
 
@@ -270,7 +271,7 @@ func (s *Sim) Crash(i int) {
 	n := s.nodes[i-1]
 	n.Up = false
 	n.Store = n.Store.Crash(func() bool { return s.rng.IntN(2) == 0 })
-	for _, id := range sortedKeys(s.at) {
+	for _, id := range slices.Sorted(maps.Keys(s.at)) {
 		if s.at[id] == n.ID {
 			delete(s.at, id)
 			s.results[id] = gossip.Completion{ID: id, Err: fmt.Errorf("%w: the node crashed", gossip.ErrUnavailable)}

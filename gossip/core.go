@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -760,7 +761,7 @@ func (c *Core) releaseEvents() {
 		}
 	}
 	c.heldEvents = nil
-	for _, n := range sortedNodes(byNode) {
+	for _, n := range slices.Sorted(maps.Keys(byNode)) {
 		c.stats.EventsSent += uint64(len(byNode[n]))
 		c.send(n, Msg{Type: MsgEvents, Events: byNode[n]})
 	}
@@ -779,14 +780,14 @@ func (c *Core) Tick(nowMs int64) {
 	if nowMs > c.nowMs {
 		c.nowMs = nowMs
 	}
-	for _, id := range sortedIDs64(c.forwarded) {
+	for _, id := range slices.Sorted(maps.Keys(c.forwarded)) {
 		if f := c.forwarded[id]; f.deadline <= c.nowMs {
 			delete(c.forwarded, id)
 			c.complete(id, Result{}, fmt.Errorf("%w: no answer from the partition's coordinator in %v", ErrUnavailable, c.cfg.RequestTimeout), false)
 		}
 	}
 	c.tickQuorumReads()
-	for _, wid := range sortedIDs64(c.writes) {
+	for _, wid := range slices.Sorted(maps.Keys(c.writes)) {
 		w := c.writes[wid]
 		if w.deadline > c.nowMs {
 			continue
@@ -847,7 +848,7 @@ func (c *Core) sendInterest(refs []Ref) {
 			byOwner[o] = append(byOwner[o], r)
 		}
 	}
-	for _, o := range sortedNodes(byOwner) {
+	for _, o := range slices.Sorted(maps.Keys(byOwner)) {
 		c.send(o, Msg{Type: MsgInterest, Refs: byOwner[o], LeaseMs: c.cfg.InterestLease.Milliseconds()})
 	}
 }
@@ -876,7 +877,7 @@ func (c *Core) storeHints(o NodeID, puts []storage.Put) {
 const hintBatchSize = 256
 
 func (c *Core) replayHints() {
-	for _, o := range sortedNodes(c.hints) {
+	for _, o := range slices.Sorted(maps.Keys(c.hints)) {
 		h := c.hints[o]
 		if len(h) == 0 || !c.isAlive(o) || c.hintInFlight(o) {
 			continue
@@ -906,7 +907,7 @@ func (c *Core) replayHints() {
 // hintInFlight reports whether a hint batch to o awaits its ack; a batch
 // unanswered for a request timeout is forgotten and its hints sent again.
 func (c *Core) hintInFlight(o NodeID) bool {
-	for _, id := range sortedIDs64(c.hintsSent) {
+	for _, id := range slices.Sorted(maps.Keys(c.hintsSent)) {
 		hb := c.hintsSent[id]
 		if hb.to != o {
 			continue
@@ -1046,7 +1047,7 @@ func (c *Core) onPull(from NodeID, m Msg) {
 // (found by the simulator: when every old owner of a partition died and
 // the ring moved on, dropping the pull lost acknowledged writes for good).
 func (c *Core) pullHandoffs() {
-	for _, p := range sortedPartitions(c.handoff) {
+	for _, p := range slices.Sorted(maps.Keys(c.handoff)) {
 		if at, ok := c.pulled[p]; ok && c.nowMs-at < c.cfg.RequestTimeout.Milliseconds() {
 			continue
 		}
@@ -1074,33 +1075,6 @@ func compareKeys(a, b storage.Key) int {
 	ka, _ := storage.EncodeKey(a)
 	kb, _ := storage.EncodeKey(b)
 	return slices.Compare(ka, kb)
-}
-
-func sortedNodes[V any](m map[NodeID]V) []NodeID {
-	out := make([]NodeID, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func sortedIDs64[V any](m map[uint64]V) []uint64 {
-	out := make([]uint64, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func sortedPartitions[V any](m map[uint16]V) []uint16 {
-	out := make([]uint16, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func popcount(x uint64) int {

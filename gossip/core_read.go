@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/playhead/playhead/crdt"
@@ -176,7 +177,7 @@ func (c *Core) onProfileRecordsReply(from NodeID, m Msg) {
 // tickQuorumReads answers ErrUnavailable for quorum reads past their
 // deadline.
 func (c *Core) tickQuorumReads() {
-	for _, id := range sortedIDs64(c.rr.reads) {
+	for _, id := range slices.Sorted(maps.Keys(c.rr.reads)) {
 		r := c.rr.reads[id]
 		if r.deadline > c.nowMs {
 			continue

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -141,7 +143,7 @@ func (c *Cluster) cycle() {
 	for _, e := range rd.Messages {
 		byPeer[e.To] = append(byPeer[e.To], e.Msg)
 	}
-	for _, to := range sortedNodes(byPeer) {
+	for _, to := range slices.Sorted(maps.Keys(byPeer)) {
 		c.sendAll(to, byPeer[to])
 	}
 	if len(rd.Events) > 0 {

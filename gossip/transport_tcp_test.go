@@ -812,7 +812,7 @@ func FuzzTCPDialHandshake(f *testing.F) {
 // queue never overflows (BenchmarkTCPTransport, in transport_test.go,
 // queues everything up front).
 func BenchmarkTCPTransportFlow(b *testing.B) {
-	const window = 8192
+	const window = DefaultTCPQueueLen / 2
 	var got atomic.Int64
 	progress := make(chan struct{}, 1)
 	a, _ := startTCP(b, TCPConfig{Self: "a"})
@@ -844,6 +844,9 @@ func BenchmarkTCPTransportFlow(b *testing.B) {
 		a.Send("b", addr, frame)
 	}
 	for got.Load() < int64(b.N) {
+		if s := a.Stats(); s.Dropped != 0 {
+			b.Fatalf("dropped %d", s.Dropped)
+		}
 		select {
 		case <-progress:
 		case <-time.After(time.Millisecond):

@@ -40,7 +40,7 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP" --appendonly yes
 "$PH" bench baseline-server --http-addr 127.0.0.1:$BASE_PORT --redis-addr 127.0.0.1:$REDIS_PORT \
   --secret-file "$TMP/secret" > "$TMP/baseline.log" 2>&1 & PIDS+=($!)
 "$PH" serve --data-dir "$TMP/ph-data" --http-addr 127.0.0.1:$PH_PORT --auth-secret-file "$TMP/secret" \
-  --device-rate 1000000 --device-burst 1000000 --log-level warn > "$TMP/playhead.log" 2>&1 & PIDS+=($!)
+  --device-rate -1 --account-rate -1 --log-level warn > "$TMP/playhead.log" 2>&1 & PIDS+=($!)
 
 wait_up() { for _ in $(seq 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not up: $1" >&2; cat "$TMP"/*.log >&2; exit 1; }
 wait_up "http://127.0.0.1:$BASE_PORT/healthz"

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,10 +80,12 @@ type TCPConfig struct {
 	// value is 4096.
 	QueueLen int
 	// QueueBytes bounds the bytes queued per peer (the sum of the queued
-	// frames' lengths). The default value is 64 MiB.
+	// frames' lengths): QueueLen bounds many small frames, QueueBytes a few
+	// big ones. The default value is 64 MiB or QueueLen × 1 KiB, whichever
+	// is larger (so a long queue of small frames is bounded by its length).
 	QueueBytes int
-	// DialTimeout bounds a dial plus handshake, inbound or outbound. The
-	// default value is 2 s.
+	// DialTimeout bounds a dial, and then a handshake (inbound or
+	// outbound). The default value is 2 s.
 	DialTimeout time.Duration
 	// KeepAlive is how often an idle connection proves it is alive; a
 	// connection silent for 5 × KeepAlive is closed (and the dialer
@@ -92,7 +95,7 @@ type TCPConfig struct {
 	KeepAlive time.Duration
 	// WriteTimeout bounds one write to a peer; a peer that stops reading
 	// for longer is disconnected and its batch requeued. The default value
-	// is 10 s.
+	// is 10 × KeepAlive (10 s).
 	WriteTimeout time.Duration
 	// BackoffMin and BackoffMax bound the delay before redialing a peer
 	// that could not be reached: it starts at BackoffMin, doubles per
@@ -118,7 +121,7 @@ func (c *TCPConfig) EnsureDefaults() {
 		c.QueueLen = DefaultTCPQueueLen
 	}
 	if c.QueueBytes == 0 {
-		c.QueueBytes = DefaultTCPQueueBytes
+		c.QueueBytes = max(DefaultTCPQueueBytes, c.QueueLen<<10)
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultTCPDialTimeout
@@ -231,6 +234,10 @@ func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 		return nil, err
 	}
 	cfg.EnsureDefaults()
+	cfg.Keys = slices.Clone(cfg.Keys)
+	for i, k := range cfg.Keys {
+		cfg.Keys[i] = slices.Clone(k)
+	}
 	ln := cfg.Listener
 	if ln == nil {
 		var err error

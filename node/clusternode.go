@@ -155,7 +155,7 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: listening for replication on %s (--rpc-addr): %w", o.RPCAddr, err)
 	}
-	tr, err := gossip.NewTCPTransport(gossip.TCPConfig{Self: cp.self, Listener: rpcLn, Keys: o.Keys,
+	tr, err := gossip.NewTCPTransport(gossip.TCPConfig{Self: cp.self, Listener: rpcLn, Keys: o.Keys, MaxFrame: gossip.MaxFrame,
 		OnFrame: cl.Deliver, Logger: log.With("component", "rpc")})
 	if err != nil {
 		rpcLn.Close()

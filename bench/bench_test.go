@@ -5,22 +5,28 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/playhead/playhead/bench"
 	"github.com/playhead/playhead/node"
-	"github.com/playhead/playhead/storage"
 )
+
+// The smoke tests run every workload for about a second against a real
+// node (Pebble in a temp dir) and check only that requests succeeded and
+// the result is well formed: no timing is asserted.
 
 var secret = []byte("0123456789abcdef0123456789abcdef-bench-tests")
 
-func startNode(t *testing.T) (string, string) {
+func startNode(t *testing.T) (url string, mint func(string) (string, error)) {
 	t.Helper()
-	n, err := node.NewWithStore(node.Config{NodeID: "bench-1", AuthSecret: secret, Logger: slog.New(slog.DiscardHandler), DeviceRate: -1, AccountRate: -1}, storage.NewMem())
+	n, err := node.New(node.Config{NodeID: "bench-1", DataDir: t.TempDir(), AuthSecret: secret,
+		Logger: slog.New(slog.DiscardHandler), DeviceRate: -1, AccountRate: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,139 +38,139 @@ func startNode(t *testing.T) (string, string) {
 		defer cancel()
 		n.Shutdown(ctx)
 	})
-	tok, err := node.IssueToken(secret, "acct-bench", nil, false, time.Hour, time.Now())
+	return srv.URL, func(p string) (string, error) {
+		return node.IssueToken(secret, "acct-"+p, nil, false, time.Hour, time.Now())
+	}
+}
+
+// SmokeConfig is a short, low-rate run of workload against url.
+func smokeConfig(url string, mint func(string) (string, error), workload string, rate float64) bench.Config {
+	return bench.Config{
+		URL: url, Mint: mint, Workload: workload, Rate: rate, Concurrency: 4,
+		Duration: time.Second, Warmup: 200 * time.Millisecond, Profiles: 5, Videos: 10, Batch: 5,
+		Subscribers: 3, Seed: 7,
+	}
+}
+
+// checkResult asserts the run served requests without errors and that its
+// JSON and table are well formed.
+func checkResult(t *testing.T, res *bench.Result) {
+	t.Helper()
+	if res.OK == 0 {
+		t.Fatalf("no successful operations: %+v", res)
+	}
+	for k, v := range res.Errors {
+		t.Errorf("errors %s: %d", k, v)
+	}
+	if res.Latency.Count == 0 {
+		t.Fatalf("no latencies recorded: %+v", res)
+	}
+	path := filepath.Join(t.TempDir(), "r.json")
+	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv.URL, tok
+	if err := res.WriteJSON(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	b, _ := os.ReadFile(path)
+	var fields map[string]any
+	if err := json.Unmarshal(b, &fields); err != nil {
+		t.Fatalf("result JSON: %v\n%s", err, b)
+	}
+	for _, k := range []string{"workload", "mode", "ops", "ok", "ops_per_sec", "updates_per_sec", "errors", "latency", "timeline_served_per_s"} {
+		if _, ok := fields[k]; !ok {
+			t.Errorf("result JSON lacks %q", k)
+		}
+	}
+	var back bench.Result
+	if err := json.Unmarshal(b, &back); err != nil || back.Ops != res.Ops || back.Latency.P99 != res.Latency.P99 {
+		t.Errorf("result JSON does not round-trip: %v", err)
+	}
+	var tbl bytes.Buffer
+	res.WriteTable(&tbl)
+	for _, want := range []string{"p99.9 ms", res.Workload} {
+		if !strings.Contains(tbl.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tbl.String())
+		}
+	}
 }
 
 func TestWorkloadsAgainstNode(t *testing.T) {
 	for _, tc := range []struct {
-		workload string
-		push     string
-		rate     float64
+		name, workload, push string
+		rate                 float64
 	}{
-		{"put", "", 50}, {"batch", "", 20}, {"ws", "", 50}, {"read", "", 50}, {"propagation", "ws", 50}, {"put", "", 0},
+		{"put", "put", "", 50},
+		{"put-closed", "put", "", 0},
+		{"batch", "batch", "", 20},
+		{"ws", "ws", "", 50},
+		{"read", "read", "", 50},
+		{"propagation-ws", "propagation", "ws", 50},
+		{"propagation-sse", "propagation", "sse", 50},
 	} {
-		name := tc.workload
-		if tc.rate == 0 {
-			name += "-closed"
-		}
-		t.Run(name, func(t *testing.T) {
-			url, tok := startNode(t)
+		t.Run(tc.name, func(t *testing.T) {
+			url, mint := startNode(t)
+			cfg := smokeConfig(url, mint, tc.workload, tc.rate)
+			cfg.Push = tc.push
 			var prog bytes.Buffer
-			res, err := bench.Run(context.Background(), bench.Config{
-				URL: url, Token: tok, Workload: tc.workload, Rate: tc.rate, Concurrency: 4,
-				Duration: time.Second, Warmup: 200 * time.Millisecond, Profiles: 5, Videos: 10, Batch: 5,
-				Push: tc.push, Subscribers: 3, Seed: 7, Progress: &prog,
-			})
+			cfg.Progress = &prog
+			res, err := bench.Run(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Ops == 0 || res.OK == 0 {
-				t.Fatalf("no successful ops: %+v", res)
+			checkResult(t, res)
+			if tc.workload == "read" && res.NotFound > 0 {
+				t.Errorf("read after prefill found no cursor %d times", res.NotFound)
 			}
-			for k, v := range res.Errors {
-				t.Errorf("errors %s: %d", k, v)
+			if tc.workload == "batch" && res.Updates != 5*(res.OK+res.Stale) {
+				t.Errorf("batch: %d updates in %d requests of 5", res.Updates, res.OK+res.Stale)
 			}
-			if res.Latency.Count == 0 {
-				t.Fatalf("no latencies recorded")
+			if tc.workload == "propagation" && res.Delivered == 0 {
+				t.Errorf("propagation: nothing delivered of %d applied", res.Applied)
 			}
-			f := filepath.Join(t.TempDir(), "r.json")
-			fh, _ := os.Create(f)
-			if err := res.WriteJSON(fh); err != nil {
-				t.Fatal(err)
-			}
-			fh.Close()
-			b, _ := os.ReadFile(f)
-			var back map[string]any
-			if err := json.Unmarshal(b, &back); err != nil {
-				t.Fatalf("bad JSON: %v", err)
-			}
-			for _, k := range []string{"workload", "ops", "ops_per_sec", "errors", "latency"} {
-				if _, ok := back[k]; !ok {
-					t.Errorf("JSON lacks %q", k)
-				}
-			}
-			var tbl bytes.Buffer
-			res.WriteTable(&tbl)
-			if !bytes.Contains(tbl.Bytes(), []byte("p99.9")) {
-				t.Errorf("table: %s", tbl.String())
+			if !strings.Contains(prog.String(), tc.workload) {
+				t.Errorf("no progress line: %q", prog.String())
 			}
 		})
 	}
 }
 
-func TestHistPercentiles(t *testing.T) {
-	h := bench.NewHist()
-	for i := 1; i <= 1000; i++ {
-		h.Record(time.Duration(i) * time.Millisecond)
-	}
-	s := h.Summarize()
-	if s.Count != 1000 {
-		t.Fatalf("count %d", s.Count)
-	}
-	near := func(got, want float64) bool { return got >= want*0.99 && got <= want*1.01 }
-	if !near(s.P50, 500) || !near(s.P90, 900) || !near(s.P99, 990) || !near(s.Max, 1000) {
-		t.Fatalf("percentiles %+v", s)
-	}
-	if s.P50 > s.P90 || s.P90 > s.P99 || s.P99 > s.P999 || s.P999 > s.Max {
-		t.Fatalf("not monotone %+v", s)
-	}
-	if e := bench.NewHist().Summarize(); e.Count != 0 || e.P99 != 0 {
-		t.Fatalf("empty %+v", e)
-	}
-}
-
-func TestMedian(t *testing.T) {
-	if m := bench.Median([]float64{3, 1, 2}); m != 2 {
-		t.Fatal(m)
-	}
-	if m := bench.Median([]float64{4, 1, 2, 3}); m != 2.5 {
-		t.Fatal(m)
-	}
-}
-
-func TestZipfDeterministic(t *testing.T) {
-	a, b, c := bench.NewZipf(42, 1.1, 100), bench.NewZipf(42, 1.1, 100), bench.NewZipf(43, 1.1, 100)
-	same, counts := true, map[int]int{}
-	for i := 0; i < 10000; i++ {
-		x, y := a.Next(), b.Next()
-		if x != y {
-			t.Fatalf("same seed differs at %d", i)
-		}
-		if x < 0 || x >= 100 {
-			t.Fatalf("out of range %d", x)
-		}
-		if c.Next() != x {
-			same = false
-		}
-		counts[x]++
-	}
-	if same {
-		t.Fatal("different seeds gave the same sequence")
-	}
-	if counts[0] <= counts[50] {
-		t.Fatalf("not skewed: %d vs %d", counts[0], counts[50])
-	}
-}
-
-func TestReport(t *testing.T) {
-	dir := t.TempDir()
-	for i, sys := range []string{"playhead", "baseline"} {
-		r := &bench.Result{Workload: "put", OpsPerSec: float64(100 * (i + 1)), Errors: map[string]int64{}, Latency: bench.Summary{P50: 1, P99: 2}}
-		f, _ := os.Create(filepath.Join(dir, "put-"+sys+"-1.json"))
-		r.WriteJSON(f)
-		f.Close()
-	}
-	out := filepath.Join(dir, "B.md")
-	var log bytes.Buffer
-	if err := bench.Report(dir, out, "", &log); err != nil {
+// TestOpenLoopAccountsForEverySend runs an open loop against a server too
+// slow for it and checks the bookkeeping that avoids coordinated omission:
+// every send the schedule wanted in the window either ran (and was
+// measured from its intended time) or is reported unsent.
+func TestOpenLoopAccountsForEverySend(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+		w.Write([]byte(`{"applied":true}`))
+	}))
+	defer srv.Close()
+	res, err := bench.Run(context.Background(), bench.Config{URL: srv.URL, Token: "t", Workload: "put", Rate: 500,
+		Concurrency: 1, Duration: time.Second, Warmup: 100 * time.Millisecond, Seed: 1})
+	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(out)
-	if !bytes.Contains(b, []byte("| put | 1 | 100 | 200 | 0.50×")) {
-		t.Fatalf("report:\n%s", b)
+	if res.Mode != "open" || res.Unsent == 0 {
+		t.Fatalf("a server slower than the schedule must leave sends unsent: %+v", res)
+	}
+	if got := res.Ops + res.Unsent; got != 500 {
+		t.Fatalf("ops %d + unsent %d = %d, want the 500 the schedule had in the window", res.Ops, res.Unsent, got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []bench.Config{
+		{URL: "localhost:8080", Token: "t", Workload: "put"},
+		{URL: "http://x", Workload: "put"},
+		{URL: "http://x", Token: "t", Workload: "nope"},
+		{URL: "http://x", Token: "t", Workload: "batch", Batch: 501},
+		{URL: "http://x", Token: "t", Workload: "propagation", Push: "carrier-pigeon"},
+	} {
+		c.EnsureDefaults()
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
 	}
 }

@@ -1,40 +1,35 @@
-// Package bench is playhead's load generator: simulated devices against any
-// playhead-compatible URL, with HDR latency histograms and JSON results.
 package bench
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
-	"math/rand/v2"
-	"sort"
 	"sync"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// Hist is a concurrency-safe HDR histogram of latencies in microseconds
-// (1 µs .. 60 s, 3 significant digits).
+// Histogram range: 1 µs to 60 s at 3 significant digits (0.1 % resolution).
+const (
+	histMinUs  = 1
+	histMaxUs  = 60_000_000
+	histDigits = 3
+)
+
+// Hist is an HDR histogram of latencies in microseconds. It is safe for
+// concurrent use; a run gives each shard of workers its own to keep the lock
+// uncontended.
 type Hist struct {
 	mu sync.Mutex
-	h  *hdrhistogram.Histogram
+	h  *hdrhistogram.Histogram // guarded by mu
 }
 
 // NewHist returns an empty histogram.
-func NewHist() *Hist { return &Hist{h: hdrhistogram.New(1, 60_000_000, 3)} }
+func NewHist() *Hist { return &Hist{h: hdrhistogram.New(histMinUs, histMaxUs, histDigits)} }
 
-// Record adds one latency; values out of range are clamped.
+// Record adds one latency; values outside 1 µs..60 s are clamped into range.
 func (h *Hist) Record(d time.Duration) {
-	us := d.Microseconds()
-	if us < 1 {
-		us = 1
-	}
-	if us > 60_000_000 {
-		us = 60_000_000
-	}
+	us := min(max(d.Microseconds(), histMinUs), histMaxUs)
 	h.mu.Lock()
-	_ = h.h.RecordValue(us)
+	_ = h.h.RecordValue(us) // in range by construction
 	h.mu.Unlock()
 }
 
@@ -45,7 +40,34 @@ func (h *Hist) Count() int64 {
 	return h.h.TotalCount()
 }
 
-// Summary is the latency percentiles of a histogram, in milliseconds.
+// Merge adds every value of o to h. h and o must differ.
+func (h *Hist) Merge(o *Hist) {
+	o.mu.Lock()
+	c := hdrhistogram.Import(o.h.Export())
+	o.mu.Unlock()
+	h.mu.Lock()
+	h.h.Merge(c)
+	h.mu.Unlock()
+}
+
+// drainInto adds every value of h to dst and empties h, atomically with
+// respect to Record on h.
+func (h *Hist) drainInto(dst *Hist) {
+	h.mu.Lock()
+	snap := hdrhistogram.Import(h.h.Export())
+	h.h.Reset()
+	h.mu.Unlock()
+	dst.mu.Lock()
+	dst.h.Merge(snap)
+	dst.mu.Unlock()
+}
+
+// cdfQuantiles are the percentiles a Summary keeps for plotting: dense in
+// the tail, where the systems differ.
+var cdfQuantiles = []float64{0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 92.5, 95, 96, 97, 98, 99,
+	99.25, 99.5, 99.75, 99.9, 99.95, 99.99, 99.999, 100}
+
+// Summary is a histogram's percentiles, in milliseconds.
 type Summary struct {
 	Count int64   `json:"count"`
 	Mean  float64 `json:"mean_ms"`
@@ -54,13 +76,14 @@ type Summary struct {
 	P99   float64 `json:"p99_ms"`
 	P999  float64 `json:"p999_ms"`
 	Max   float64 `json:"max_ms"`
-	// CDF is (percentile, ms) points for plotting.
+	// CDF holds [percentile, ms] points for plots (cdfQuantiles).
 	CDF [][2]float64 `json:"cdf,omitempty"`
 }
 
-func ms(us int64) float64 { return float64(us) / 1000 }
+func usToMs(us int64) float64 { return float64(us) / 1000 }
 
-// Summarize computes the percentiles.
+// Summarize computes the percentiles (HDR "value at quantile": the highest
+// value equivalent to the recorded one at that rank, so never optimistic).
 func (h *Hist) Summarize() Summary {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -69,81 +92,52 @@ func (h *Hist) Summarize() Summary {
 		return s
 	}
 	s.Mean = h.h.Mean() / 1000
-	s.P50 = ms(h.h.ValueAtQuantile(50))
-	s.P90 = ms(h.h.ValueAtQuantile(90))
-	s.P99 = ms(h.h.ValueAtQuantile(99))
-	s.P999 = ms(h.h.ValueAtQuantile(99.9))
-	s.Max = ms(h.h.Max())
-	for _, q := range []float64{0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100} {
-		s.CDF = append(s.CDF, [2]float64{q, ms(h.h.ValueAtQuantile(q))})
+	s.P50 = usToMs(h.h.ValueAtQuantile(50))
+	s.P90 = usToMs(h.h.ValueAtQuantile(90))
+	s.P99 = usToMs(h.h.ValueAtQuantile(99))
+	s.P999 = usToMs(h.h.ValueAtQuantile(99.9))
+	s.Max = usToMs(h.h.Max())
+	for _, q := range cdfQuantiles {
+		s.CDF = append(s.CDF, [2]float64{q, usToMs(h.h.ValueAtQuantile(q))})
 	}
 	return s
 }
 
-// Result is one run's outcome; --json writes it.
-type Result struct {
-	Workload    string           `json:"workload"`
-	URL         string           `json:"url"`
-	Mode        string           `json:"mode"` // "open" or "closed"
-	Rate        float64          `json:"target_rate,omitempty"`
-	Concurrency int              `json:"concurrency"`
-	Duration    float64          `json:"duration_s"`
-	Ops         int64            `json:"ops"`
-	OK          int64            `json:"ok"`
-	OpsPerSec   float64          `json:"ops_per_sec"`
-	Updates     int64            `json:"updates"`   // position updates carried (batch: ops*N)
-	Stale409    int64            `json:"stale_409"` // 409 answers: served, but refused as stale (not errors)
-	Errors      map[string]int64 `json:"errors"`    // by HTTP status or error kind
-	Latency     Summary          `json:"latency"`
-	Seed        uint64           `json:"seed"`
-	Started     time.Time        `json:"started"`
+// shardedHist spreads records over a few Hists (one lock each) and keeps a
+// second set for the progress line's last-second window.
+type shardedHist struct {
+	total, window []*Hist
 }
 
-// WriteJSON writes r indented.
-func (r *Result) WriteJSON(w io.Writer) error {
-	e := json.NewEncoder(w)
-	e.SetIndent("", "  ")
-	return e.Encode(r)
+func newShardedHist(n int) *shardedHist {
+	s := &shardedHist{total: make([]*Hist, n), window: make([]*Hist, n)}
+	for i := range n {
+		s.total[i], s.window[i] = NewHist(), NewHist()
+	}
+	return s
 }
 
-// WriteTable writes a human-readable table.
-func (r *Result) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "workload %s  url %s  mode %s  duration %.1fs  seed %d\n", r.Workload, r.URL, r.Mode, r.Duration, r.Seed)
-	fmt.Fprintf(w, "%10s %10s %9s %9s %9s %9s %9s %9s\n", "ops", "ops/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors")
-	var errs int64
-	for _, v := range r.Errors {
-		errs += v
-	}
-	l := r.Latency
-	fmt.Fprintf(w, "%10d %10.1f %9.2f %9.2f %9.2f %9.2f %9.2f %9d\n", r.Ops, r.OpsPerSec, l.P50, l.P90, l.P99, l.P999, l.Max, errs)
-	if r.Stale409 > 0 {
-		fmt.Fprintf(w, "  409 stale (served, not errors): %d\n", r.Stale409)
-	}
-	keys := make([]string, 0, len(r.Errors))
-	for k := range r.Errors {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(w, "  error %s: %d\n", k, r.Errors[k])
-	}
+// record adds d to shard i (any int; taken modulo the shard count).
+func (s *shardedHist) record(i int, d time.Duration) {
+	i %= len(s.total)
+	s.total[i].Record(d)
+	s.window[i].Record(d)
 }
 
-// Zipf picks indices in [0, n) with a Zipf(s, v=1) law from a seeded source;
-// the same seed gives the same sequence.
-type Zipf struct{ z *rand.Zipf }
-
-// NewZipf returns a Zipf picker; s must be > 1 (1.1 is a typical catalogue skew).
-func NewZipf(seed uint64, s float64, n int) *Zipf {
-	if s <= 1 {
-		s = 1.0001
+// merged returns all shards' totals in one histogram.
+func (s *shardedHist) merged() *Hist {
+	m := NewHist()
+	for _, h := range s.total {
+		m.Merge(h)
 	}
-	if n < 1 {
-		n = 1
-	}
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	return &Zipf{z: rand.NewZipf(r, s, 1, uint64(n-1))}
+	return m
 }
 
-// Next returns the next index.
-func (z *Zipf) Next() int { return int(z.z.Uint64()) }
+// takeWindow returns the values recorded since the last call.
+func (s *shardedHist) takeWindow() *Hist {
+	m := NewHist()
+	for _, h := range s.window {
+		h.drainInto(m)
+	}
+	return m
+}

@@ -1,17 +1,11 @@
 package bench
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,121 +13,73 @@ import (
 	"github.com/coder/websocket"
 )
 
-// Config describes one run.
-type Config struct {
-	URL   string
-	Token string
-	// Mint, when set, gives the token for a profile: the load generator then
-	// acts as one account per profile (realistic per-account rate limits).
-	Mint        func(profile string) (string, error)
-	Workload    string        // put, batch, ws, read, propagation
-	Rate        float64       // open loop: requests/s (0 = closed loop)
-	Concurrency int           // closed loop workers, or open-loop max in flight
-	Duration    time.Duration // measured
-	Warmup      time.Duration // run but not recorded
-	Devices     int           // simulated devices (distinct device/session ids)
-	Profiles    int           // Zipf-chosen profiles
-	Videos      int           // Zipf-chosen videos per profile
-	ZipfS       float64
-	Batch       int    // updates per batch request
-	Push        string // propagation subscriber transport: "ws" or "sse"
-	Subscribers int    // propagation: subscribed profiles
-	Seed        uint64
-	Progress    io.Writer // one line per second; nil for none
+// outcome is how a served or failed operation ended.
+type outcome struct {
+	kind    string // "" ok, kindStale, kindNotFound, or an error kind
+	updates int    // position updates the operation carried
 }
 
-func (c *Config) defaults() {
-	if c.Concurrency <= 0 {
-		c.Concurrency = 32
-	}
-	if c.Duration <= 0 {
-		c.Duration = 10 * time.Second
-	}
-	if c.Devices <= 0 {
-		c.Devices = 1000
-	}
-	if c.Profiles <= 0 {
-		c.Profiles = 1000
-	}
-	if c.Videos <= 0 {
-		c.Videos = 200
-	}
-	if c.ZipfS <= 1 {
-		c.ZipfS = 1.1
-	}
-	if c.Batch <= 0 {
-		c.Batch = 50
-	}
-	if c.Push == "" {
-		c.Push = "ws"
-	}
-	if c.Subscribers <= 0 {
-		c.Subscribers = 20
-	}
-	c.URL = strings.TrimRight(c.URL, "/")
-}
+const (
+	kindStale    = "stale"
+	kindNotFound = "notfound"
+)
 
-// runner holds shared state of a run.
+// runner is one run's shared state. Workers only touch atomics, their own
+// histogram shard and errMu.
 type runner struct {
-	cfg       Config
-	client    *http.Client
-	hist      *Hist
-	recording atomic.Bool
-	ops, ok   atomic.Int64
-	updates   atomic.Int64
-	stale     atomic.Int64
-	posSeq    atomic.Int64
-	errMu     sync.Mutex
-	errs      map[string]int64
-	// propagation: key profile/position -> send time
-	sent   sync.Map
-	tokens sync.Map // profile -> token when cfg.Mint is set
+	cfg    Config
+	client *http.Client
+	clock  hlcClock
+
+	// The measured window: operations intended in [measureStart, end).
+	start, measureStart, end time.Time
+
+	lat  *shardedHist // served ops; propagation: write → push
+	wlat *shardedHist // propagation: the writes' own latency
+
+	// Window counters (the result).
+	ops, ok, stale, notFound, updates, applied, delivered atomic.Int64
+	errMu                                                 sync.Mutex
+	errs                                                  map[string]int64 // guarded by errMu
+
+	// Whole-run counters (the progress line, warm-up included).
+	served, failed atomic.Int64
+
+	// Open loop: tickets taken; tickets in the window that started.
+	tickets, startedInWindow atomic.Int64
+
+	timeline []float64 // served ops in each second of the run; written by progress only
+
+	tokens sync.Map // profile → token, when cfg.Mint is set
+	sent   sync.Map // propagation: "profile/seq" → intended send time
 }
 
-func (r *runner) token(path string) string {
-	if r.cfg.Mint == nil {
-		return r.cfg.Token
-	}
-	prof, _, _ := strings.Cut(strings.TrimPrefix(path, "/v1/profiles/"), "/")
-	if t, ok := r.tokens.Load(prof); ok {
-		return t.(string)
-	}
-	t, err := r.cfg.Mint(prof)
-	if err != nil {
-		return r.cfg.Token
-	}
-	r.tokens.Store(prof, t)
-	return t
-}
-
-func (r *runner) fail(kind string) {
-	if !r.recording.Load() {
-		return
-	}
-	r.errMu.Lock()
-	r.errs[kind]++
-	r.errMu.Unlock()
-}
-
-// worker is one simulated device's state used by a goroutine.
+// worker is one goroutine's simulated device(s): its own random source and
+// Zipf pickers, a reusable body buffer and, for ws, its connection.
 type worker struct {
-	id      int
-	device  string
-	session string
-	prof    *Zipf
-	vid     *Zipf
-	ws      *websocket.Conn
-	wsProf  string
-	n       int
+	id   int
+	rng  *rand.Rand
+	prof *Zipf
+	vid  *Zipf
+	buf  []byte
+	msgN int
+
+	// ws: the connection of this simulated device.
+	ws     *websocket.Conn
+	wsProf int
+	wsDev  int
 }
 
-// op performs one operation, returning an error kind ("" = ok) and the
-// number of position updates carried.
-type opFunc func(ctx context.Context, w *worker) (kind string, updates int)
+func (r *runner) inWindow(t time.Time) bool { return !t.Before(r.measureStart) && t.Before(r.end) }
 
-// Run executes the configured workload and returns its result.
+// Run executes cfg's workload and returns its result. It returns early with
+// an error when the setup fails (no connection, bad config); errors during
+// the run are counted in the result.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	cfg.defaults()
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	tr := &http.Transport{
 		MaxIdleConns:        cfg.Concurrency * 2,
 		MaxIdleConnsPerHost: cfg.Concurrency * 2,
@@ -141,381 +87,246 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 	}
 	defer tr.CloseIdleConnections()
-	r := &runner{cfg: cfg, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, hist: NewHist(), errs: map[string]int64{}}
-	var op opFunc
-	switch cfg.Workload {
-	case "put":
-		op = r.opPut
-	case "batch":
-		op = r.opBatch
-	case "read":
-		op = r.opRead
-	case "ws":
-		op = r.opWS
-	case "propagation":
-		op = r.opPut
-	default:
-		return nil, fmt.Errorf("unknown workload %q (put, batch, ws, read, propagation)", cfg.Workload)
+	shards := min(cfg.Concurrency, 16)
+	r := &runner{
+		cfg:    cfg,
+		client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		lat:    newShardedHist(shards),
+		wlat:   newShardedHist(shards),
+		errs:   map[string]int64{},
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	workers := make([]*worker, cfg.Concurrency)
-	for i := range workers {
-		dev := i % cfg.Devices
-		workers[i] = &worker{
-			id: i, device: fmt.Sprintf("dev-%d", dev), session: fmt.Sprintf("s-%d-%d", dev, cfg.Seed),
-			prof: NewZipf(cfg.Seed+uint64(i)*7919, cfg.ZipfS, cfg.Profiles),
-			vid:  NewZipf(cfg.Seed+uint64(i)*104729+1, cfg.ZipfS, cfg.Videos),
-		}
-	}
-	var subWG sync.WaitGroup
+	nProf := cfg.Profiles
 	if cfg.Workload == "propagation" {
-		// writers target the subscribed profiles only
-		for _, w := range workers {
-			w.prof = NewZipf(cfg.Seed+uint64(w.id)*7919, cfg.ZipfS, cfg.Subscribers)
-		}
-		ready := make(chan error, cfg.Subscribers)
-		for i := 0; i < cfg.Subscribers; i++ {
-			subWG.Add(1)
-			go func(p string) { defer subWG.Done(); r.subscribe(ctx, p, ready) }(fmt.Sprintf("p-%d", i))
-		}
-		for i := 0; i < cfg.Subscribers; i++ {
-			if err := <-ready; err != nil {
-				return nil, fmt.Errorf("subscribe: %w", err)
+		nProf = cfg.Subscribers // writers target the watched profiles only
+	}
+	for i := range workers {
+		rng := newWorkerRand(cfg.Seed, i)
+		workers[i] = &worker{id: i, rng: rng, prof: newZipf(rng, cfg.ZipfS, nProf), vid: newZipf(rng, cfg.ZipfS, cfg.Videos)}
+	}
+
+	// Setup: prefill, subscribers, connections. Not timed.
+	var subs sync.WaitGroup
+	switch cfg.Workload {
+	case "read":
+		if !cfg.NoPrefill {
+			if err := r.prefill(ctx); err != nil {
+				return nil, fmt.Errorf("bench: read prefill: %w", err)
 			}
 		}
-	}
-	if cfg.Workload == "ws" {
+	case "propagation":
+		if err := r.startSubscribers(ctx, &subs); err != nil {
+			return nil, err
+		}
+	case "ws":
 		for _, w := range workers {
-			w.wsProf = fmt.Sprintf("p-%d", w.prof.Next())
-			c, err := r.dialWS(ctx, w.wsProf)
+			w.wsProf, w.wsDev = w.prof.Next(), w.rng.IntN(cfg.DevicesPerProfile)
+			c, err := r.dialWS(ctx, profileID(w.wsProf))
 			if err != nil {
-				return nil, fmt.Errorf("websocket: %w", err)
+				return nil, fmt.Errorf("bench: websocket %s: %w", profileID(w.wsProf), err)
 			}
 			c.SetReadLimit(1 << 20)
 			w.ws = c
 			defer c.CloseNow()
 		}
 	}
+	op := r.opFunc()
 
-	start := time.Now()
-	measureStart := start.Add(cfg.Warmup)
-	end := measureStart.Add(cfg.Duration)
-	if cfg.Warmup <= 0 {
-		r.recording.Store(true)
+	r.start = time.Now()
+	r.measureStart = r.start.Add(cfg.Warmup)
+	r.end = r.measureStart.Add(cfg.Duration)
+	// Operations started before the end may finish during the drain.
+	opCtx, stopOps := context.WithDeadline(ctx, r.end.Add(cfg.Drain))
+	defer stopOps()
+
+	if cfg.OnWindow != nil {
+		begin := time.AfterFunc(time.Until(r.measureStart), func() { cfg.OnWindow(true) })
+		defer begin.Stop()
+		finish := time.AfterFunc(time.Until(r.end), func() { cfg.OnWindow(false) })
+		defer finish.Stop()
 	}
-	runCtx, stopRun := context.WithDeadline(ctx, end)
-	defer stopRun()
-
-	// progress + warm-up switch
 	progDone := make(chan struct{})
-	go func() {
-		defer close(progDone)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		var last int64
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case now := <-t.C:
-				if !r.recording.Load() && now.After(measureStart) {
-					r.recording.Store(true)
-					last = 0
-				}
-				n := r.ops.Load()
-				if cfg.Progress != nil {
-					phase := "warmup"
-					if r.recording.Load() {
-						phase = "run"
-					}
-					r.errMu.Lock()
-					var e int64
-					for _, v := range r.errs {
-						e += v
-					}
-					r.errMu.Unlock()
-					fmt.Fprintf(cfg.Progress, "%s %5.0fs %s ops/s=%d total=%d errors=%d\n", cfg.Workload, now.Sub(start).Seconds(), phase, n-last, n, e)
-				}
-				last = n
-			}
-		}
-	}()
-	if cfg.Warmup > 0 {
+	progStop := make(chan struct{})
+	go r.progress(progStop, progDone)
+
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
 		go func() {
-			select {
-			case <-time.After(cfg.Warmup):
-				r.recording.Store(true)
-			case <-runCtx.Done():
+			defer wg.Done()
+			next := r.closedNext(ctx)
+			if cfg.Rate > 0 {
+				next = r.openNext(ctx)
+			}
+			for {
+				t, ok := next()
+				if !ok {
+					return
+				}
+				r.account(w, t, op(opCtx, w, t))
 			}
 		}()
 	}
-
-	do := func(w *worker, intended time.Time) {
-		kind, n := op(runCtx, w)
-		if runCtx.Err() != nil && kind != "" {
-			return // cut off by the end of the run
-		}
-		if !r.recording.Load() || intended.Before(measureStart) {
-			return
-		}
-		r.ops.Add(1)
-		if kind != "" {
-			r.fail(kind)
-			return
-		}
-		r.ok.Add(1)
-		r.updates.Add(int64(n))
-		if cfg.Workload != "propagation" {
-			r.hist.Record(time.Since(intended))
-		}
-	}
-
-	var wg sync.WaitGroup
-	mode := "closed"
-	if cfg.Rate > 0 {
-		mode = "open"
-		// Open loop: a schedule of intended send times; latency counts from
-		// the intended time, so queueing behind a slow server is measured.
-		jobs := make(chan time.Time, cfg.Concurrency*64)
-		for _, w := range workers {
-			wg.Add(1)
-			go func(w *worker) {
-				defer wg.Done()
-				for t := range jobs {
-					do(w, t)
-				}
-			}(w)
-		}
-		interval := time.Duration(float64(time.Second) / cfg.Rate)
-		next := start
-	sched:
-		for {
-			now := time.Now()
-			for !next.After(now) {
-				select {
-				case jobs <- next:
-				case <-runCtx.Done():
-					break sched
-				}
-				next = next.Add(interval)
-			}
-			select {
-			case <-runCtx.Done():
-				break sched
-			case <-time.After(next.Sub(now)):
-			}
-		}
-		close(jobs)
-	} else {
-		for _, w := range workers {
-			wg.Add(1)
-			go func(w *worker) {
-				defer wg.Done()
-				for runCtx.Err() == nil {
-					do(w, time.Now())
-				}
-			}(w)
-		}
-	}
 	wg.Wait()
+	if cfg.Workload == "propagation" {
+		r.awaitPushes()
+	}
+	close(progStop)
 	<-progDone
-	if cfg.Workload == "propagation" {
-		time.Sleep(200 * time.Millisecond) // let in-flight pushes land
-	}
 	cancel()
-	subWG.Wait()
-
-	res := &Result{
-		Workload: cfg.Workload, URL: cfg.URL, Mode: mode, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
-		Duration: cfg.Duration.Seconds(), Ops: r.ops.Load(), OK: r.ok.Load(), Updates: r.updates.Load(), Stale409: r.stale.Load(),
-		Errors: r.errs, Latency: r.hist.Summarize(), Seed: cfg.Seed, Started: start.UTC(),
-	}
-	res.OpsPerSec = float64(res.Ops) / cfg.Duration.Seconds()
-	if cfg.Workload == "propagation" {
-		res.Ops = res.Latency.Count
-		res.OpsPerSec = float64(res.Ops) / cfg.Duration.Seconds()
-	}
-	return res, nil
+	subs.Wait()
+	return r.result(), nil
 }
 
-func (r *runner) do(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, r.cfg.URL+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+r.token(path))
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-func errKind(status int, err error) string {
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return "timeout"
-		}
-		return "transport"
-	}
-	if status >= 200 && status < 300 {
-		return ""
-	}
-	return strconv.Itoa(status)
-}
-
-// update is the body of a position report.
-type update struct {
-	Type       string `json:"type,omitempty"`
-	ID         string `json:"id,omitempty"`
-	Video      string `json:"video,omitempty"`
-	PositionMs int64  `json:"position_ms"`
-	DurationMs int64  `json:"duration_ms"`
-	Device     string `json:"device"`
-	Session    string `json:"session"`
-	State      string `json:"state"`
-}
-
-func (r *runner) nextUpdate(w *worker, video string) update {
-	p := r.posSeq.Add(1)
-	return update{Video: video, PositionMs: p % 3_000_000, DurationMs: 3_000_000, Device: w.device, Session: w.session, State: "playing"}
-}
-
-func (r *runner) opPut(ctx context.Context, w *worker) (string, int) {
-	prof := fmt.Sprintf("p-%d", w.prof.Next())
-	video := fmt.Sprintf("v-%d", w.vid.Next())
-	u := r.nextUpdate(w, "")
-	body, _ := json.Marshal(u)
-	if r.cfg.Workload == "propagation" {
-		r.sent.Store(prof+"/"+strconv.FormatInt(u.PositionMs, 10), time.Now())
-	}
-	st, _, err := r.do(ctx, http.MethodPut, "/v1/profiles/"+prof+"/positions/"+video, body)
-	if st == http.StatusConflict {
-		// another simulated device wrote this video with a larger version:
-		// a correct, served answer, counted apart from errors.
-		if r.recording.Load() {
-			r.stale.Add(1)
-		}
-		return "", 0
-	}
-	return errKind(st, err), 1
-}
-
-func (r *runner) opBatch(ctx context.Context, w *worker) (string, int) {
-	prof := fmt.Sprintf("p-%d", w.prof.Next())
-	ups := make([]update, r.cfg.Batch)
-	for i := range ups {
-		ups[i] = r.nextUpdate(w, fmt.Sprintf("v-%d", w.vid.Next()))
-	}
-	body, _ := json.Marshal(map[string]any{"updates": ups})
-	st, _, err := r.do(ctx, http.MethodPost, "/v1/profiles/"+prof+"/positions", body)
-	return errKind(st, err), len(ups)
-}
-
-func (r *runner) opRead(ctx context.Context, w *worker) (string, int) {
-	prof := fmt.Sprintf("p-%d", w.prof.Next())
-	video := fmt.Sprintf("v-%d", w.vid.Next())
-	st, _, err := r.do(ctx, http.MethodGet, "/v1/profiles/"+prof+"/positions/"+video, nil)
-	if st == http.StatusNotFound {
-		return "", 1 // a never-written video is a valid answer
-	}
-	return errKind(st, err), 1
-}
-
-func (r *runner) dialWS(ctx context.Context, prof string) (*websocket.Conn, error) {
-	u := "ws" + strings.TrimPrefix(r.cfg.URL, "http") + "/v1/profiles/" + prof + "/events"
-	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + r.token("/v1/profiles/"+prof)}}})
-	return c, err
-}
-
-func (r *runner) opWS(ctx context.Context, w *worker) (string, int) {
-	w.n++
-	u := r.nextUpdate(w, fmt.Sprintf("v-%d", w.vid.Next()))
-	u.Type, u.ID = "update", strconv.Itoa(w.n)
-	b, _ := json.Marshal(u)
-	if err := w.ws.Write(ctx, websocket.MessageText, b); err != nil {
-		return "ws_write", 1
-	}
-	for {
-		_, msg, err := w.ws.Read(ctx)
-		if err != nil {
-			return "ws_read", 1
-		}
-		var ack struct {
-			Type    string `json:"type"`
-			ID      string `json:"id"`
-			Applied bool   `json:"applied"`
-		}
-		if json.Unmarshal(msg, &ack) != nil || ack.Type != "ack" || ack.ID != u.ID {
-			continue // a push of another cursor
-		}
-		return "", 1
+// closedNext gives each worker "now" until the end: back-to-back requests.
+func (r *runner) closedNext(ctx context.Context) func() (time.Time, bool) {
+	return func() (time.Time, bool) {
+		now := time.Now()
+		return now, now.Before(r.end) && ctx.Err() == nil
 	}
 }
 
-// subscribe keeps a push stream open on profile p and records, for each
-// cursor push whose position a writer stamped, the time from the write's send.
-func (r *runner) subscribe(ctx context.Context, p string, ready chan<- error) {
-	handle := func(msg []byte) {
-		var ev struct {
-			Type   string `json:"type"`
-			Cursor struct {
-				PositionMs int64 `json:"position_ms"`
-			} `json:"cursor"`
+// openNext hands out the schedule's send times (start + i/rate), one ticket
+// each, and sleeps until the ticket's time. A worker that is late takes a
+// ticket whose time has passed and sends at once: the latency still counts
+// from the ticket's time. Nothing starts after the end.
+func (r *runner) openNext(ctx context.Context) func() (time.Time, bool) {
+	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	return func() (time.Time, bool) {
+		i := r.tickets.Add(1) - 1
+		t := r.start.Add(time.Duration(i) * interval)
+		if !t.Before(r.end) {
+			return t, false
 		}
-		if json.Unmarshal(msg, &ev) != nil || ev.Type != "cursor" {
-			return
-		}
-		if t, ok := r.sent.LoadAndDelete(p + "/" + strconv.FormatInt(ev.Cursor.PositionMs, 10)); ok && r.recording.Load() {
-			r.hist.Record(time.Since(t.(time.Time)))
-		}
-	}
-	if r.cfg.Push == "sse" {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.cfg.URL+"/v1/profiles/"+p+"/events", nil)
-		req.Header.Set("Authorization", "Bearer "+r.token("/v1/profiles/"+p))
-		req.Header.Set("Accept", "text/event-stream")
-		resp, err := (&http.Client{}).Do(req)
-		if err == nil && resp.StatusCode != 200 {
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		ready <- err
-		if err != nil {
-			return
-		}
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			if line := sc.Bytes(); bytes.HasPrefix(line, []byte("data:")) {
-				handle(bytes.TrimSpace(line[5:]))
+		if d := time.Until(t); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return t, false
+			case <-timer.C:
 			}
+		} else if !time.Now().Before(r.end) || ctx.Err() != nil {
+			return t, false // a backlog left at the end: unsent
 		}
-		return
-	}
-	c, err := r.dialWS(ctx, p)
-	ready <- err
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
-	c.SetReadLimit(1 << 20)
-	for {
-		_, msg, err := c.Read(ctx)
-		if err != nil {
-			return
+		if r.inWindow(t) {
+			r.startedInWindow.Add(1)
 		}
-		handle(msg)
+		return t, true
 	}
 }
+
+// scheduledInWindow is how many open-loop send times fall in the window.
+func (r *runner) scheduledInWindow() int64 {
+	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
+	upTo := func(t time.Time) int64 { // tickets with time < t
+		return int64((t.Sub(r.start) + interval - 1) / interval)
+	}
+	return upTo(r.end) - upTo(r.measureStart)
+}
+
+// account records one finished operation intended at t.
+func (r *runner) account(w *worker, t time.Time, o outcome) {
+	served := o.kind == "" || o.kind == kindStale || o.kind == kindNotFound
+	if served {
+		r.served.Add(1)
+	} else {
+		r.failed.Add(1)
+	}
+	if !r.inWindow(t) {
+		return
+	}
+	r.ops.Add(1)
+	switch o.kind {
+	case "":
+		r.ok.Add(1)
+	case kindStale:
+		r.stale.Add(1)
+	case kindNotFound:
+		r.notFound.Add(1)
+	default:
+		r.errMu.Lock()
+		r.errs[o.kind]++
+		r.errMu.Unlock()
+		return
+	}
+	r.updates.Add(int64(o.updates))
+	h := r.lat
+	if r.cfg.Workload == "propagation" {
+		h = r.wlat
+	}
+	h.record(w.id, time.Since(t))
+}
+
+// progress prints one line per second until stop is closed.
+func (r *runner) progress(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var lastServed, lastFailed int64
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			s, f := r.served.Load(), r.failed.Load()
+			win := r.lat.takeWindow().Summarize()
+			r.timeline = append(r.timeline, float64(s-lastServed))
+			if r.cfg.Progress == nil {
+				lastServed, lastFailed = s, f
+				continue
+			}
+			phase := "run"
+			if now.Before(r.measureStart) {
+				phase = "warmup"
+			} else if !now.Before(r.end) {
+				phase = "drain"
+			}
+			line := fmt.Sprintf("%s %4.0fs %-6s served/s %6d  errors/s %4d  p50 %6.2fms  p99 %7.2fms", r.cfg.Workload,
+				now.Sub(r.start).Seconds(), phase, s-lastServed, f-lastFailed, win.P50, win.P99)
+			if r.cfg.Rate > 0 {
+				due := int64(now.Sub(r.start)/time.Duration(float64(time.Second)/r.cfg.Rate)) + 1
+				line += fmt.Sprintf("  behind %d", max(due-r.tickets.Load(), 0))
+			}
+			fmt.Fprintln(r.cfg.Progress, line)
+			lastServed, lastFailed = s, f
+		}
+	}
+}
+
+func (r *runner) result() *Result {
+	c := r.cfg
+	res := &Result{
+		Workload: c.Workload, URL: c.URL, Mode: "closed", Concurrency: c.Concurrency,
+		Duration: c.Duration.Seconds(), Warmup: c.Warmup.Seconds(), Seed: c.Seed, Started: r.start.UTC(),
+		Profiles: c.Profiles, Videos: c.Videos, ZipfS: c.ZipfS,
+		Ops: r.ops.Load(), OK: r.ok.Load(), Stale: r.stale.Load(), NotFound: r.notFound.Load(),
+		Updates: r.updates.Load(), Errors: r.errs, Latency: r.lat.merged().Summarize(),
+		Timeline: r.timeline,
+	}
+	if c.Workload == "batch" {
+		res.Batch = c.Batch
+	}
+	if c.Rate > 0 {
+		res.Mode, res.TargetRate = "open", c.Rate
+		res.Unsent = max(r.scheduledInWindow()-r.startedInWindow.Load(), 0)
+	}
+	secs := c.Duration.Seconds()
+	res.OpsPerSec = float64(res.OK+res.Stale+res.NotFound) / secs
+	res.UpdatesPerSec = float64(res.Updates) / secs
+	if c.Workload == "propagation" {
+		res.Push, res.Subscribers = c.Push, c.Subscribers
+		res.Applied, res.Delivered = r.applied.Load(), r.delivered.Load()
+		w := r.wlat.merged().Summarize()
+		res.WriteLatency = &w
+	}
+	return res
+}
+
+// newWorkerRand is worker i's random source for seed.
+func newWorkerRand(seed uint64, i int) *rand.Rand { return rand.New(rand.NewPCG(seed, uint64(i)+1)) }

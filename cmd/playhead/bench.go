@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,66 +24,92 @@ import (
 	"github.com/playhead/playhead/node"
 )
 
-// cmdBench runs the load generator, or with "baseline-server" the Redis
-// baseline service, or with "report" the compare report.
+// inprocessSecret signs tokens for `--url inprocess` (a throwaway node).
+const inprocessSecret = "playhead-bench-inprocess-secret-0123456789"
+
+// cmdBench runs the load generator; `bench baseline-server`, `bench
+// compare` and `bench report` are its helpers (bench/compare.sh runs compare).
 func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "baseline-server":
 			return cmdBenchBaseline(args[1:], stdout, stderr)
+		case "compare":
+			return cmdBenchCompare(args[1:], stdout, stderr)
 		case "report":
 			return cmdBenchReport(args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", "http://127.0.0.1:8080", "base URL of the service under test")
-	token := fs.String("token", "", "bearer token (or --secret-file to mint one)")
-	secretFile := fs.String("secret-file", "", "cluster auth secret file; a token for --account is minted")
-	account := fs.String("account", "bench", "account of a minted token; \"per-profile\" mints one account per profile (acct-PROFILE)")
-	workload := fs.String("workload", "put", "put, batch, ws, read or propagation")
-	rate := fs.Float64("rate", 0, "open loop: requests per second (latency from intended send time); 0 = closed loop")
-	conc := fs.Int("concurrency", 32, "closed-loop workers, or open-loop max requests in flight")
-	dur := fs.Duration("duration", 10*time.Second, "measured duration")
-	warm := fs.Duration("warmup", 2*time.Second, "warm-up before measuring")
-	devices := fs.Int("devices", 1000, "simulated devices")
-	profiles := fs.Int("profiles", 1000, "profiles (Zipf-chosen)")
-	videos := fs.Int("videos", 200, "videos per profile (Zipf-chosen)")
-	zipfS := fs.Float64("zipf-s", 1.1, "Zipf exponent (> 1)")
-	batchN := fs.Int("batch", 50, "updates per batch request")
-	push := fs.String("push", "ws", "propagation subscriber transport: ws or sse")
-	subs := fs.Int("subscribers", 20, "propagation: subscribed profiles")
-	seed := fs.Uint64("seed", 1, "random seed")
-	jsonOut := fs.String("json", "", "write the result as JSON to this file")
-	quiet := fs.Bool("quiet", false, "no per-second progress line")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (with --url inprocess: node and load generator together)")
-	fs.Usage = usage(stderr, fs, "playhead bench [--workload W] [--url U] (--token T | --secret-file F) [flags]\n       playhead bench baseline-server [flags]\n       playhead bench report [flags]",
-		"Load generator of simulated devices against any playhead-compatible URL (issue #5).")
+	url := fs.String("url", "http://127.0.0.1:8080", "base URL of the service under test; \"inprocess\" starts a playhead node on Pebble in a temp dir inside this process (for --cpuprofile)")
+	token := fs.String("token", "", "bearer token sent with every request (or --secret-file to mint tokens)")
+	secretFile := fs.String("secret-file", "", "the cluster's auth secret file: tokens are minted for --account")
+	account := fs.String("account", "per-profile", "account of minted tokens; \"per-profile\" mints one account per profile (acct-PROFILE), as households are")
+	workload := fs.String("workload", "put", "what the devices do: "+strings.Join(bench.Workloads, ", "))
+	rate := fs.Float64("rate", 0, "open loop: requests (ws: updates) per second, latency from each one's intended send time; 0 = closed loop at the highest rate")
+	conc := fs.Int("concurrency", bench.DefaultConcurrency, "closed loop: workers; open loop: most requests in flight; ws: connections")
+	dur := fs.Duration("duration", bench.DefaultDuration, "measured time")
+	warm := fs.Duration("warmup", bench.DefaultWarmup, "time run before measuring, not recorded")
+	drain := fs.Duration("drain", bench.DefaultDrain, "how long requests in flight at the end may take to finish")
+	profiles := fs.Int("profiles", bench.DefaultProfiles, "profiles, picked with a Zipf law")
+	videos := fs.Int("videos", bench.DefaultVideos, "videos per profile, picked with a Zipf law")
+	devices := fs.Int("devices-per-profile", bench.DefaultDevicesPerProfile, "devices of each profile (each with its own session per video)")
+	zipfS := fs.Float64("zipf-s", bench.DefaultZipfS, "Zipf exponent (> 1; larger = hotter head)")
+	batchN := fs.Int("batch", bench.DefaultBatch, "batch: updates per request (≤ 500)")
+	push := fs.String("push", bench.DefaultPush, "propagation: the subscribers' transport, ws or sse")
+	subs := fs.Int("subscribers", bench.DefaultSubscribers, "propagation: watched profiles (one listening device each)")
+	noPrefill := fs.Bool("no-prefill", false, "read: skip writing one cursor per profile and video first")
+	seed := fs.Uint64("seed", 1, "random seed of the key choices")
+	jsonOut := fs.String("json", "", "also write the result as JSON to this file")
+	quiet := fs.Bool("quiet", false, "no progress line every second on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to this file (with --url inprocess it covers the node too)")
+	mutexProfile := fs.String("mutexprofile", "", "write a mutex contention profile of this process to this file (with --url inprocess: the node's locks)")
+	fs.Usage = usage(stderr, fs,
+		"playhead bench [--workload W] [--url U] (--token T | --secret-file F) [flags]\n"+
+			"       playhead bench baseline-server [flags]   the Redis baseline (bench/baseline)\n"+
+			"       playhead bench compare [flags]           playhead vs the baseline → docs/BENCHMARKS.md (bench/compare.sh)\n"+
+			"       playhead bench report [flags]            rebuild docs/BENCHMARKS.md from raw results",
+		"Load generator of simulated devices against any URL speaking playhead's device API: HDR latency\n"+
+			"histograms, open or closed loop, Zipf-distributed profiles and videos, a table on stdout.")
 	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	cfg := bench.Config{URL: *url, Token: *token, Workload: *workload, Rate: *rate, Concurrency: *conc, Duration: *dur,
+		Warmup: *warm, Drain: *drain, Profiles: *profiles, Videos: *videos, DevicesPerProfile: *devices, ZipfS: *zipfS,
+		Batch: *batchN, Push: *push, Subscribers: *subs, NoPrefill: *noPrefill, Seed: *seed}
+	var secret []byte
 	if *url == "inprocess" {
-		// a playhead node on Pebble in a temp dir, in this process, for pprof
-		dir, err := os.MkdirTemp("", "playhead-bench-")
+		stop, u, err := inprocessNode()
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
-		sec := []byte("0123456789abcdef0123456789abcdef-inprocess")
-		n, err := node.New(node.Config{NodeID: "bench", DataDir: dir, AuthSecret: sec, Logger: slog.New(slog.DiscardHandler), DeviceRate: -1, AccountRate: -1})
-		if err != nil {
+		defer stop()
+		cfg.URL, secret = u, []byte(inprocessSecret)
+	} else if *secretFile != "" && *token == "" {
+		var err error
+		if secret, err = node.LoadSecret(*secretFile); err != nil {
 			return err
 		}
-		defer n.Shutdown(context.Background())
-		srv := httptest.NewServer(n.Handler())
-		defer srv.Close()
-		*url = srv.URL
-		if *token, err = node.IssueToken(sec, *account, nil, false, 24*time.Hour, time.Now()); err != nil {
-			return err
+	}
+	if secret != nil && *token == "" {
+		if *account == "per-profile" {
+			cfg.Mint = func(p string) (string, error) {
+				return node.IssueToken(secret, "acct-"+p, nil, false, 24*time.Hour, time.Now())
+			}
+		} else {
+			t, err := node.IssueToken(secret, *account, nil, false, 24*time.Hour, time.Now())
+			if err != nil {
+				return err
+			}
+			cfg.Token = t
 		}
+	}
+	if !*quiet {
+		cfg.Progress = stderr
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -93,56 +122,73 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var mint func(string) (string, error)
-	if *token == "" && *secretFile != "" {
-		secret, err := node.LoadSecret(*secretFile)
-		if err != nil {
-			return err
-		}
-		if *token, err = node.IssueToken(secret, *account, nil, false, 24*time.Hour, time.Now()); err != nil {
-			return err
-		}
-		if *account == "per-profile" {
-			mint = func(p string) (string, error) {
-				return node.IssueToken(secret, "acct-"+p, nil, false, 24*time.Hour, time.Now())
+	if *mutexProfile != "" {
+		runtime.SetMutexProfileFraction(1)
+		defer func() {
+			if f, err := os.Create(*mutexProfile); err == nil {
+				pprof.Lookup("mutex").WriteTo(f, 0)
+				f.Close()
 			}
-		}
+		}()
 	}
-	cfg := bench.Config{URL: *url, Token: *token, Workload: *workload, Rate: *rate, Concurrency: *conc, Duration: *dur,
-		Warmup: *warm, Devices: *devices, Profiles: *profiles, Videos: *videos, ZipfS: *zipfS, Batch: *batchN,
-		Push: *push, Subscribers: *subs, Seed: *seed, Mint: mint}
-	if !*quiet {
-		cfg.Progress = stderr
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	res.WriteTable(stdout)
-	if *jsonOut != "" {
-		f, err := os.Create(*jsonOut)
-		if err != nil {
-			return err
-		}
-		if err := res.WriteJSON(f); err != nil {
-			f.Close()
-			return err
-		}
-		return f.Close()
+	if *jsonOut == "" {
+		return nil
 	}
-	return nil
+	f, err := os.Create(*jsonOut)
+	if err != nil {
+		return err
+	}
+	if err := res.WriteJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// inprocessNode starts a single playhead node on Pebble in a temp dir,
+// rate limits off, and returns its URL.
+func inprocessNode() (stop func(), url string, err error) {
+	dir, err := os.MkdirTemp("", "playhead-bench-")
+	if err != nil {
+		return nil, "", err
+	}
+	n, err := node.New(node.Config{NodeID: "bench", DataDir: dir, AuthSecret: []byte(inprocessSecret),
+		Logger: slog.New(slog.DiscardHandler), DeviceRate: -1, AccountRate: -1})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		n.Shutdown(context.Background())
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	srv := &http.Server{Handler: n.Handler()}
+	go srv.Serve(ln)
+	return func() {
+		srv.Close()
+		n.Shutdown(context.Background())
+		os.RemoveAll(dir)
+	}, "http://" + ln.Addr().String(), nil
 }
 
 func cmdBenchBaseline(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench baseline-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("http-addr", "127.0.0.1:8090", "listen address")
-	redisAddr := fs.String("redis-addr", "127.0.0.1:6379", "Redis address")
-	pool := fs.Int("redis-pool", 64, "Redis connection pool size")
-	secretFile := fs.String("secret-file", "", "auth secret file (HS256 tokens verified); empty = no auth")
-	fs.Usage = usage(stderr, fs, "playhead bench baseline-server [flags]", "The Redis-backed baseline service of bench/baseline.")
+	addr := fs.String("http-addr", "127.0.0.1:8090", "host:port the baseline's API listens on")
+	redisAddr := fs.String("redis-addr", "127.0.0.1:6379", "Redis host:port")
+	pool := fs.Int("redis-pool", 64, "Redis connection pool size (go-redis PoolSize); idle connections kept: a quarter")
+	secretFile := fs.String("secret-file", "", "auth secret file: HS256 device tokens are verified as playhead does; empty = no auth")
+	fs.Usage = usage(stderr, fs, "playhead bench baseline-server [flags]",
+		"The benchmark baseline (bench/baseline): a stateless HTTP service over Redis speaking playhead's\nPUT/batch/GET positions and SSE events.")
 	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -157,12 +203,15 @@ func cmdBenchBaseline(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: *redisAddr, PoolSize: *pool, MinIdleConns: *pool / 4})
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer rdb.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := baseline.Script.Load(ctx, rdb).Err(); err != nil {
-		return fmt.Errorf("redis: %w", err)
+	if err := baseline.Ready(ctx, rdb); err != nil {
+		return fmt.Errorf("redis at %s: %w", *redisAddr, err)
 	}
-	srv := &http.Server{Addr: *addr, Handler: baseline.New(rdb, secret).Handler()}
+	s := baseline.New(rdb, secret)
+	defer s.Close()
+	srv := &http.Server{Addr: *addr, Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { <-ctx.Done(); srv.Close() }()
 	fmt.Fprintf(stdout, "baseline listening on http://%s (redis %s)\n", *addr, *redisAddr)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -171,18 +220,76 @@ func cmdBenchBaseline(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func cmdBenchReport(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench report", flag.ContinueOnError)
+func cmdBenchCompare(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("dir", "", "directory of results NAME-SYSTEM-ROUND.json (system: playhead, baseline)")
-	out := fs.String("out", "docs/BENCHMARKS.md", "markdown report to write")
-	plots := fs.String("plots", "docs/bench", "directory for PNG plots")
-	fs.Usage = usage(stderr, fs, "playhead bench report --dir D [--out F]", "Medians of compare runs into a markdown table of ratios, plus plots.")
+	rounds := fs.Int("rounds", bench.DefaultCompareRounds, "rounds of every case on each system (alternating which goes first)")
+	dur := fs.Duration("duration", bench.DefaultCompareDuration, "measured time of each run")
+	warm := fs.Duration("warmup", bench.DefaultCompareWarmup, "warm-up of each run")
+	long := fs.Bool("long", false, "a longer, steadier comparison: 5 rounds of 20s after 5s warm-up (unless those flags are given)")
+	conc := fs.Int("concurrency", bench.DefaultConcurrency, "closed-loop workers (and the most in flight in open loop)")
+	batchN := fs.Int("batch", bench.DefaultBatch, "updates per batch request")
+	profiles := fs.Int("profiles", bench.DefaultProfiles, "profiles (Zipf)")
+	videos := fs.Int("videos", bench.DefaultVideos, "videos per profile (Zipf)")
+	propRate := fs.Float64("propagation-rate", bench.DefaultPropagationRate, "writes per second of the propagation case")
+	cases := fs.String("cases", strings.Join(bench.CompareCases, ","), "cases to run, comma-separated")
+	docs := fs.String("docs", "docs", "directory receiving BENCHMARKS.md, bench/*.png and bench/raw/*.json")
+	redisServer := fs.String("redis-server", "redis-server", "the redis-server binary")
+	bin := fs.String("playhead", "", "the playhead binary to benchmark (default: this one)")
+	seed := fs.Uint64("seed", 1, "seed of round 1 (round r uses seed+r-1)")
+	progress := fs.Bool("progress", false, "print every run's per-second progress line")
+	fs.Usage = usage(stderr, fs, "playhead bench compare [flags]",
+		"Starts redis-server (AOF, appendfsync everysec), the baseline and a playhead node on loopback in a temp\n"+
+			"dir, runs each case against both, alternating, and writes docs/BENCHMARKS.md with plots.\n"+
+			"bench/compare.sh installs redis-server if missing, builds playhead and runs this.")
 	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	return bench.Report(*dir, *out, *plots, stdout)
+	if *long {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["rounds"] {
+			*rounds = 5
+		}
+		if !set["duration"] {
+			*dur = 20 * time.Second
+		}
+		if !set["warmup"] {
+			*warm = 5 * time.Second
+		}
+	}
+	if *bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		*bin = exe
+	}
+	cfg := bench.CompareConfig{Playhead: *bin, RedisServer: *redisServer, Docs: *docs, Rounds: *rounds, Duration: *dur,
+		Warmup: *warm, Concurrency: *conc, Batch: *batchN, Profiles: *profiles, Videos: *videos, PropagationRate: *propRate,
+		Cases: strings.Split(*cases, ","), Seed: *seed, Log: stderr}
+	if *progress {
+		cfg.Progress = stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench.Compare(ctx, cfg)
+}
+
+func cmdBenchReport(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "docs/bench/raw", "directory of raw results CASE-SYSTEM-ROUND.json")
+	docs := fs.String("docs", "docs", "directory receiving BENCHMARKS.md and bench/*.png")
+	fs.Usage = usage(stderr, fs, "playhead bench report [--dir D] [--docs D]", "Rebuilds the compare report and plots from raw results.")
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return bench.Report(*dir, *docs)
 }

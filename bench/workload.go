@@ -1,0 +1,259 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// durationMs is every simulated video's length (45 min).
+const durationMs = 2_700_000
+
+func profileID(p int) string { return "p-" + strconv.Itoa(p) }
+func videoID(v int) string   { return "v-" + strconv.Itoa(v) }
+
+// hlcClock stamps versions the way the SDK does: an HLC (physical ms in the
+// high 48 bits, a logical counter in the low 16) that never repeats or goes
+// back across the generator's goroutines.
+type hlcClock struct{ last atomic.Uint64 }
+
+func (c *hlcClock) now() uint64 {
+	for {
+		l := c.last.Load()
+		n := uint64(time.Now().UnixMilli()) << 16
+		if n <= l {
+			n = l + 1
+		}
+		if c.last.CompareAndSwap(l, n) {
+			return n
+		}
+	}
+}
+
+// update is one position report before encoding. Device d of profile p has
+// one session per video: "s-p-d-v".
+type update struct {
+	profile, video, device int
+	position               int
+	version                uint64 // epoch = seq: each report is the viewer's latest act
+}
+
+func (r *runner) newUpdate(w *worker, p, d, v int) update {
+	return update{profile: p, video: v, device: d, position: w.rng.IntN(durationMs), version: r.clock.now()}
+}
+
+// appendUpdate appends u's JSON fields (no braces) to b. Ids are ASCII
+// without quotes or backslashes, so no escaping is needed.
+func appendUpdate(b []byte, u update, withVideo bool) []byte {
+	if withVideo {
+		b = append(b, `"video":"v-`...)
+		b = strconv.AppendInt(b, int64(u.video), 10)
+		b = append(b, `",`...)
+	}
+	b = append(b, `"position_ms":`...)
+	b = strconv.AppendInt(b, int64(u.position), 10)
+	b = append(b, `,"duration_ms":`...)
+	b = strconv.AppendInt(b, durationMs, 10)
+	b = append(b, `,"state":"playing","device":"d-`...)
+	b = strconv.AppendInt(b, int64(u.profile), 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(u.device), 10)
+	b = append(b, `","session":"s-`...)
+	b = strconv.AppendInt(b, int64(u.profile), 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(u.device), 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(u.video), 10)
+	b = append(b, `","epoch":"`...)
+	b = strconv.AppendUint(b, u.version, 10)
+	b = append(b, `","seq":"`...)
+	b = strconv.AppendUint(b, u.version, 10)
+	return append(b, '"')
+}
+
+type opFn func(ctx context.Context, w *worker, intended time.Time) outcome
+
+func (r *runner) opFunc() opFn {
+	switch r.cfg.Workload {
+	case "put":
+		return r.opPut
+	case "batch":
+		return r.opBatch
+	case "read":
+		return r.opRead
+	case "ws":
+		return r.opWS
+	default: // propagation (Validate checked the name)
+		return r.opPropagate
+	}
+}
+
+// token is the bearer token for a profile.
+func (r *runner) token(profile string) string {
+	if r.cfg.Mint == nil {
+		return r.cfg.Token
+	}
+	if t, ok := r.tokens.Load(profile); ok {
+		return t.(string)
+	}
+	t, err := r.cfg.Mint(profile)
+	if err != nil {
+		return r.cfg.Token // the request fails with 401 and is counted
+	}
+	r.tokens.Store(profile, t)
+	return t
+}
+
+// do sends one request and returns the status and, when keep is set, the
+// body (otherwise the body is read and discarded, keeping the connection).
+func (r *runner) do(ctx context.Context, method, profile, path string, body []byte, keep bool) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.cfg.URL+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.token(profile))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	if !keep {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, nil, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// errKind names a failure: "timeout", "transport" or the HTTP status.
+func errKind(err error, status int) string {
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+			return "timeout"
+		}
+		return "transport"
+	}
+	return strconv.Itoa(status)
+}
+
+func writeOutcome(err error, status, updates int) outcome {
+	switch {
+	case err == nil && status == http.StatusOK:
+		return outcome{updates: updates}
+	case err == nil && status == http.StatusConflict:
+		return outcome{kind: kindStale, updates: updates}
+	}
+	return outcome{kind: errKind(err, status)}
+}
+
+func positionPath(p, v int) string {
+	return "/v1/profiles/p-" + strconv.Itoa(p) + "/positions/v-" + strconv.Itoa(v)
+}
+
+func (r *runner) opPut(ctx context.Context, w *worker, _ time.Time) outcome {
+	p, v := w.prof.Next(), w.vid.Next()
+	u := r.newUpdate(w, p, w.rng.IntN(r.cfg.DevicesPerProfile), v)
+	w.buf = append(appendUpdate(append(w.buf[:0], '{'), u, false), '}')
+	st, _, err := r.do(ctx, http.MethodPut, profileID(p), positionPath(p, v), w.buf, false)
+	return writeOutcome(err, st, 1)
+}
+
+// opBatch sends cfg.Batch updates of one device of one profile (the SDK
+// replays its queue as one batch per profile).
+func (r *runner) opBatch(ctx context.Context, w *worker, _ time.Time) outcome {
+	p, d := w.prof.Next(), w.rng.IntN(r.cfg.DevicesPerProfile)
+	b := append(w.buf[:0], `{"updates":[`...)
+	for i := range r.cfg.Batch {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(appendUpdate(append(b, '{'), r.newUpdate(w, p, d, w.vid.Next()), true), '}')
+	}
+	w.buf = append(b, "]}"...)
+	st, _, err := r.do(ctx, http.MethodPost, profileID(p), "/v1/profiles/"+profileID(p)+"/positions", w.buf, false)
+	return writeOutcome(err, st, r.cfg.Batch)
+}
+
+func (r *runner) opRead(ctx context.Context, w *worker, _ time.Time) outcome {
+	p, v := w.prof.Next(), w.vid.Next()
+	st, _, err := r.do(ctx, http.MethodGet, profileID(p), positionPath(p, v), nil, false)
+	if err == nil && st == http.StatusOK {
+		return outcome{}
+	}
+	if err == nil && st == http.StatusNotFound {
+		return outcome{kind: kindNotFound}
+	}
+	return outcome{kind: errKind(err, st)}
+}
+
+func (r *runner) dialWS(ctx context.Context, profile string) (*websocket.Conn, error) {
+	u := "ws" + strings.TrimPrefix(r.cfg.URL, "http") + "/v1/profiles/" + profile + "/events"
+	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + r.token(profile)}},
+	})
+	return c, err
+}
+
+// wsReply is the part of a server message the ws workload reads.
+type wsReply struct {
+	Type    string `json:"type"`
+	ID      string `json:"id"`
+	Applied bool   `json:"applied"`
+	Error   *struct {
+		Code string `json:"code"`
+	} `json:"error"`
+}
+
+// opWS sends one update on the worker's connection and waits for its ack,
+// skipping pushes of other devices' writes that arrive in between.
+func (r *runner) opWS(ctx context.Context, w *worker, _ time.Time) outcome {
+	w.msgN++
+	id := strconv.Itoa(w.msgN)
+	u := r.newUpdate(w, w.wsProf, w.wsDev, w.vid.Next())
+	b := append(w.buf[:0], `{"type":"update","id":"`...)
+	b = append(b, id...)
+	w.buf = append(appendUpdate(append(b, `",`...), u, true), '}')
+	if err := w.ws.Write(ctx, websocket.MessageText, w.buf); err != nil {
+		return outcome{kind: "ws_write"}
+	}
+	for {
+		_, msg, err := w.ws.Read(ctx)
+		if err != nil {
+			return outcome{kind: "ws_read"}
+		}
+		if !bytes.Contains(msg, []byte(`"id"`)) {
+			continue // a push
+		}
+		var m wsReply
+		if json.Unmarshal(msg, &m) != nil || m.ID != id {
+			continue
+		}
+		switch {
+		case m.Type == "ack" && m.Applied:
+			return outcome{updates: 1}
+		case m.Type == "ack":
+			return outcome{kind: kindStale, updates: 1}
+		case m.Error != nil:
+			return outcome{kind: "ws_" + m.Error.Code}
+		}
+		return outcome{kind: "ws_unexpected"}
+	}
+}

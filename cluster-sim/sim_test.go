@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
@@ -362,4 +363,54 @@ func TestDeterminism(t *testing.T) {
 	if a == c {
 		t.Fatalf("different seeds, same trace %s", a)
 	}
+}
+
+// Hints are durable: the coordinator that kept them crashes and restarts,
+// and still replays them to the owner that missed the writes. Anti-entropy
+// is off after the first round, so the hints alone repair the owner.
+func TestHintsSurviveCoordinatorCrash(t *testing.T) {
+	s := mustSim(t, Options{Seed: 10, Core: gossip.CoreConfig{AEInterval: time.Hour}})
+	owners := s.Owners(ref)
+	co, missing := owners[0], owners[2]
+	s.RunFor(100) // every node's first anti-entropy round, before any write
+	s.Partition([]int{missing}, others(s, missing))
+	for i := range 10 {
+		mustApply(t, s, co, put(fmt.Sprintf("v%d", i), int64(i+1)*1000, "tv", "s1"))
+	}
+	s.RunFor(3_000) // past the writes' deadline: the hints are kept
+	kept := s.Node(co).Core.HintsFor(s.Node(missing).ID)
+	if kept == 0 {
+		t.Fatal("no hints kept for the unreachable owner")
+	}
+	s.Crash(co)
+	if err := s.Restart(co); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Node(co).Core.Stats().HintsLoaded; got != uint64(kept) {
+		t.Fatalf("restarted coordinator loaded %d hints, kept %d", got, kept)
+	}
+	s.Heal()
+	s.RunFor(3_000)
+	if h := s.Node(co).Core.Hints(); h != 0 {
+		t.Fatalf("%d hints left after the heal", h)
+	}
+	if r := s.Node(missing).Core.Stats().AEBucketsRepaired; r != 0 {
+		t.Fatalf("anti-entropy repaired %d buckets: the test no longer shows the hints did it", r)
+	}
+	s.Partition([]int{missing}, others(s, missing))
+	for i := range 10 {
+		if got := mustReadLocal(t, s, missing, fmt.Sprintf("v%d", i)); got.PositionMs != int64(i+1)*1000 {
+			t.Fatalf("v%d on the owner that missed it: %+v", i, got)
+		}
+	}
+}
+
+func others(s *Sim, i int) []int {
+	var out []int
+	for j := 1; j <= len(s.Nodes()); j++ {
+		if j != i {
+			out = append(out, j)
+		}
+	}
+	return out
 }

@@ -35,8 +35,11 @@ type CoreConfig struct {
 	// HintInterval is how often hints are replayed to owners that missed
 	// writes. The default value is 1 second.
 	HintInterval time.Duration
-	// MaxHints bounds the hinted records kept per owner; past it, the
-	// owner is repaired by anti-entropy alone. The default value is 100 000.
+	// MaxHints bounds the records this node keeps hinted (all owners
+	// together); past it, the owners that missed a write are repaired by
+	// anti-entropy alone. Hints are durable (repl_hints.go): each costs one
+	// stored record until its owners acknowledge it. A negative value
+	// disables hints. The default value is 100 000.
 	MaxHints int
 	// ReadQuorum is how many owners a read consults when the request does
 	// not say (Op.ReadQuorum): 1 reads one owner's copy; more merge the
@@ -135,6 +138,8 @@ type Core struct {
 
 	// Requests submitted here and forwarded, by id.
 	forwarded map[uint64]*forwarded
+	// Forwarded requests taken from peers, to drop their copies.
+	dedup forwardDedup
 	// Writes this node coordinates, waiting for acks, by write id.
 	writes  map[uint64]*coordWrite
 	nextWID uint64
@@ -148,10 +153,13 @@ type Core struct {
 	flushedAt  []uint64 // writes whose local copy the next Flush makes durable
 	captured   []Event  // Local's events during the current request
 
-	hints     map[NodeID]map[storage.Key]crdt.Record
-	hintSeq   uint64
-	hintsSent map[uint64]hintBatch
-	lastHints int64
+	// Hinted handoff (repl_hints.go).
+	hints        map[storage.Key]*hint
+	hintDirty    map[storage.Key]struct{} // hints changed since the last Flush
+	durableHints bool
+	hintSeq      uint64
+	hintsSent    map[uint64]hintBatch
+	lastHints    int64
 
 	// Push interest held by this owner: ref → node → lease end (ms).
 	interest map[Ref]map[NodeID]int64
@@ -180,10 +188,12 @@ type CoreStats struct {
 	Forwarded, Coordinated       uint64
 	QuorumFailures               uint64
 	HintsStored, HintsReplayed   uint64
+	HintsLoaded, HintsDropped    uint64
 	AERounds, AEBucketsRepaired  uint64
 	AERecordsSent, HandoffsDone  uint64
 	EventsSent, RecordsMerged    uint64
 	DroppedMessages, BadMessages uint64
+	DuplicateForwards            uint64
 }
 
 type forwarded struct {
@@ -204,12 +214,6 @@ type coordWrite struct {
 	records  []storage.Put
 }
 
-type hintBatch struct {
-	to      NodeID
-	sentAt  int64
-	records map[storage.Key]crdt.Record
-}
-
 // NewCore returns a Core over store, rebuilding its digests from it.
 func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 	cfg.EnsureDefaults()
@@ -227,7 +231,8 @@ func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 		alive:     map[NodeID]bool{},
 		forwarded: map[uint64]*forwarded{},
 		writes:    map[uint64]*coordWrite{},
-		hints:     map[NodeID]map[storage.Key]crdt.Record{},
+		hints:     map[storage.Key]*hint{},
+		hintDirty: map[storage.Key]struct{}{},
 		hintsSent: map[uint64]hintBatch{},
 		interest:  map[Ref]map[NodeID]int64{},
 		handoff:   map[uint16][]NodeID{},
@@ -247,8 +252,12 @@ func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 		return nil, err
 	}
 	c.local = local
+	c.buf.observe = local.hlc.Observe
 	if err := c.buf.rebuildDigests(cfg.Local.Partitions); err != nil {
 		return nil, fmt.Errorf("gossip: building digests: %w", err)
+	}
+	if err := c.loadHints(); err != nil {
+		return nil, fmt.Errorf("gossip: loading hints: %w", err)
 	}
 	return c, nil
 }
@@ -407,6 +416,12 @@ func (c *Core) route(origin NodeID, reqID uint64, op Op) {
 	if old := c.handoff[p]; old != nil {
 		for _, o := range old {
 			if c.isAlive(o) {
+				if origin == c.cfg.Self {
+					// The old owner answers here: wait for it as for any
+					// forwarded request (and time out without it).
+					c.forwarded[reqID] = &forwarded{op: op, deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
+					c.stats.Forwarded++
+				}
 				c.send(o, Msg{Type: MsgForward, ReqID: reqID, Origin: origin, Exec: true, Op: &op})
 				return
 			}
@@ -544,6 +559,10 @@ func (c *Core) Step(from NodeID, m Msg) {
 		if m.Op == nil {
 			c.stats.BadMessages++
 			return
+		}
+		if c.dedup.seen(m.Origin, m.ReqID, c.nowMs, c.dedupWindow()) {
+			c.stats.DuplicateForwards++
+			return // a copy of a request already taken (repl_dedup.go)
 		}
 		op := *m.Op
 		if err := c.precheck(op); err != nil {
@@ -731,6 +750,8 @@ func (c *Core) persist() error {
 		puts, c.lagPuts = c.lagPuts, puts
 		deletes, c.lagDeletes = c.lagDeletes, deletes
 	}
+	// Hints changed in this cycle go into the same batch: one sync.
+	puts, deletes = c.appendHintWrites(puts, deletes)
 	if len(puts) == 0 && len(deletes) == 0 {
 		return nil
 	}
@@ -738,10 +759,12 @@ func (c *Core) persist() error {
 	c.stats.FlushedRecords += uint64(len(puts) + len(deletes))
 	if err := c.store.Write(puts, deletes); err != nil {
 		// The overlay is lost with the failed batch; the digests no longer
-		// match the store, so rebuild them.
+		// match the store, so rebuild them. Changed hints stay marked and
+		// are written by the next Flush.
 		c.buf.rebuildDigests(c.cfg.Local.Partitions)
 		return err
 	}
+	clear(c.hintDirty)
 	return nil
 }
 
@@ -787,6 +810,7 @@ func (c *Core) Tick(nowMs int64) {
 		}
 	}
 	c.tickQuorumReads()
+	c.dedup.expire(c.nowMs)
 	for _, wid := range slices.Sorted(maps.Keys(c.writes)) {
 		w := c.writes[wid]
 		if w.deadline > c.nowMs {
@@ -852,88 +876,6 @@ func (c *Core) sendInterest(refs []Ref) {
 		c.send(o, Msg{Type: MsgInterest, Refs: byOwner[o], LeaseMs: c.cfg.InterestLease.Milliseconds()})
 	}
 }
-
-// Hints: records an owner missed, replayed until it acknowledges them.
-
-func (c *Core) storeHints(o NodeID, puts []storage.Put) {
-	h := c.hints[o]
-	if h == nil {
-		h = map[storage.Key]crdt.Record{}
-		c.hints[o] = h
-	}
-	for _, p := range puts {
-		if len(h) >= c.cfg.MaxHints {
-			return
-		}
-		if old, ok := h[p.Key]; ok {
-			h[p.Key] = crdt.MergeRecord(old, p.Record)
-		} else {
-			h[p.Key] = p.Record
-		}
-		c.stats.HintsStored++
-	}
-}
-
-const hintBatchSize = 256
-
-func (c *Core) replayHints() {
-	for _, o := range slices.Sorted(maps.Keys(c.hints)) {
-		h := c.hints[o]
-		if len(h) == 0 || !c.isAlive(o) || c.hintInFlight(o) {
-			continue
-		}
-		keys := make([]storage.Key, 0, len(h))
-		for k := range h {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, compareKeys)
-		if len(keys) > hintBatchSize {
-			keys = keys[:hintBatchSize]
-		}
-		hb := hintBatch{to: o, sentAt: c.nowMs, records: map[storage.Key]crdt.Record{}}
-		puts := make([]storage.Put, 0, len(keys))
-		for _, k := range keys {
-			hb.records[k] = h[k]
-			puts = append(puts, storage.Put{Key: k, Record: h[k]})
-		}
-		c.hintSeq++
-		id := 1<<63 | c.hintSeq // hint ids never collide with write ids
-		c.hintsSent[id] = hb
-		c.stats.HintsReplayed += uint64(len(puts))
-		c.send(o, Msg{Type: MsgReplicate, ReqID: id, Records: encodeRecords(puts)})
-	}
-}
-
-// hintInFlight reports whether a hint batch to o awaits its ack; a batch
-// unanswered for a request timeout is forgotten and its hints sent again.
-func (c *Core) hintInFlight(o NodeID) bool {
-	for _, id := range slices.Sorted(maps.Keys(c.hintsSent)) {
-		hb := c.hintsSent[id]
-		if hb.to != o {
-			continue
-		}
-		if c.nowMs-hb.sentAt < c.cfg.RequestTimeout.Milliseconds() {
-			return true
-		}
-		delete(c.hintsSent, id)
-	}
-	return false
-}
-
-func (c *Core) clearHints(hb hintBatch) {
-	h := c.hints[hb.to]
-	for k, sent := range hb.records {
-		if cur, ok := h[k]; ok && cur == sent {
-			delete(h, k)
-		}
-	}
-	if len(h) == 0 {
-		delete(c.hints, hb.to)
-	}
-}
-
-// HintsFor returns how many records are hinted for o.
-func (c *Core) HintsFor(o NodeID) int { return len(c.hints[o]) }
 
 // Anti-entropy and handoff.
 

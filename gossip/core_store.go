@@ -29,6 +29,9 @@ type bufStore struct {
 	digests map[uint16]*[DigestBuckets]uint64
 	// flushHook persists the overlay (the Core's flush).
 	flushHook func() error
+	// observe, when set, is given the largest timestamp of every record
+	// written, and of every record found by rebuildDigests (repl_clock.go).
+	observe func(crdt.HLC)
 }
 
 type overlayOp struct {
@@ -89,6 +92,9 @@ func (s *bufStore) Write(puts []storage.Put, deletes []storage.Key) error {
 func (s *bufStore) set(k storage.Key, op overlayOp) {
 	old, had, _ := s.Get(k)
 	s.account(k, old, had, op.rec, !op.deleted)
+	if !op.deleted && s.observe != nil {
+		s.observe(recordHLC(op.rec))
+	}
 	if _, ok := s.overlay[k]; !ok {
 		s.order = append(s.order, k)
 	}
@@ -144,6 +150,9 @@ func (s *bufStore) rebuildDigests(partitions int) error {
 	for p := 0; p < partitions; p++ {
 		err := s.base.ScanPartition(uint16(p), func(k storage.Key, r crdt.Record) error {
 			s.digest(k.Partition)[bucketOf(k)] ^= itemHash(k, r)
+			if s.observe != nil {
+				s.observe(recordHLC(r))
+			}
 			return nil
 		})
 		if err != nil {

@@ -59,15 +59,23 @@ const lockStripes = 1024
 // validates and stamps device updates, merges them (crdt) into the stored
 // records, writes them durably and emits push events. It implements Service.
 //
-// Locking: one mutex stripe per profile hash serializes every
-// read-merge-write of a profile (stamping reads the session's epoch, so it
-// must be atomic with the write). The stripe is held across the durable
-// Write, which is what makes each profile's updated_hlc order equal its
-// commit order (the changes feed relies on it). Writers of different
-// profiles share WAL syncs (storage group commit), so holding a stripe across
-// the sync costs only same-profile writers. Notify is called with the stripe
-// held, so each profile's events leave in commit order.
-// Lock order: a stripe is never held while taking another.
+// Locking: one stripe per profile hash serializes every read-merge-apply of
+// a profile (stamping reads the session's epoch, so it must be atomic with
+// the write). The stripe is held until the write is visible in the store,
+// not until it is durable: with a store that can apply before syncing
+// (storage.AsyncWriter, Pebble), the next writer of the profile merges onto
+// the applied state while the first waits for the WAL sync, so writers of a
+// hot profile share group commits instead of paying one sync each. A store
+// syncs in apply order, so a write's acknowledgement still implies that
+// every write it merged onto is durable. Because updated_hlc is stamped and
+// applied under the stripe, each profile's updated_hlc order is its
+// visibility order (the changes feed relies on it).
+//
+// Events are delivered after the write is durable, in apply order per
+// stripe: the stripe hands out tickets under its lock and delivery follows
+// them (a write whose sync failed delivers nothing but passes its turn on).
+// Lock order: a stripe is never held while taking another; a stripe's
+// delivery lock is taken without its lock held.
 type Local struct {
 	store    storage.Store
 	clock    Clock
@@ -75,7 +83,7 @@ type Local struct {
 	notifier Notifier
 	opts     LocalOptions
 
-	locks [lockStripes]sync.Mutex
+	stripes [lockStripes]stripe
 
 	sweepMu   sync.Mutex // guards sweepNext; held by Sweep only
 	sweepNext int        // next partition the sweep visits
@@ -116,12 +124,68 @@ func (l *Local) Partition(ref Ref) uint16 {
 	return PartitionOf(ref.Account, ref.Profile, l.opts.Partitions)
 }
 
-func (l *Local) lock(ref Ref) *sync.Mutex {
+// stripe serializes the writes of the profiles that hash to it, and
+// delivers their events in the order the writes were applied.
+type stripe struct {
+	mu   sync.Mutex // held across a profile's read-merge-apply
+	next uint64     // next ticket; guarded by mu
+
+	deliverMu sync.Mutex
+	turn      uint64             // ticket whose events go next; guarded by deliverMu
+	ready     map[uint64][]Event // events of later tickets, durable; guarded by deliverMu
+}
+
+// lock locks and returns the stripe of ref.
+func (l *Local) lock(ref Ref) *stripe {
 	h := fnv.New32a()
 	h.Write([]byte(ref.Account))
 	h.Write([]byte{0})
 	h.Write([]byte(ref.Profile))
-	return &l.locks[h.Sum32()%lockStripes]
+	s := &l.stripes[h.Sum32()%lockStripes]
+	s.mu.Lock()
+	return s
+}
+
+// commit finishes a write made under s's lock: it applies puts and deletes
+// to the store, releases the lock once they are visible, waits until they
+// are durable, and then delivers events in s's apply order. On an error
+// nothing is delivered (the events' turn passes).
+func (l *Local) commit(s *stripe, puts []storage.Put, deletes []storage.Key, events []Event) error {
+	var wait func() error
+	var err error
+	if len(puts)+len(deletes) > 0 {
+		wait, err = storage.WriteNoWait(l.store, puts, deletes)
+	}
+	ticket := s.next
+	s.next++
+	s.mu.Unlock()
+	if err == nil && wait != nil {
+		err = wait()
+	}
+	if err != nil {
+		events = nil
+		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	if ticket != s.turn {
+		if s.ready == nil {
+			s.ready = map[uint64][]Event{}
+		}
+		s.ready[ticket] = events
+		return err
+	}
+	for {
+		if len(events) > 0 {
+			l.notifier.Notify(events)
+		}
+		s.turn++
+		var ok bool
+		if events, ok = s.ready[s.turn]; !ok {
+			return err
+		}
+		delete(s.ready, s.turn)
+	}
 }
 
 func (l *Local) key(ref Ref, kind crdt.Kind, id string) storage.Key {
@@ -143,16 +207,6 @@ func (l *Local) get(k storage.Key) (crdt.Record, error) {
 	return rec, nil
 }
 
-func (l *Local) write(puts []storage.Put) error {
-	if len(puts) == 0 {
-		return nil
-	}
-	if err := l.store.Write(puts, nil); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return nil
-}
-
 // Put implements Service.
 func (l *Local) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteResult, error) {
 	nowMs := l.clock.NowMs()
@@ -169,13 +223,24 @@ func (l *Local) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteRes
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	mu := l.lock(ref)
-	mu.Lock()
-	defer mu.Unlock()
+	s := l.lock(ref)
+	results, puts, events, err := l.putLocked(ref, ups, nowMs)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	if err := l.commit(s, puts, nil, events); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
 
+// putLocked is Put's read-merge under the profile's stripe: the results, the
+// records to write and the events to deliver once they are durable.
+func (l *Local) putLocked(ref Ref, ups []crdt.Update, nowMs int64) ([]WriteResult, []storage.Put, []Event, error) {
 	profRec, err := l.get(l.key(ref, crdt.KindProfile, ""))
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	prof := profRec.Profile
 	pol := l.opts.Policy
@@ -207,24 +272,24 @@ func (l *Local) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteRes
 	for i, u := range ups {
 		cw, err := load(l.key(ref, crdt.KindCursor, u.Video))
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		ew, err := load(l.key(ref, crdt.KindEntry, crdt.EntryID(u.Video, u.Session)))
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		// The HLC receive rule: the stamp is above the device's timestamps
 		// and everything this node issued before.
 		var now crdt.HLC
 		if remote := max(u.Epoch, u.Seq); remote != 0 {
 			if now, err = l.hlc.Update(remote, nowMs); err != nil {
-				return nil, err // checked above; only a racing clock could get here
+				return nil, nil, nil, err // checked above; only a racing clock could get here
 			}
 		} else {
 			now = l.hlc.Now(nowMs)
 		}
 		if err := u.CheckSession(ew.rec.Entry.Session); err != nil {
-			return nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+			return nil, nil, nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
 		}
 		v := crdt.Stamp(u, ew.rec.Entry.Session, now)
 		delta := u.CursorDelta(v, now)
@@ -251,13 +316,7 @@ func (l *Local) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteRes
 			puts = append(puts, storage.Put{Key: k, Record: w.rec})
 		}
 	}
-	if err := l.write(puts); err != nil {
-		return nil, err
-	}
-	if len(events) > 0 {
-		l.notifier.Notify(events)
-	}
-	return results, nil
+	return results, puts, events, nil
 }
 
 // Cursor implements Service.
@@ -342,45 +401,47 @@ func (l *Local) History(ctx context.Context, ref Ref) ([]HistoryItem, error) {
 
 // DeleteEntry implements Service.
 func (l *Local) DeleteEntry(ctx context.Context, ref Ref, id string) error {
-	mu := l.lock(ref)
-	mu.Lock()
-	defer mu.Unlock()
+	s := l.lock(ref)
+	put, err := l.deleteEntryLocked(ref, id)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	return l.commit(s, []storage.Put{put}, nil, []Event{{Ref: ref, Type: EventCleared, Video: put.Record.Entry.Video, Entry: id}})
+}
+
+func (l *Local) deleteEntryLocked(ref Ref, id string) (storage.Put, error) {
 	prof, err := l.get(l.key(ref, crdt.KindProfile, ""))
 	if err != nil {
-		return err
+		return storage.Put{}, err
 	}
 	ek := l.key(ref, crdt.KindEntry, id)
 	rec, err := l.get(ek)
 	if err != nil {
-		return err
+		return storage.Put{}, err
 	}
 	e := rec.Entry
 	if e.Rec.IsZero() {
-		return ErrNotFound
+		return storage.Put{}, ErrNotFound
 	}
 	cur, err := l.get(l.key(ref, crdt.KindCursor, e.Video))
 	if err != nil {
-		return err
+		return storage.Put{}, err
 	}
 	if !e.Visible(prof.Profile, cur.Cursor.ClearedAt, l.opts.Policy, l.clock.NowMs()) {
-		return ErrNotFound
+		return storage.Put{}, ErrNotFound
 	}
 	rec.Entry = crdt.MergeEntry(e, e.Tombstone())
-	if err := l.write([]storage.Put{{Key: ek, Record: rec}}); err != nil {
-		return err
-	}
-	l.notifier.Notify([]Event{{Ref: ref, Type: EventCleared, Video: e.Video, Entry: id}})
-	return nil
+	return storage.Put{Key: ek, Record: rec}, nil
 }
 
 // DeleteVideo implements Service.
 func (l *Local) DeleteVideo(ctx context.Context, ref Ref, video string) error {
-	mu := l.lock(ref)
-	mu.Lock()
-	defer mu.Unlock()
+	s := l.lock(ref)
 	ck := l.key(ref, crdt.KindCursor, video)
 	rec, err := l.get(ck)
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
 	// The deletion covers at least every write stored here: a write whose
@@ -388,21 +449,16 @@ func (l *Local) DeleteVideo(ctx context.Context, ref Ref, video string) error {
 	// delete asked for after it (found by the simulator).
 	at := max(l.Now(), rec.Cursor.Version.Seq)
 	rec.Cursor = crdt.MergeCursor(rec.Cursor, crdt.Cursor{Video: video, ClearedAt: at})
-	if err := l.write([]storage.Put{{Key: ck, Record: rec}}); err != nil {
-		return err
-	}
-	l.notifier.Notify([]Event{{Ref: ref, Type: EventCleared, Video: video}})
-	return nil
+	return l.commit(s, []storage.Put{{Key: ck, Record: rec}}, nil, []Event{{Ref: ref, Type: EventCleared, Video: video}})
 }
 
 // DeleteAll implements Service.
 func (l *Local) DeleteAll(ctx context.Context, ref Ref) error {
-	mu := l.lock(ref)
-	mu.Lock()
-	defer mu.Unlock()
+	s := l.lock(ref)
 	pk := l.key(ref, crdt.KindProfile, "")
 	rec, err := l.get(pk)
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
 	// As for one video: the deletion covers every write stored here, also
@@ -413,14 +469,11 @@ func (l *Local) DeleteAll(ctx context.Context, ref Ref) error {
 		return nil
 	})
 	if err != nil {
+		s.mu.Unlock()
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	rec.Profile = crdt.MergeProfile(rec.Profile, crdt.Profile{ClearedAt: at})
-	if err := l.write([]storage.Put{{Key: pk, Record: rec}}); err != nil {
-		return err
-	}
-	l.notifier.Notify([]Event{{Ref: ref, Type: EventCleared}})
-	return nil
+	return l.commit(s, []storage.Put{{Key: pk, Record: rec}}, nil, []Event{{Ref: ref, Type: EventCleared}})
 }
 
 // Profile implements Service.
@@ -431,16 +484,15 @@ func (l *Local) Profile(ctx context.Context, ref Ref) (crdt.Profile, error) {
 
 // SetHistoryPaused implements Service.
 func (l *Local) SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (crdt.Profile, error) {
-	mu := l.lock(ref)
-	mu.Lock()
-	defer mu.Unlock()
+	s := l.lock(ref)
 	pk := l.key(ref, crdt.KindProfile, "")
 	rec, err := l.get(pk)
 	if err != nil {
+		s.mu.Unlock()
 		return crdt.Profile{}, err
 	}
 	rec.Profile = crdt.MergeProfile(rec.Profile, crdt.Profile{HistoryPaused: paused, PausedAt: l.Now()})
-	if err := l.write([]storage.Put{{Key: pk, Record: rec}}); err != nil {
+	if err := l.commit(s, []storage.Put{{Key: pk, Record: rec}}, nil, nil); err != nil {
 		return crdt.Profile{}, err
 	}
 	return rec.Profile, nil
@@ -524,9 +576,8 @@ func (l *Local) sweepRecord(r crdt.Record, prof crdt.Profile, videoCleared map[s
 }
 
 func (l *Local) sweepProfile(ref Ref, nowMs int64) (int, error) {
-	mu := l.lock(ref)
-	mu.Lock()
-	defer mu.Unlock()
+	s := l.lock(ref)
+	defer s.mu.Unlock()
 	var puts []storage.Put
 	var dels []storage.Key
 	var prof crdt.Profile

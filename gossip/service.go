@@ -65,7 +65,9 @@ type Event struct {
 }
 
 // Notifier receives the events of merged changes. Notify is called after the
-// change is durable, from the goroutine that made it; it must not block (a
+// change is durable, in the order the changes of each profile were applied,
+// from the goroutine that made the change or one that made a later change of
+// the same profile; it must not block (a
 // slow device must not stall writers) and must be safe for concurrent use.
 type Notifier interface {
 	Notify(events []Event)

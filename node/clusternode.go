@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/gossip"
-	"github.com/playhead/playhead/storage"
 )
 
 // ClusterOptions makes a node a cluster member (DESIGN.md §5). With
@@ -127,9 +126,9 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := storage.Open(cfg.DataDir, storage.Options{OnSync: m.onSync})
+	store, err := openStore(cfg, m)
 	if err != nil {
-		return nil, fmt.Errorf("node: opening the store in %s (is another node using it?): %w", cfg.DataDir, err)
+		return nil, err
 	}
 	var closers []func() error
 	defer func() {

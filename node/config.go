@@ -61,6 +61,13 @@ type Config struct {
 	// missing. Required by New; unused by NewWithStore and NewWithService.
 	DataDir string
 
+	// RecordCache is how many records (cursors, history entries, profile
+	// settings) the node keeps in memory in front of its store, so the read
+	// before each write of a hot cursor costs no Pebble lookup; about 300
+	// bytes each. 0 means storage.DefaultCacheRecords (262 144); negative
+	// turns the cache off.
+	RecordCache int
+
 	// AuthSecret is the HS256 key of device tokens, shared by the cluster.
 	// At least MinSecretBytes (32) bytes; shorter is refused. LoadSecret
 	// reads it from a file. Required.

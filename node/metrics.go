@@ -2,10 +2,13 @@ package node
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/playhead/playhead/storage"
 )
 
 // metrics holds the node's Prometheus collectors, registered on a registry
@@ -23,6 +26,8 @@ type metrics struct {
 	rateLimited *prometheus.CounterVec // scope: device, account
 	swept       prometheus.Counter
 	sweepErrors prometheus.Counter
+
+	recordCache atomic.Pointer[storage.Cached] // set once the store is open
 }
 
 func newMetrics(hub *Hub, nodeID string, extra prometheus.Registerer) (*metrics, error) {
@@ -69,6 +74,12 @@ func newMetrics(hub *Hub, nodeID string, extra prometheus.Registerer) (*metrics,
 			Name: "playhead_push_subscribers", Help: "Push subscribers connected (WebSocket, SSE, long-poll).",
 		}, func() float64 { return float64(hub.Active()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "playhead_record_cache_hits_total", Help: "Record reads served from the in-memory record cache (--record-cache).",
+		}, func() float64 { h, _ := m.cacheStats(); return float64(h) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "playhead_record_cache_misses_total", Help: "Record reads that went to the store.",
+		}, func() float64 { _, ms := m.cacheStats(); return float64(ms) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "playhead_push_subscribers_dropped_total", Help: "Push subscribers dropped because their buffer was full.",
 		}, func() float64 { return float64(hub.Dropped()) }),
 	}
@@ -100,6 +111,13 @@ func newMetrics(hub *Hub, nodeID string, extra prometheus.Registerer) (*metrics,
 		m.rateLimited.WithLabelValues(s)
 	}
 	return m, nil
+}
+
+func (m *metrics) cacheStats() (hits, misses uint64) {
+	if c := m.recordCache.Load(); c != nil {
+		return c.Stats()
+	}
+	return 0, 0
 }
 
 // onSync is the store's OnSync hook: fast and non-blocking.

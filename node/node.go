@@ -97,9 +97,9 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := storage.Open(cfg.DataDir, storage.Options{OnSync: m.onSync})
+	store, err := openStore(cfg, m)
 	if err != nil {
-		return nil, fmt.Errorf("node: opening the store in %s (is another node using it?): %w", cfg.DataDir, err)
+		return nil, err
 	}
 	n, err := newLocalNode(cfg, store, hub, m)
 	if err != nil {
@@ -107,6 +107,21 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// openStore opens the node's Pebble store in cfg.DataDir, behind the record
+// cache unless cfg.RecordCache is negative.
+func openStore(cfg Config, m *metrics) (storage.Store, error) {
+	p, err := storage.Open(cfg.DataDir, storage.Options{OnSync: m.onSync})
+	if err != nil {
+		return nil, fmt.Errorf("node: opening the store in %s (is another node using it?): %w", cfg.DataDir, err)
+	}
+	if cfg.RecordCache < 0 {
+		return p, nil
+	}
+	c := storage.NewCached(p, cfg.RecordCache)
+	m.recordCache.Store(c)
+	return c, nil
 }
 
 // NewWithStore is New over a store the caller opened (tests pass

@@ -21,6 +21,9 @@ func TestConformance(t *testing.T) {
 		{"Mem", func(*testing.T) Store { return NewMem() }},
 		{"MemDeferred", func(*testing.T) Store { return NewMem(WithDeferredSync()) }},
 		{"Pebble", func(t *testing.T) Store { return openMemPebble(t) }},
+		// tiny caches, so that evictions happen inside the contract's tests
+		{"CachedMem", func(*testing.T) Store { return NewCached(NewMem(), 3) }},
+		{"CachedPebble", func(t *testing.T) Store { return NewCached(openMemPebble(t), 64) }},
 	}
 	for _, impl := range impls {
 		t.Run(impl.name, func(t *testing.T) { runConformance(t, impl.open) })

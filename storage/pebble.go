@@ -37,7 +37,10 @@ type Pebble struct {
 	entered atomic.Int64
 }
 
-var _ Store = (*Pebble)(nil)
+var (
+	_ Store       = (*Pebble)(nil)
+	_ AsyncWriter = (*Pebble)(nil)
+)
 
 // Open opens the store in dir, creating it if needed. opts is copied; zero
 // fields take their defaults.
@@ -183,6 +186,54 @@ func (p *Pebble) Write(puts []Put, deletes []Key) error {
 		return fmt.Errorf("storage: write: %w", err)
 	}
 	return nil
+}
+
+// WriteNoWait implements AsyncWriter: the batch is applied to the memtable
+// (visible) with pebble.Sync requested, and wait blocks until the WAL sync
+// that carries it (pebble.DB.ApplyNoSyncWait and Batch.SyncWait). Pebble's
+// WAL is one sequential log, so a sync covers every batch applied before.
+// Close waits for outstanding waits.
+func (p *Pebble) WriteNoWait(puts []Put, deletes []Key) (func() error, error) {
+	if len(puts) == 0 && len(deletes) == 0 {
+		return noWait, p.checkOpen()
+	}
+	ops, err := encodeOps(puts, deletes)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.RLock()
+	if p.db == nil {
+		p.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	b := p.db.NewBatch()
+	for _, op := range ops {
+		if op.value == nil {
+			err = b.Delete(op.key, nil)
+		} else {
+			err = b.Set(op.key, op.value, nil)
+		}
+		if err != nil {
+			b.Close()
+			p.mu.RUnlock()
+			return nil, fmt.Errorf("storage: write: %w", err)
+		}
+	}
+	p.entered.Add(1)
+	if err := p.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		b.Close()
+		p.mu.RUnlock()
+		return nil, fmt.Errorf("storage: write: %w", err)
+	}
+	return func() error {
+		defer p.mu.RUnlock()
+		err := b.SyncWait()
+		b.Close()
+		if err != nil {
+			return fmt.Errorf("storage: write: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // Close implements Store. It waits for the Writes and scans in progress.

@@ -71,3 +71,31 @@ type Store interface {
 	// Close releases the store. Completed Writes are durable.
 	Close() error
 }
+
+// AsyncWriter is implemented by stores that can make a Write visible before
+// it is durable. WriteNoWait applies puts and deletes atomically, as Write
+// does, and returns once later Gets and scans see them; wait returns once
+// they are durable (or with the error that kept them from it). A caller can
+// release its locks between the two, so that writers of the same keys
+// queue on the store's group commit instead of on each other's syncs.
+//
+// A store makes writes durable in the order they became visible, so wait
+// returning nil for one Write implies every Write visible before it is
+// durable too. wait must be called exactly once.
+type AsyncWriter interface {
+	WriteNoWait(puts []Put, deletes []Key) (wait func() error, err error)
+}
+
+// WriteNoWait is s's WriteNoWait if it has one; otherwise it runs the whole
+// Write and returns a wait that reports nothing more.
+func WriteNoWait(s Store, puts []Put, deletes []Key) (wait func() error, err error) {
+	if a, ok := s.(AsyncWriter); ok {
+		return a.WriteNoWait(puts, deletes)
+	}
+	if err := s.Write(puts, deletes); err != nil {
+		return nil, err
+	}
+	return noWait, nil
+}
+
+func noWait() error { return nil }

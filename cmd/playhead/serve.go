@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +51,7 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 	writeQuorum := fs.Int("write-quorum", 2, "copies that must be durable before a write is acknowledged")
 	deadGrace := fs.Duration("dead-node-grace", 5*time.Minute, "how long a dead node keeps its partitions before they move to others")
 	loopback := fs.Bool("loopback-timings", false, "shorten failure detection and raft timings for a cluster on one host (tests, dev); never on a real network")
+	recordCache := fs.Int("record-cache", 0, "records (cursors, history entries, profile settings; ~300 B each) kept in memory in front of the store; 0 = 262144, negative = off")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	return func() (node.Config, error) {
@@ -70,6 +74,7 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 		cfg.Policy.MinResumeDuration, cfg.Policy.CursorTTL, cfg.Policy.HistoryTTL = *minDur, *cursorTTL, *historyTTL
 		cfg.DeviceRate, cfg.DeviceBurst = *rate, *burst
 		cfg.AccountRate, cfg.AccountBurst = *accountRate, *accountBurst
+		cfg.RecordCache = *recordCache
 		logger, err := newLogger(*logLevel, *logFormat)
 		if err != nil {
 			return cfg, err
@@ -131,6 +136,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	build := serveFlags(fs, "playhead-data")
 	fs.Usage = usage(stderr, fs, "playhead serve --data-dir DIR --http-addr HOST:PORT --auth-secret-file FILE [flags]",
 		"Runs one playhead node. SIGTERM or SIGINT shuts it down gracefully: it stops taking requests,\nfinishes those in flight, leaves the cluster, and closes storage; no acknowledged write is lost.\n\nA cluster: start every node with the same --gossip-key-file, --bootstrap-expect N (the number of\nfirst nodes) and --join with one or more members' --gossip-addr; each node needs its own\n--node-id, --data-dir and addresses. /readyz answers 200 once the node knows the ring.")
+	pprofAddr := fs.String("pprof-addr", "", "host:port serving Go's /debug/pprof profiles (CPU, heap, mutex, goroutines) for diagnosis; off when empty; keep it on loopback")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -140,9 +146,36 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *pprofAddr != "" {
+		if err := servePprof(ctx, *pprofAddr, cfg.Logger); err != nil {
+			return err
+		}
+	}
 	n, err := node.New(cfg)
 	if err != nil {
 		return err
 	}
 	return n.Run(ctx)
+}
+
+// servePprof serves net/http/pprof on its own listener (never on the device
+// API's) until ctx ends. Mutex and block profiles are sampled while it runs.
+func servePprof(ctx context.Context, addr string, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof-addr: %v", err)
+	}
+	runtime.SetMutexProfileFraction(100)
+	runtime.SetBlockProfileRate(int(time.Millisecond))
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	go func() { <-ctx.Done(); srv.Close() }()
+	logger.Info("pprof listening", "addr", ln.Addr().String())
+	return nil
 }

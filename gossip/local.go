@@ -246,25 +246,40 @@ func (l *Local) putLocked(ref Ref, ups []crdt.Update, nowMs int64) ([]WriteResul
 	pol := l.opts.Policy
 
 	// Working state of the records this batch touches: stored state merged
-	// with the batch so far, and what was stored before it.
+	// with the batch so far, and what was stored before it. Each update
+	// touches two records (its cursor and history entry), so works never
+	// grows past its capacity and pointers into it stay valid; small
+	// batches find their records by a linear scan, larger ones by a map.
 	type work struct {
 		key         storage.Key
 		stored, rec crdt.Record
 	}
-	touched := map[storage.Key]*work{}
-	var order []storage.Key
+	works := make([]work, 0, 2*len(ups))
+	var index map[storage.Key]int
+	if len(ups) > 4 {
+		index = make(map[storage.Key]int, 2*len(ups))
+	}
 	load := func(k storage.Key) (*work, error) {
-		if w, ok := touched[k]; ok {
-			return w, nil
+		if index != nil {
+			if i, ok := index[k]; ok {
+				return &works[i], nil
+			}
+		} else {
+			for i := range works {
+				if works[i].key == k {
+					return &works[i], nil
+				}
+			}
 		}
 		rec, err := l.get(k)
 		if err != nil {
 			return nil, err
 		}
-		w := &work{key: k, stored: rec, rec: rec}
-		touched[k] = w
-		order = append(order, k)
-		return w, nil
+		works = append(works, work{key: k, stored: rec, rec: rec})
+		if index != nil {
+			index[k] = len(works) - 1
+		}
+		return &works[len(works)-1], nil
 	}
 
 	results := make([]WriteResult, len(ups))
@@ -310,10 +325,10 @@ func (l *Local) putLocked(ref Ref, ups []crdt.Update, nowMs int64) ([]WriteResul
 		}
 	}
 
-	var puts []storage.Put
-	for _, k := range order {
-		if w := touched[k]; w.rec != w.stored {
-			puts = append(puts, storage.Put{Key: k, Record: w.rec})
+	puts := make([]storage.Put, 0, len(works))
+	for i := range works {
+		if w := &works[i]; w.rec != w.stored {
+			puts = append(puts, storage.Put{Key: w.key, Record: w.rec})
 		}
 	}
 	return results, puts, events, nil

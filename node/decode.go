@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -216,7 +217,7 @@ func decodeSettings(data []byte) (bool, error) {
 // unmarshal decodes a JSON object, turning decoder errors into messages a
 // device developer can act on. Unknown fields are ignored.
 func unmarshal(data []byte, v any) error {
-	if len(strings.TrimSpace(string(data))) == 0 {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return errBadRequest("request body is empty; send a JSON object")
 	}
 	err := json.Unmarshal(data, v)
@@ -259,7 +260,23 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	// A slow body must not pin a handler forever; the server itself has no
 	// read timeout because push streams and long-polls outlive any.
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Second))
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var b []byte
+	var err error
+	if r.ContentLength > 0 {
+		// The usual case: read exactly the announced length (one
+		// allocation, where ReadAll grows its buffer step by step), then
+		// check nothing follows.
+		b = make([]byte, r.ContentLength)
+		if _, err = io.ReadFull(body, b); err == nil {
+			var one [1]byte
+			if n, _ := body.Read(one[:]); n > 0 {
+				err = errors.New("body longer than its Content-Length")
+			}
+		}
+	} else {
+		b, err = io.ReadAll(body)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

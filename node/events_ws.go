@@ -120,62 +120,153 @@ type wsMessage struct {
 	updateBody
 }
 
+// wsBatchMax bounds the device messages handled together.
+const wsBatchMax = 256
+
+// wsIn is one message read from the device.
+type wsIn struct {
+	typ  websocket.MessageType
+	data []byte
+}
+
 // wsRead handles the device's messages until the connection ends. Each
 // update is answered with an ack (applied or stale, with the cursor) or an
-// error; the connection stays up after errors.
+// error, in the order the messages came; the connection stays up after
+// errors. A device that sends several updates without waiting for their
+// acks (replaying a queue) has them merged as one batch: one store write
+// and one WAL sync for all of them, as POST …/positions does.
 func (s *stream) wsRead(ctx context.Context, conn *websocket.Conn) {
-	for {
-		typ, data, err := conn.Read(ctx)
-		if err != nil {
-			return
+	in := make(chan wsIn, wsBatchMax)
+	go func() {
+		// Ends when the connection does (serveWS closes it) or ctx ends.
+		defer close(in)
+		for {
+			typ, data, err := conn.Read(ctx)
+			if err != nil {
+				return
+			}
+			select {
+			case in <- wsIn{typ, data}:
+			case <-ctx.Done():
+				return
+			}
 		}
-		var reply any
-		if typ != websocket.MessageText {
-			reply = wsError(nil, errBadRequest("send JSON text messages"))
-		} else {
-			reply = s.wsHandle(ctx, data)
+	}()
+	batch := make([]wsIn, 0, wsBatchMax)
+	for m := range in {
+		batch = append(batch[:0], m)
+	drain:
+		for len(batch) < wsBatchMax {
+			select {
+			case m, ok := <-in:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, m)
+			default:
+				break drain
+			}
 		}
-		b, _ := json.Marshal(reply)
-		wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
-		err = conn.Write(wctx, websocket.MessageText, b)
-		cancel()
-		if err != nil {
-			return
+		for _, reply := range s.wsHandleBatch(ctx, batch) {
+			b, _ := json.Marshal(reply)
+			wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+			err := conn.Write(wctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
+				return
+			}
 		}
 	}
 }
 
-// wsHandle answers one device message.
-func (s *stream) wsHandle(ctx context.Context, data []byte) any {
+// wsHandleBatch answers device messages, in order. The valid updates among
+// them are merged with one Put; if that Put is refused as a whole (one bad
+// update fails a batch), each is put on its own, so every message gets the
+// answer it would have had alone.
+func (s *stream) wsHandleBatch(ctx context.Context, msgs []wsIn) []any {
+	n := s.n
+	replies := make([]any, len(msgs))
+	ids := make([]*string, len(msgs))
+	var ups []crdt.Update
+	var at []int // the message index of each of ups
+	for i, m := range msgs {
+		if m.typ != websocket.MessageText {
+			replies[i] = wsError(nil, errBadRequest("send JSON text messages"))
+			continue
+		}
+		id, u, err := s.wsParse(m.data)
+		if err != nil {
+			replies[i] = wsError(id, err)
+			continue
+		}
+		ids[i] = id
+		ups = append(ups, u)
+		at = append(at, i)
+	}
+	if len(ups) == 0 {
+		return replies
+	}
+	res, err := n.svc.Put(ctx, s.call.ref, ups)
+	if err != nil && len(ups) > 1 && serviceError(err).status < 500 {
+		for j, u := range ups {
+			replies[at[j]] = s.wsPut(ctx, ids[at[j]], []crdt.Update{u})
+		}
+		return replies
+	}
+	if err != nil {
+		for _, i := range at {
+			replies[i] = s.wsPutError(ids[i], err)
+		}
+		return replies
+	}
+	n.countResults(res)
+	for j, i := range at {
+		replies[i] = ackJSON{Type: evAck, ID: ids[i], Applied: res[j].Applied, Cursor: cursorPtr(res[j].Cursor, res[j].Found, n.svc.Policy())}
+	}
+	return replies
+}
+
+// wsParse checks one device message: an update of this device's profile,
+// within its rate limit.
+func (s *stream) wsParse(data []byte) (*string, crdt.Update, error) {
 	var m wsMessage
 	if err := unmarshal(data, &m); err != nil {
-		return wsError(nil, err)
+		return nil, crdt.Update{}, err
 	}
 	id, err := wsMessageID(m.ID)
 	if err != nil {
-		return wsError(nil, err)
+		return nil, crdt.Update{}, err
 	}
 	if m.Type != "update" {
-		return wsError(id, errBadRequest("unknown message type %q; devices send {\"type\": \"update\", …}", truncate(m.Type)))
+		return id, crdt.Update{}, errBadRequest("unknown message type %q; devices send {\"type\": \"update\", …}", truncate(m.Type))
 	}
 	u, err := m.update("", "")
 	if err != nil {
-		return wsError(id, err)
+		return id, crdt.Update{}, err
 	}
+	if err := s.n.limitDevices(s.call.p.account, u.Device); err != nil {
+		return id, crdt.Update{}, err
+	}
+	return id, u, nil
+}
+
+// wsPut puts one update and returns its ack or error.
+func (s *stream) wsPut(ctx context.Context, id *string, ups []crdt.Update) any {
 	n := s.n
-	if err := n.limitDevices(s.call.p.account, u.Device); err != nil {
-		return wsError(id, err)
-	}
-	res, err := n.svc.Put(ctx, s.call.ref, []crdt.Update{u})
+	res, err := n.svc.Put(ctx, s.call.ref, ups)
 	if err != nil {
-		e := serviceError(err)
-		if e.status >= 500 {
-			n.log.Warn("websocket update failed", "request_id", s.call.reqID, "route", s.call.r.Pattern, "err", err)
-		}
-		return wsError(id, e)
+		return s.wsPutError(id, err)
 	}
 	n.countResults(res)
 	return ackJSON{Type: evAck, ID: id, Applied: res[0].Applied, Cursor: cursorPtr(res[0].Cursor, res[0].Found, n.svc.Policy())}
+}
+
+func (s *stream) wsPutError(id *string, err error) any {
+	e := serviceError(err)
+	if e.status >= 500 {
+		s.n.log.Warn("websocket update failed", "request_id", s.call.reqID, "route", s.call.r.Pattern, "err", err)
+	}
+	return wsError(id, e)
 }
 
 // wsMessageID validates the optional id a device puts on a message: a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -417,5 +418,56 @@ func TestHubInterestHooks(t *testing.T) {
 	s2.Close()
 	if refs := h.Refs(); len(refs) != 0 {
 		t.Fatalf("refs after all closed: %v", refs)
+	}
+}
+
+// TestWebSocketPipelinedUpdates: a device that sends many updates without
+// waiting (the server merges what is queued as one batch) gets one answer
+// per message, in order: acks for the good ones, errors for a malformed one
+// and for one the coordinator refuses (clock skew: it fails a whole batch,
+// so the server answers that batch's updates one by one); every good
+// update is stored.
+func TestWebSocketPipelinedUpdates(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	ws := e.wsDial(tok, "me", "")
+	const n = 60
+	for i := 0; i < n; i++ {
+		m := map[string]any{"type": "update", "id": fmt.Sprintf("m%d", i), "video": fmt.Sprintf("v%d", i%7),
+			"position_ms": 60000 + i*1000, "duration_ms": 2580000, "device": "phone", "session": fmt.Sprintf("s%d", i%7)}
+		switch i {
+		case 10:
+			m["position_ms"] = -1 // malformed
+		case 25, 41:
+			m["epoch"] = hs(e.hlcAt(time.Hour, 0)) // beyond max_clock_skew
+		}
+		wsSend(t, ws, m)
+	}
+	last := map[string]int64{}
+	for i := 0; i < n; {
+		ev := wsNext(t, ws, 5*time.Second)
+		if ev.Type != "ack" && ev.Type != "error" {
+			continue // a push
+		}
+		if ev.ID == nil || *ev.ID != fmt.Sprintf("m%d", i) {
+			t.Fatalf("answer %d: id %v, want m%d (answers must keep the messages' order)", i, ev.ID, i)
+		}
+		switch i {
+		case 10, 25, 41:
+			if ev.Type != "error" || ev.Error.Code != "bad_request" {
+				t.Fatalf("answer to bad message m%d: %+v", i, ev)
+			}
+		default:
+			if ev.Type != "ack" || !ev.Applied {
+				t.Fatalf("answer to m%d: %+v", i, ev)
+			}
+			last[fmt.Sprintf("v%d", i%7)] = int64(60000 + i*1000)
+		}
+		i++
+	}
+	for v, pos := range last {
+		if c, _ := e.get(tok, "me", v); c.PositionMs != pos {
+			t.Fatalf("%s stored at %d, want %d", v, c.PositionMs, pos)
+		}
 	}
 }

@@ -67,6 +67,10 @@ type Config struct {
 	DevicesPerProfile int
 	// Batch is the updates per batch request (≤ 500). The default value is 50.
 	Batch int
+	// Pipeline is, for ws, the updates a device sends back to back before
+	// it waits for their acks (a device replaying its queue); one operation
+	// is then the whole group. The default value is 1.
+	Pipeline int
 	// Push is the propagation subscribers' transport: "ws" or "sse"; the
 	// default value is "ws". Subscribers is the subscribed profiles, each
 	// watched by one device while others write; the default value is 20.
@@ -112,6 +116,9 @@ func (c *Config) EnsureDefaults() {
 	if c.DevicesPerProfile <= 0 {
 		c.DevicesPerProfile = DefaultDevicesPerProfile
 	}
+	if c.Pipeline <= 0 {
+		c.Pipeline = 1
+	}
 	if c.Batch <= 0 {
 		c.Batch = DefaultBatch
 	}
@@ -137,6 +144,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: rate %v is negative (0 = closed loop)", ErrConfig, c.Rate)
 	case c.ZipfS <= 1:
 		return fmt.Errorf("%w: zipf exponent %v must be > 1", ErrConfig, c.ZipfS)
+	case c.Pipeline > 256:
+		return fmt.Errorf("%w: pipeline %d is over 256", ErrConfig, c.Pipeline)
 	case c.Batch > 500:
 		return fmt.Errorf("%w: batch %d is over the API's 500", ErrConfig, c.Batch)
 	case c.Push != "ws" && c.Push != "sse":

@@ -122,16 +122,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 	case "ws":
-		for _, w := range workers {
-			w.wsProf, w.wsDev = w.prof.Next(), w.rng.IntN(cfg.DevicesPerProfile)
+		for i, w := range workers {
+			// Connections are devices of households: profile i/3 gets
+			// devices 0..2, so a profile has no more connected devices
+			// than it has devices (Zipf would put most connections on
+			// one profile and turn every update into a fan-out to them).
+			w.wsProf, w.wsDev = (i/cfg.DevicesPerProfile)%nProf, i%cfg.DevicesPerProfile
 			c, err := r.dialWS(ctx, profileID(w.wsProf))
 			if err != nil {
 				return nil, fmt.Errorf("bench: websocket %s: %w", profileID(w.wsProf), err)
 			}
 			c.SetReadLimit(1 << 20)
 			w.ws = c
-			defer c.CloseNow()
 		}
+		defer func() {
+			for _, w := range workers {
+				if w.ws != nil { // reconnected ones included
+					w.ws.CloseNow()
+				}
+			}
+		}()
 	}
 	op := r.opFunc()
 

@@ -222,38 +222,67 @@ type wsReply struct {
 	} `json:"error"`
 }
 
-// opWS sends one update on the worker's connection and waits for its ack,
-// skipping pushes of other devices' writes that arrive in between.
+// opWS sends cfg.Pipeline updates on the worker's connection back to back
+// and waits for all their acks, skipping pushes of other devices' writes
+// that arrive in between. The operation is stale if any update was.
 func (r *runner) opWS(ctx context.Context, w *worker, _ time.Time) outcome {
-	w.msgN++
-	id := strconv.Itoa(w.msgN)
-	u := r.newUpdate(w, w.wsProf, w.wsDev, w.vid.Next())
-	b := append(w.buf[:0], `{"type":"update","id":"`...)
-	b = append(b, id...)
-	w.buf = append(appendUpdate(append(b, `",`...), u, true), '}')
-	if err := w.ws.Write(ctx, websocket.MessageText, w.buf); err != nil {
-		return outcome{kind: "ws_write"}
+	if w.ws == nil {
+		// The last connection failed: reconnect, as a device would.
+		c, err := r.dialWS(ctx, profileID(w.wsProf))
+		if err != nil {
+			return outcome{kind: "ws_dial"}
+		}
+		c.SetReadLimit(1 << 20)
+		w.ws = c
 	}
-	for {
+	first := w.msgN + 1
+	for range r.cfg.Pipeline {
+		w.msgN++
+		u := r.newUpdate(w, w.wsProf, w.wsDev, w.vid.Next())
+		b := append(w.buf[:0], `{"type":"update","id":"`...)
+		b = strconv.AppendInt(b, int64(w.msgN), 10)
+		w.buf = append(appendUpdate(append(b, `",`...), u, true), '}')
+		if err := w.ws.Write(ctx, websocket.MessageText, w.buf); err != nil {
+			return w.wsFailed("ws_write", err)
+		}
+	}
+	out := outcome{updates: r.cfg.Pipeline}
+	for pending := r.cfg.Pipeline; pending > 0; {
 		_, msg, err := w.ws.Read(ctx)
 		if err != nil {
-			return outcome{kind: "ws_read"}
+			return w.wsFailed("ws_read", err)
 		}
 		if !bytes.Contains(msg, []byte(`"id"`)) {
 			continue // a push
 		}
 		var m wsReply
-		if json.Unmarshal(msg, &m) != nil || m.ID != id {
+		if json.Unmarshal(msg, &m) != nil {
 			continue
 		}
+		if id, err := strconv.Atoi(m.ID); err != nil || id < first || id > w.msgN {
+			continue
+		}
+		pending--
 		switch {
 		case m.Type == "ack" && m.Applied:
-			return outcome{updates: 1}
 		case m.Type == "ack":
-			return outcome{kind: kindStale, updates: 1}
+			out.kind = kindStale
 		case m.Error != nil:
 			return outcome{kind: "ws_" + m.Error.Code}
+		default:
+			return outcome{kind: "ws_unexpected"}
 		}
-		return outcome{kind: "ws_unexpected"}
 	}
+	return out
+}
+
+// wsFailed drops the worker's broken connection (the next operation
+// reconnects) and names the failure, with the close code the server sent.
+func (w *worker) wsFailed(kind string, err error) outcome {
+	w.ws.CloseNow()
+	w.ws = nil
+	if code := websocket.CloseStatus(err); code != -1 {
+		kind += "_close_" + strconv.Itoa(int(code))
+	}
+	return outcome{kind: kind}
 }

@@ -9,7 +9,9 @@ import (
 	"github.com/playhead/playhead/crdt"
 )
 
-// Value encoding: one format byte, then the msgpack encoding of the struct
+// Value encoding: one format byte, then, for a cursor, its compact binary
+// encoding (valueFormatCursorV2, codec_cursor.go), and for other kinds the
+// msgpack encoding of the struct
 // that the key's kind names (crdt.Cursor, crdt.Entry or crdt.Profile), as a
 // msgpack array (the crdt types carry `msgpack:",as_array"`) with integers in
 // their most compact form. The kind itself lives in the key, and so does a
@@ -20,6 +22,11 @@ import (
 // so replicas can compare values by hash (anti-entropy).
 //
 // This is an on-disk and (through anti-entropy hashes) a wire format.
+// Cursors written as msgpack (valueFormatV1) by earlier versions still
+// decode; they are rewritten in the compact form when next written. Nodes of
+// a cluster should run the same format: during a rolling upgrade a cursor
+// untouched since the upgrade hashes differently on old and new nodes, and
+// anti-entropy exchanges it (harmlessly: merges are idempotent) until it is.
 const (
 	// valueFormatV1 is the format byte of the encoding above. A change to
 	// any crdt struct's field list changes the encoding: it needs a new
@@ -39,7 +46,7 @@ func AppendValue(dst []byte, rec crdt.Record) ([]byte, error) {
 	var v any
 	switch rec.Kind {
 	case crdt.KindCursor:
-		v = &rec.Cursor
+		return appendCursorV2(dst, &rec.Cursor), nil
 	case crdt.KindEntry:
 		v = &rec.Entry
 	case crdt.KindProfile:
@@ -68,6 +75,14 @@ func DecodeValue(kind crdt.Kind, id string, value []byte) (crdt.Record, error) {
 	rec := crdt.Record{Kind: kind}
 	if len(value) == 0 {
 		return crdt.Record{}, fmt.Errorf("%w: empty %v value", ErrCorrupt, kind)
+	}
+	if value[0] == valueFormatCursorV2 && kind == crdt.KindCursor {
+		c, err := decodeCursorV2(value[1:], id)
+		if err != nil {
+			return crdt.Record{}, err
+		}
+		rec.Cursor = c
+		return rec, nil
 	}
 	if value[0] != valueFormatV1 {
 		return crdt.Record{}, fmt.Errorf("%w: %v value has unknown format %d", ErrCorrupt, kind, value[0])

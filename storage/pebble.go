@@ -285,6 +285,17 @@ func (p *Pebble) Compact(ctx context.Context) error {
 	return nil
 }
 
+// TablesSize returns the bytes of the store's live sstables (0 once
+// closed); after Compact it is the size of the data on disk, the WAL aside.
+func (p *Pebble) TablesSize() int64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.db == nil {
+		return 0
+	}
+	return int64(p.db.Metrics().Total().TablesSize)
+}
+
 // Metrics returns Pebble's metrics as a human-readable table (levels,
 // compactions, WAL, caches), or "" once closed.
 func (p *Pebble) Metrics() string {

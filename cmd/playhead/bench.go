@@ -57,6 +57,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	devices := fs.Int("devices-per-profile", bench.DefaultDevicesPerProfile, "devices of each profile (each with its own session per video)")
 	zipfS := fs.Float64("zipf-s", bench.DefaultZipfS, "Zipf exponent (> 1; larger = hotter head)")
 	batchN := fs.Int("batch", bench.DefaultBatch, "batch: updates per request (≤ 500)")
+	pipeline := fs.Int("pipeline", 1, "ws: updates a device sends back to back before waiting for their acks (≤ 256)")
 	push := fs.String("push", bench.DefaultPush, "propagation: the subscribers' transport, ws or sse")
 	subs := fs.Int("subscribers", bench.DefaultSubscribers, "propagation: watched profiles (one listening device each)")
 	noPrefill := fs.Bool("no-prefill", false, "read: skip writing one cursor per profile and video first")
@@ -80,7 +81,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := bench.Config{URL: *url, Token: *token, Workload: *workload, Rate: *rate, Concurrency: *conc, Duration: *dur,
 		Warmup: *warm, Drain: *drain, Profiles: *profiles, Videos: *videos, DevicesPerProfile: *devices, ZipfS: *zipfS,
-		Batch: *batchN, Push: *push, Subscribers: *subs, NoPrefill: *noPrefill, Seed: *seed}
+		Batch: *batchN, Pipeline: *pipeline, Push: *push, Subscribers: *subs, NoPrefill: *noPrefill, Seed: *seed}
 	var secret []byte
 	if *url == "inprocess" {
 		stop, u, err := inprocessNode()
@@ -229,6 +230,7 @@ func cmdBenchCompare(args []string, stdout, stderr io.Writer) error {
 	long := fs.Bool("long", false, "a longer, steadier comparison: 5 rounds of 20s after 5s warm-up (unless those flags are given)")
 	conc := fs.Int("concurrency", bench.DefaultConcurrency, "closed-loop workers (and the most in flight in open loop)")
 	batchN := fs.Int("batch", bench.DefaultBatch, "updates per batch request")
+	pipeline := fs.Int("pipeline", 16, "ws case: updates each device sends back to back before waiting for their acks")
 	profiles := fs.Int("profiles", bench.DefaultProfiles, "profiles (Zipf)")
 	videos := fs.Int("videos", bench.DefaultVideos, "videos per profile (Zipf)")
 	propRate := fs.Float64("propagation-rate", bench.DefaultPropagationRate, "writes per second of the propagation case")
@@ -269,7 +271,7 @@ func cmdBenchCompare(args []string, stdout, stderr io.Writer) error {
 		*bin = exe
 	}
 	cfg := bench.CompareConfig{Playhead: *bin, RedisServer: *redisServer, Docs: *docs, Rounds: *rounds, Duration: *dur,
-		Warmup: *warm, Concurrency: *conc, Batch: *batchN, Profiles: *profiles, Videos: *videos, PropagationRate: *propRate,
+		Warmup: *warm, Concurrency: *conc, Batch: *batchN, Pipeline: *pipeline, Profiles: *profiles, Videos: *videos, PropagationRate: *propRate,
 		Cases: strings.Split(*cases, ","), Seed: *seed, Log: stderr}
 	if *progress {
 		cfg.Progress = stderr

@@ -1,0 +1,279 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/playhead/playhead/crdt"
+)
+
+// valueFormatCursorV2 is the compact binary encoding of a cursor, written
+// since msgpack (valueFormatV1) spent 82 bytes on a typical cursor, most of
+// them on 9-byte HLCs that differ in their last bytes and on empty metadata
+// registers. Layout after the format byte:
+//
+//	flags      1 byte: cfTitle, cfSeries, cfNext, cfCleared (which optional
+//	           parts follow), cfHexSession (the session is 16 lowercase hex
+//	           digits, stored as their 8 bytes)
+//	position   zigzag varint
+//	duration   zigzag varint
+//	state      1 byte
+//	version    uvarint epoch, zigzag varint (seq − epoch), session
+//	device     uvarint length, bytes
+//	updated    zigzag varint (updated_hlc − seq)
+//	title, series_id, next_video, when flagged: uvarint length, value, then
+//	           1 byte 0 (its version is the cursor's) or 1 and a version
+//	cleared_at uvarint, when flagged
+//
+// A session is 8 raw bytes when cfHexSession (for the version's session;
+// a metadata version's session carries its own 1-byte hex flag before it)
+// and otherwise a uvarint length and the bytes. Differences of HLCs wrap
+// modulo 2^64, so every uint64 round-trips. The encoding is canonical: the
+// same cursor always gives the same bytes (anti-entropy hashes values).
+const valueFormatCursorV2 byte = 2
+
+const (
+	cfTitle = 1 << iota
+	cfSeries
+	cfNext
+	cfCleared
+	cfHexSession
+	cfAll = cfTitle | cfSeries | cfNext | cfCleared | cfHexSession
+)
+
+// appendCursorV2 appends the compact encoding of c.
+func appendCursorV2(dst []byte, c *crdt.Cursor) []byte {
+	var flags byte
+	if c.Title != (crdt.Meta{}) {
+		flags |= cfTitle
+	}
+	if c.SeriesID != (crdt.Meta{}) {
+		flags |= cfSeries
+	}
+	if c.NextVideo != (crdt.Meta{}) {
+		flags |= cfNext
+	}
+	if c.ClearedAt != 0 {
+		flags |= cfCleared
+	}
+	hexSession := isHex16(c.Version.Session)
+	if hexSession {
+		flags |= cfHexSession
+	}
+	dst = append(dst, valueFormatCursorV2, flags)
+	dst = binary.AppendVarint(dst, c.PositionMs)
+	dst = binary.AppendVarint(dst, c.DurationMs)
+	dst = append(dst, byte(c.State))
+	dst = appendVersionBody(dst, c.Version, hexSession)
+	dst = appendString(dst, c.Device)
+	dst = binary.AppendVarint(dst, int64(uint64(c.UpdatedHLC)-uint64(c.Version.Seq)))
+	for _, m := range []struct {
+		flag byte
+		meta *crdt.Meta
+	}{{cfTitle, &c.Title}, {cfSeries, &c.SeriesID}, {cfNext, &c.NextVideo}} {
+		if flags&m.flag == 0 {
+			continue
+		}
+		dst = appendString(dst, m.meta.Value)
+		if m.meta.Ver == c.Version {
+			dst = append(dst, 0)
+			continue
+		}
+		hex := isHex16(m.meta.Ver.Session)
+		if hex {
+			dst = append(dst, 1, 1)
+		} else {
+			dst = append(dst, 1, 0)
+		}
+		dst = appendVersionBody(dst, m.meta.Ver, hex)
+	}
+	if flags&cfCleared != 0 {
+		dst = binary.AppendUvarint(dst, uint64(c.ClearedAt))
+	}
+	return dst
+}
+
+func appendVersionBody(dst []byte, v crdt.Version, hexSession bool) []byte {
+	dst = binary.AppendUvarint(dst, uint64(v.Epoch))
+	dst = binary.AppendVarint(dst, int64(uint64(v.Seq)-uint64(v.Epoch)))
+	if hexSession {
+		var raw [8]byte
+		for i := range raw {
+			raw[i] = unhex(v.Session[2*i])<<4 | unhex(v.Session[2*i+1])
+		}
+		return append(dst, raw[:]...)
+	}
+	return appendString(dst, v.Session)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// isHex16 reports whether s is 16 lowercase hex digits (what the SDK and
+// most players use for a session id).
+func isHex16(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'a' + 10
+}
+
+const hexDigits = "0123456789abcdef"
+
+// cursorReader decodes the compact encoding; the first error sticks.
+type cursorReader struct {
+	b   []byte
+	err error
+}
+
+func (r *cursorReader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: cursor value: bad %s", ErrCorrupt, what)
+	}
+}
+
+func (r *cursorReader) byte(what string) byte {
+	if r.err != nil || len(r.b) == 0 {
+		r.fail(what)
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *cursorReader) uvarint(what string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *cursorReader) varint(what string) int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *cursorReader) string(what string) string {
+	n := r.uvarint(what)
+	if r.err != nil {
+		return ""
+	}
+	if n > uint64(len(r.b)) {
+		r.fail(what)
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *cursorReader) version(hexSession bool) crdt.Version {
+	var v crdt.Version
+	v.Epoch = crdt.HLC(r.uvarint("epoch"))
+	v.Seq = crdt.HLC(uint64(v.Epoch) + uint64(r.varint("seq")))
+	if !hexSession {
+		v.Session = r.string("session")
+		if isHex16(v.Session) {
+			r.fail("session (hex stored as text)") // not canonical
+		}
+		return v
+	}
+	if r.err != nil || len(r.b) < 8 {
+		r.fail("session")
+		return v
+	}
+	var s [16]byte
+	for i := 0; i < 8; i++ {
+		s[2*i], s[2*i+1] = hexDigits[r.b[i]>>4], hexDigits[r.b[i]&15]
+	}
+	r.b = r.b[8:]
+	v.Session = string(s[:])
+	return v
+}
+
+// decodeCursorV2 decodes b (after the format byte).
+func decodeCursorV2(b []byte, video string) (crdt.Cursor, error) {
+	r := &cursorReader{b: b}
+	c := crdt.Cursor{Video: video}
+	flags := r.byte("flags")
+	if flags&^cfAll != 0 {
+		r.fail("flags")
+	}
+	c.PositionMs = r.varint("position")
+	c.DurationMs = r.varint("duration")
+	c.State = crdt.State(r.byte("state"))
+	c.Version = r.version(flags&cfHexSession != 0)
+	c.Device = r.string("device")
+	c.UpdatedHLC = crdt.HLC(uint64(c.Version.Seq) + uint64(r.varint("updated_hlc")))
+	for _, m := range []struct {
+		flag byte
+		meta *crdt.Meta
+	}{{cfTitle, &c.Title}, {cfSeries, &c.SeriesID}, {cfNext, &c.NextVideo}} {
+		if flags&m.flag == 0 {
+			continue
+		}
+		m.meta.Value = r.string("metadata")
+		switch r.byte("metadata version") {
+		case 0:
+			m.meta.Ver = c.Version
+		case 1:
+			switch r.byte("metadata session") {
+			case 0:
+				m.meta.Ver = r.version(false)
+			case 1:
+				m.meta.Ver = r.version(true)
+			default:
+				r.fail("metadata session")
+			}
+			if m.meta.Ver == c.Version {
+				r.fail("metadata version (not canonical)")
+			}
+		default:
+			r.fail("metadata version")
+		}
+		if *m.meta == (crdt.Meta{}) {
+			r.fail("metadata (empty but flagged)")
+		}
+	}
+	if flags&cfCleared != 0 {
+		if c.ClearedAt = crdt.HLC(r.uvarint("cleared_at")); c.ClearedAt == 0 {
+			r.fail("cleared_at (zero but flagged)")
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		return crdt.Cursor{}, fmt.Errorf("%w: cursor value has %d trailing bytes", ErrCorrupt, len(r.b))
+	}
+	if r.err != nil {
+		return crdt.Cursor{}, r.err
+	}
+	return c, nil
+}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 
 	"github.com/playhead/playhead/crdt"
 )
@@ -14,9 +15,13 @@ import (
 //
 // Lock order: flushMu before mu. mu is never held across a request.
 type Client struct {
-	cfg   Config
-	log   *slog.Logger
-	clock *crdt.Clock
+	cfg Config
+	log *slog.Logger
+	// clock is the device's HLC. A clock-skew refusal replaces it (see
+	// recoverClockSkew): a crdt.Clock cannot be moved back. Stored and
+	// observed under mu, so that no observation is lost to a swap; loaded
+	// without a lock by Trackers.
+	clock atomic.Pointer[crdt.Clock]
 
 	// flushMu serializes flushes, so a batch is never sent twice at once.
 	flushMu sync.Mutex
@@ -32,6 +37,11 @@ type Client struct {
 	offsetMs int64
 	// serverHLC is the largest Playhead-HLC seen. Guarded by mu.
 	serverHLC crdt.HLC
+	// seenHLC is the largest HLC the nodes have shown this device: their
+	// Playhead-HLC and the versions and updated_hlc of the cursors they
+	// returned. A clock-skew reset restarts the HLC from here, so the
+	// device still stamps above everything it has seen. Guarded by mu.
+	seenHLC crdt.HLC
 	// tok is the bearer token. Guarded by mu.
 	tok string
 	// rnd is Config.Rand. Guarded by mu.
@@ -47,12 +57,12 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		clock: crdt.NewClock(0),
-		tok:   cfg.Token,
-		rnd:   cfg.Rand,
+		cfg: cfg,
+		log: cfg.Logger,
+		tok: cfg.Token,
+		rnd: cfg.Rand,
 	}
+	c.clock.Store(crdt.NewClock(0))
 	q, err := NewQueue(cfg.QueueStorage, cfg.QueueLimit)
 	if err != nil {
 		c.log.Warn("playhead: offline queue unreadable; starting with an empty queue", "err", err)
@@ -62,7 +72,14 @@ func New(cfg Config) (*Client, error) {
 }
 
 // Clock returns the device's HLC, shared by every Tracker of this Client.
-func (c *Client) Clock() *crdt.Clock { return c.clock }
+//
+// When the node refuses a write because the device's clock ran too far
+// ahead (APIError.ClockSkew), the Client replaces its HLC by a new one,
+// restarted from the node's clock (see Report): call Clock again rather
+// than keeping the value. Trackers made with Client.NewTracker follow the
+// replacement; a Tracker made with NewTracker(c.Clock(), …) keeps stamping
+// from the clock it was given.
+func (c *Client) Clock() *crdt.Clock { return c.clock.Load() }
 
 // NowMs returns the time to pass to Trackers: the device clock corrected
 // by the node's (the Playhead-HLC of the answers), so a device whose clock
@@ -90,13 +107,16 @@ func (c *Client) token() string {
 	return c.tok
 }
 
-// NewTracker returns a Tracker stamping with this Client's clock.
+// NewTracker returns a Tracker stamping with this Client's clock — the
+// current one, also after a clock-skew reset replaced it (see Clock).
 // cfg.Device defaults to Config.Device.
 func (c *Client) NewTracker(cfg TrackerConfig) *Tracker {
 	if cfg.Device == "" {
 		cfg.Device = c.cfg.Device
 	}
-	return NewTracker(c.clock, cfg)
+	t := NewTracker(c.Clock(), cfg)
+	t.clockOf = c.Clock
+	return t
 }
 
 // Queued returns the number of updates in the offline queue.

@@ -102,6 +102,17 @@
 // everyone else's and within the node's allowed skew. Pass c.NowMs() to
 // the Tracker.
 //
+// A device whose clock ran ahead by more than the node's max_clock_skew
+// before it heard from a node has stamped versions the node refuses (400,
+// APIError.ClockSkew), and its HLC has been pushed ahead with them. The
+// Client then recovers by itself: it restarts its HLC from the node's clock
+// (never below the largest HLC the nodes have shown it), gives the queued
+// updates stamped from the future fresh versions in their original order,
+// and sends the refused update once more, re-stamped. Trackers made with
+// Client.NewTracker follow the new clock (opening a new epoch if theirs came
+// from the old one). An update refused again is dropped, never retried in
+// a loop.
+//
 // # Offline
 //
 // Report never loses an update for a transient failure. With no answer

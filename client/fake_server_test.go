@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -41,6 +42,12 @@ type fakeServer struct {
 	retryAfter  string
 	// badVideo makes batches containing it 400 and PUTs of it 400.
 	badVideo string
+	// maxSkewMs, when > 0, refuses (400) writes whose epoch or seq lies
+	// more than maxSkewMs ahead of the server's clock, as a node does
+	// (max_clock_skew), with the node's message.
+	maxSkewMs int64
+	// skewAll refuses every write as too far ahead, whatever its stamps.
+	skewAll bool
 	// wsReject answers WebSocket upgrades with 503.
 	wsReject bool
 	// conns are the open WebSocket streams.
@@ -150,6 +157,36 @@ func (f *fakeServer) failWrite(w http.ResponseWriter) bool {
 	return true
 }
 
+// checkSkew answers the node's 400 for the first of ups whose epoch or seq
+// lies beyond maxSkewMs ahead of the server's clock (all of them with
+// skewAll), and reports whether it did. The message is the node's
+// (node/errors.go serviceError of gossip.Local.Put's error).
+func (f *fakeServer) checkSkew(w http.ResponseWriter, ups []crdt.Update) bool {
+	f.mu.Lock()
+	maxSkew, all := f.maxSkewMs, f.skewAll
+	f.mu.Unlock()
+	if maxSkew <= 0 && !all {
+		return false
+	}
+	now := time.Now().UnixMilli() + atomic.LoadInt64(&f.skewMs)
+	chk := crdt.Clock{MaxSkewMs: maxSkew}
+	for i, u := range ups {
+		for _, h := range [2]crdt.HLC{u.Epoch, u.Seq} {
+			err := chk.Check(h, now)
+			if all && err == nil { // a server whose clock is far behind
+				err = fmt.Errorf("%w: %d ms ahead (allowed %d ms)", crdt.ErrClockSkew, 600_000, 60_000)
+			}
+			if err != nil {
+				writeTestJSON(w, http.StatusBadRequest, ErrorBody{ErrorDetail{CodeBadRequest,
+					fmt.Sprintf("update %d (video %q): %v", i, u.Video, err) +
+						"; fix the device clock (keep it in step with the Playhead-HLC header) or let the node stamp epoch/seq"}})
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // apply merges u into the profile's cursor: it returns the result and
 // whether it was applied.
 func (f *fakeServer) apply(profile string, u crdt.Update) WriteResult {
@@ -227,6 +264,9 @@ func (f *fakeServer) put(w http.ResponseWriter, r *http.Request) {
 		writeTestJSON(w, http.StatusBadRequest, ErrorBody{ErrorDetail{CodeBadRequest, "bad update"}})
 		return
 	}
+	if f.checkSkew(w, []crdt.Update{u}) {
+		return
+	}
 	res := f.apply(r.PathValue("profile"), u)
 	if !res.Applied {
 		writeTestJSON(w, http.StatusConflict, StaleBody{Error: ErrorDetail{CodeStaleWrite, "stale"}, Cursor: res.Cursor})
@@ -255,6 +295,9 @@ func (f *fakeServer) post(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ups[i] = u
+	}
+	if f.checkSkew(w, ups) {
+		return
 	}
 	res := BatchResponse{Results: make([]WriteResult, len(ups))}
 	for i, u := range ups {

@@ -20,6 +20,9 @@ type FlushResult struct {
 	Dropped int
 	// Batches counts the POST requests made.
 	Batches int
+	// Restamped counts queued updates given a new version because the
+	// node refused this device's clock as too far ahead (see Flush).
+	Restamped int
 	// Remaining is the queue's length afterwards.
 	Remaining int
 }
@@ -35,9 +38,19 @@ type FlushResult struct {
 // a time, so one bad update cannot block the queue; updates refused for
 // good (400, 403, 413) are dropped and logged. Any other failure stops the
 // flush and keeps the updates.
+//
+// A refusal for clock skew (APIError.ClockSkew) restarts the Client's HLC
+// from the node's clock and re-stamps the queued updates the old clock
+// stamped from the future (see Client.Report); the flush then goes on with
+// them. It does so at most once per Flush: updates refused for clock skew
+// again are dropped like any refused update, never retried in a loop.
 func (c *Client) Flush(ctx context.Context) (FlushResult, error) {
-	return c.flush(ctx, nil)
+	return c.flush(ctx, nil, true)
 }
+
+// errRestamped tells flush that sendEach reset the clock and re-stamped
+// the queue: read the queue again.
+var errRestamped = errors.New("client: queue re-stamped")
 
 // watch asks flush for the fate of one update (Report's, via the queue).
 type watch struct {
@@ -52,7 +65,9 @@ func (w *watch) matches(profile string, u crdt.Update) bool {
 	return w != nil && w.profile == profile && w.u.Video == u.Video && versionOf(w.u) == versionOf(u)
 }
 
-func (c *Client) flush(ctx context.Context, w *watch) (fr FlushResult, err error) {
+// flush is Flush, watching w's update (may be nil). mayReset allows one
+// clock reset on a clock-skew refusal.
+func (c *Client) flush(ctx context.Context, w *watch, mayReset bool) (fr FlushResult, err error) {
 	c.flushMu.Lock()
 	defer c.flushMu.Unlock()
 	defer func() { fr.Remaining = c.Queued() }()
@@ -74,8 +89,19 @@ func (c *Client) flush(ctx context.Context, w *watch) (fr FlushResult, err error
 		case err == nil:
 			c.settle(profile, batch, results, &fr, w)
 		case errors.As(err, &ae) && (ae.Status == http.StatusBadRequest || ae.Status == http.StatusRequestEntityTooLarge):
+			if mayReset && ae.ClockSkew() {
+				mayReset = false
+				if c.resetForFlush(err, &fr, w) > 0 {
+					continue // send the re-stamped queue
+				}
+				// Nothing re-stamped: the same batch would be refused
+				// again. Find out which updates the node takes.
+			}
 			c.log.Warn("playhead: batch refused; sending its updates one by one", "profile", profile, "err", err)
-			if err := c.sendEach(ctx, profile, batch, &fr, w); err != nil {
+			err := c.sendEach(ctx, profile, batch, &fr, w, &mayReset)
+			switch {
+			case errors.Is(err, errRestamped):
+			case err != nil:
 				return fr, err
 			}
 		case permanent(err): // 403: this token may not write the profile
@@ -85,6 +111,15 @@ func (c *Client) flush(ctx context.Context, w *watch) (fr FlushResult, err error
 			return fr, err
 		}
 	}
+}
+
+// resetForFlush recovers from a clock-skew refusal (cause) during a flush
+// and returns how many queued updates it re-stamped.
+func (c *Client) resetForFlush(cause error, fr *FlushResult, w *watch) int {
+	r := c.recoverClockSkew(cause)
+	fr.Restamped += len(r.moved)
+	w.follow(r)
+	return len(r.moved)
 }
 
 // postBatch sends one batch and returns its results.
@@ -131,10 +166,26 @@ func (c *Client) settle(profile string, batch []crdt.Update, results []WriteResu
 
 // sendEach sends a batch one update at a time (PUT), after the node
 // refused it as a whole. It stops at the first failure that is not for
-// good.
-func (c *Client) sendEach(ctx context.Context, profile string, batch []crdt.Update, fr *FlushResult, w *watch) error {
+// good. On a clock-skew refusal, if *mayReset, it resets the clock (once);
+// if that re-stamped queued updates, it returns errRestamped (the rest of
+// the batch has new versions).
+func (c *Client) sendEach(ctx context.Context, profile string, batch []crdt.Update, fr *FlushResult, w *watch, mayReset *bool) error {
 	for _, u := range batch {
 		res, err := c.put(ctx, profile, u)
+		if err != nil && *mayReset && isClockSkew(err) {
+			*mayReset = false
+			if c.resetForFlush(err, fr, w) > 0 {
+				c.mu.Lock()
+				kept := c.queue.Has(profile, u) // not re-stamped
+				c.mu.Unlock()
+				if kept { // the same version would be refused again
+					c.log.Warn("playhead: queued update refused for good; dropped", "profile", profile, "video", u.Video, "err", err)
+					c.drop(profile, []crdt.Update{u}, err, fr, w)
+				}
+				return errRestamped
+			}
+			// Nothing re-stamped: u is dropped below.
+		}
 		switch {
 		case err == nil:
 			fr.Sent++

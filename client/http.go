@@ -167,11 +167,12 @@ func (c *Client) observeHeader(h http.Header) {
 	if err != nil || hlc == 0 {
 		return
 	}
-	c.clock.Observe(hlc)
 	diff := hlc.Physical() - c.cfg.Clock.NowMs()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.clock.Load().Observe(hlc)
 	c.serverHLC = max(c.serverHLC, hlc)
+	c.seenHLC = max(c.seenHLC, hlc)
 	if d := diff - c.offsetMs; d > c.cfg.ClockSyncThreshold.Milliseconds() || -d > c.cfg.ClockSyncThreshold.Milliseconds() {
 		c.offsetMs = diff
 	}
@@ -183,9 +184,13 @@ func (c *Client) observeCursor(cur *Cursor) {
 	if cur == nil {
 		return
 	}
-	c.clock.Observe(cur.Seq)
-	c.clock.Observe(cur.Epoch)
-	c.clock.Observe(cur.UpdatedHLC)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clk := c.clock.Load()
+	clk.Observe(cur.Seq)
+	clk.Observe(cur.Epoch)
+	clk.Observe(cur.UpdatedHLC)
+	c.seenHLC = max(c.seenHLC, cur.Seq, cur.Epoch, cur.UpdatedHLC)
 }
 
 // permanent reports whether the node refused a write for good: 400, 403,

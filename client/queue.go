@@ -145,6 +145,20 @@ func (q *Queue) Has(profile string, u crdt.Update) bool {
 	return ok && versionOf(cur) == versionOf(u)
 }
 
+// replace puts each of ups in place of the queued update with the same
+// key (profile, video, session), whatever their versions, and saves the
+// queue. Used to re-stamp the queue after a clock-skew refusal (see
+// recoverClockSkew).
+func (q *Queue) replace(ups []Pending) error {
+	if len(ups) == 0 {
+		return nil
+	}
+	for _, p := range ups {
+		q.items[queueKey{p.Profile, p.Update.Video, p.Update.Session}] = p.Update
+	}
+	return q.save()
+}
+
 // Items returns every queued update in true order: by version, then
 // profile and video (a total order, so the output is deterministic).
 func (q *Queue) Items() []Pending {

@@ -66,6 +66,15 @@ type Result struct {
 // A 409 whose cursor carries exactly this update's version is a retried
 // write that had succeeded: Applied. Any other 409 is Stale.
 //
+// A 400 for clock skew (APIError.ClockSkew: the device clock ran ahead of
+// the node's by more than max_clock_skew) is not final at once: the Client
+// restarts its HLC from the node's clock, re-stamps the queued updates that
+// the old clock stamped from the future, and sends the update once more
+// with a fresh version (Result.Cursor then carries that version, not u's).
+// If the node refuses it again, or re-stamping leaves it as it was, it is
+// dropped; it is never retried in a loop. Trackers made with
+// Client.NewTracker stamp from the new clock.
+//
 // The error is non-nil only when the update was refused for good and is
 // dropped: ErrInvalidArgument, ErrInvalidUpdate, or an *APIError for 400,
 // 403 or 413.
@@ -88,12 +97,21 @@ func (c *Client) Report(ctx context.Context, profile string, u crdt.Update) (Res
 			Cause: fmt.Errorf("%w (for another %v)", ErrRetryLater, held)}, nil
 	}
 	if backlog {
-		return c.reportViaQueue(ctx, profile, u)
+		return c.reportViaQueue(ctx, profile, u, true)
 	}
 	res, err := c.put(ctx, profile, u)
 	if err == nil {
 		return res, nil
 	}
+	if isClockSkew(err) {
+		return c.reportRestamped(ctx, profile, u, err)
+	}
+	return c.queueOrDrop(profile, u, err)
+}
+
+// queueOrDrop ends a Report whose update did not get through: dropped
+// (the error) when refused for good, else queued.
+func (c *Client) queueOrDrop(profile string, u crdt.Update, err error) (Result, error) {
 	if permanent(err) {
 		return Result{}, err
 	}
@@ -104,10 +122,38 @@ func (c *Client) Report(ctx context.Context, profile string, u crdt.Update) (Res
 	return Result{Outcome: Queued, RetryAfter: retryAfterOf(err), Cause: err}, nil
 }
 
+// reportRestamped ends a Report whose update the node refused for clock
+// skew (cause): it resets the HLC, re-stamps the queue and u, and sends u
+// once more — after the queue if anything waits there, so that the node
+// gets the updates in order. A second refusal drops u (no loop: the flush
+// it goes through may not reset the clock again).
+func (c *Client) reportRestamped(ctx context.Context, profile string, u crdt.Update, cause error) (Result, error) {
+	r := c.recoverClockSkew(cause)
+	u, changed := r.restamp(u)
+	if !changed { // in step with the node as far as the device knows: the
+		return Result{}, cause // same version would be refused again
+	}
+	c.mu.Lock()
+	backlog := c.queue.Len() > 0
+	if backlog {
+		c.enqueueLocked(profile, u)
+	}
+	c.mu.Unlock()
+	if backlog {
+		return c.reportViaQueue(ctx, profile, u, false)
+	}
+	res, err := c.put(ctx, profile, u)
+	if err == nil {
+		return res, nil
+	}
+	return c.queueOrDrop(profile, u, err)
+}
+
 // reportViaQueue flushes the queue, which holds u, and reports u's fate.
-func (c *Client) reportViaQueue(ctx context.Context, profile string, u crdt.Update) (Result, error) {
+// mayReset allows the flush one clock reset (see Flush).
+func (c *Client) reportViaQueue(ctx context.Context, profile string, u crdt.Update, mayReset bool) (Result, error) {
 	w := &watch{profile: profile, u: u}
-	_, err := c.flush(ctx, w)
+	_, err := c.flush(ctx, w, mayReset)
 	switch {
 	case w.done:
 		return w.res, nil

@@ -101,6 +101,14 @@ func (c *TrackerConfig) EnsureDefaults() {
 // observed before; in particular a backwards seek wins over the positions
 // it goes back from.
 //
+// The one exception is a clock reset: when the node refused this device's
+// stamps as too far ahead of its clock, the Client restarts its HLC from
+// the node's (see Client.Report), and the next stamp may lie below the
+// epoch the tracker holds — an epoch that the node never stored. The
+// tracker then opens a new epoch with that update, so that seq is not below
+// epoch; the new epoch still lies above every version the node stored for
+// the session that the Client saw, as DESIGN.md §3 requires of a new epoch.
+//
 // Coalescing: while playing, at most one update per PlayingInterval
 // (EndingInterval in the last EndingShare of the video); at once on start,
 // pause, resume, seek, stop and completion; nothing while paused or stopped
@@ -113,7 +121,10 @@ func (c *TrackerConfig) EnsureDefaults() {
 // every player tick.
 type Tracker struct {
 	clock *crdt.Clock
-	cfg   TrackerConfig
+	// clockOf, when set (Client.NewTracker), returns the clock to stamp
+	// with: the Client's current one, which a clock-skew reset replaces.
+	clockOf func() *crdt.Clock
+	cfg     TrackerConfig
 
 	started bool
 	state   crdt.State
@@ -134,7 +145,8 @@ type Tracker struct {
 	emitted    bool
 	metaSent   bool
 	// last is the last emitted update.
-	// Invariant: every emitted version is larger than last's.
+	// Invariant: every emitted version is larger than last's, except after
+	// a clock reset (whose last version the node refused).
 	last crdt.Update
 }
 
@@ -307,8 +319,14 @@ func (t *Tracker) maybeEmit(nowMs, posMs int64) (crdt.Update, bool) {
 }
 
 func (t *Tracker) emit(nowMs, posMs int64) crdt.Update {
-	seq := t.clock.Now(nowMs)
-	if t.newEpoch || t.epoch == 0 {
+	clk := t.clock
+	if t.clockOf != nil {
+		clk = t.clockOf()
+	}
+	seq := clk.Now(nowMs)
+	// seq < epoch only after the clock was reset below a refused,
+	// too-far-ahead epoch (see Tracker): reopen the epoch from the new clock.
+	if t.newEpoch || t.epoch == 0 || seq < t.epoch {
 		t.epoch = seq
 	}
 	u := crdt.Update{

@@ -63,9 +63,9 @@ type Config struct {
 
 	// RecordCache is how many records (cursors, history entries, profile
 	// settings) the node keeps in memory in front of its store, so the read
-	// before each write of a hot cursor costs no Pebble lookup; about 300
-	// bytes each. 0 means storage.DefaultCacheRecords (262 144); negative
-	// turns the cache off.
+	// before each write of a hot cursor costs no Pebble lookup; about 700
+	// bytes of heap each. 0 means storage.DefaultCacheRecords (65 536);
+	// negative turns the cache off.
 	RecordCache int
 
 	// AuthSecret is the HS256 key of device tokens, shared by the cluster.

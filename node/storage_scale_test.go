@@ -131,11 +131,50 @@ func fillAndMeasure(b *testing.B, total int, paused bool) {
 	rss, peak := procStatusKiB("VmRSS"), procStatusKiB("VmHWM")
 	cursors := float64(written.Load())
 	b.ReportMetric(float64(p.TablesSize())/cursors, "disk-B/cursor")
+	b.ReportMetric(cursorsOnlySize(b, p)/cursors, "cursor-only-disk-B/cursor")
 	b.ReportMetric(float64(rss)/1024, "RSS-MiB")
 	b.ReportMetric(float64(peak)/1024, "peak-RSS-MiB")
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
 	b.ReportMetric(cursors/fill.Seconds(), "cursors/s")
 	b.ReportMetric(cursors, "cursors")
+}
+
+// cursorsOnlySize copies the cursor records of src into a fresh store,
+// compacts it and returns its sstable bytes: what the resume positions alone
+// take on disk, without the history entries (which also track each
+// session's epoch for CheckSession, so a store holds one per video and
+// session even with history paused).
+func cursorsOnlySize(b *testing.B, src *storage.Pebble) float64 {
+	dst, err := storage.Open(b.TempDir(), storage.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dst.Close()
+	var batch []storage.Put
+	flush := func() {
+		if err := dst.Write(batch, nil); err != nil {
+			b.Fatal(err)
+		}
+		batch = batch[:0]
+	}
+	for part := range gossip.DefaultPartitions {
+		err := src.ScanPartition(uint16(part), func(k storage.Key, r crdt.Record) error {
+			if k.Kind == crdt.KindCursor {
+				if batch = append(batch, storage.Put{Key: k, Record: r}); len(batch) == 10_000 {
+					flush()
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	flush()
+	if err := dst.Compact(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return float64(dst.TablesSize())
 }
 
 // innerPebble finds the Pebble store under the node's record cache.

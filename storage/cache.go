@@ -9,9 +9,11 @@ import (
 )
 
 // DefaultCacheRecords is the default capacity of a Cached store, in records.
-// A cached cursor costs about 300 bytes of heap (its strings included), so
-// the default holds the hot set of a busy node in roughly 80 MB.
-const DefaultCacheRecords = 1 << 18
+// A cached record costs about 700 bytes of heap (a crdt.Record holds the
+// fields of every kind, plus the key and the strings), so the default holds
+// the records of the devices playing right now on a busy node (a cursor, a
+// history entry and a profile record each) in about 45 MB.
+const DefaultCacheRecords = 1 << 16
 
 // cacheShards is the number of independently locked parts of a Cached store.
 const cacheShards = 64

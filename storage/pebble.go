@@ -61,6 +61,10 @@ func Open(dir string, opts Options) (*Pebble, error) {
 		FormatMajorVersion: pebble.FormatNewest, // for new stores; existing ones keep theirs
 		Logger:             quietLogger{},
 	}
+	// Zstd on the two bottom levels, where nearly all the data of a settled
+	// store lives, and the fastest codec above, where data is rewritten
+	// soon (Pebble's "balanced" settings, as CockroachDB uses).
+	popts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionBalanced })
 	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("storage: opening %s: %w", dir, err)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -13,6 +15,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -52,7 +55,7 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 	writeQuorum := fs.Int("write-quorum", 2, "copies that must be durable before a write is acknowledged")
 	deadGrace := fs.Duration("dead-node-grace", 5*time.Minute, "how long a dead node keeps its partitions before they move to others")
 	loopback := fs.Bool("loopback-timings", false, "shorten failure detection and raft timings for a cluster on one host (tests, dev); never on a real network")
-	recordCache := fs.Int("record-cache", 0, "records (cursors, history entries, profile settings; ~300 B each) kept in memory in front of the store; 0 = 262144, negative = off")
+	recordCache := fs.Int("record-cache", 0, "records (cursors, history entries, profile settings; ~700 B of heap each) kept in memory in front of the store; 0 = 65536, negative = off")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	return func() (node.Config, error) {
@@ -138,6 +141,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = usage(stderr, fs, "playhead serve --data-dir DIR --http-addr HOST:PORT --auth-secret-file FILE [flags]",
 		"Runs one playhead node. SIGTERM or SIGINT shuts it down gracefully: it stops taking requests,\nfinishes those in flight, leaves the cluster, and closes storage; no acknowledged write is lost.\n\nA cluster: start every node with the same --gossip-key-file, --bootstrap-expect N (the number of\nfirst nodes) and --join with one or more members' --gossip-addr; each node needs its own\n--node-id, --data-dir and addresses. /readyz answers 200 once the node knows the ring.")
 	gcPercent := fs.Int("gc-percent", defaultGCPercent, "Go garbage collector target (as GOGC): the heap may grow this many percent over live data between collections; higher spends memory to save CPU (at 100 the collector took about a third of the CPU under write load); the GOGC variable, when set, wins over this default")
+	memLimit := fs.String("memory-limit", "1GiB", "soft limit of the Go runtime's memory (as GOMEMLIMIT; B, KiB, MiB, GiB): the collector works harder as the process nears it, so --gc-percent's headroom cannot push memory past it; 0 = none; the GOMEMLIMIT variable, when set, wins over this default")
 	pprofAddr := fs.String("pprof-addr", "", "host:port serving Go's /debug/pprof profiles (CPU, heap, mutex, goroutines) for diagnosis; off when empty; keep it on loopback")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -147,6 +151,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	setGCPercent(fs, *gcPercent)
+	if err := setMemoryLimit(fs, *memLimit); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if *pprofAddr != "" {
@@ -197,4 +204,44 @@ func setGCPercent(fs *flag.FlagSet, pct int) {
 		return
 	}
 	debug.SetGCPercent(pct)
+}
+
+// setMemoryLimit applies --memory-limit unless it was left at its default
+// and GOMEMLIMIT is set in the environment.
+func setMemoryLimit(fs *flag.FlagSet, v string) error {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "memory-limit" })
+	if !given && os.Getenv("GOMEMLIMIT") != "" {
+		return nil
+	}
+	n, err := parseBytes(v)
+	if err != nil {
+		return fmt.Errorf("--memory-limit %q: %v (e.g. 1GiB, 512MiB, 0 for none)", v, err)
+	}
+	if n == 0 {
+		n = math.MaxInt64
+	}
+	debug.SetMemoryLimit(n)
+	return nil
+}
+
+// parseBytes parses a byte size: an integer with an optional B, KiB, MiB or
+// GiB suffix.
+func parseBytes(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, errors.New("not a size")
+	}
+	return n * mult, nil
 }

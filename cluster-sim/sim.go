@@ -1,6 +1,6 @@
 // Package clustersim is playhead's deterministic cluster simulator: it runs
-// the real replication code (gossip.Core, over storage.Mem and the crdt
-// rules) for several nodes in one goroutine, on a virtual clock, with one
+// the real replication code (gossip.Core, over storage.Mem or storage.Pebble
+// on Pebble's crashable in-memory file system, and the crdt rules) for several nodes in one goroutine, on a virtual clock, with one
 // seeded PRNG deciding every latency, loss, duplication and reordering. The
 // same seed and schedule always give the same trace hash.
 //
@@ -19,6 +19,9 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
 	"github.com/playhead/playhead/storage"
 )
@@ -44,6 +47,14 @@ type Options struct {
 	// node's driver syncs it after the Core's Flush, and a crash keeps a
 	// random part of what was not synced.
 	DeferredSync bool
+	// Pebble puts every node on the production store (storage.Pebble) over
+	// Pebble's crashable in-memory file system instead of storage.Mem. A
+	// crash clones the file system as a power loss would leave it — what
+	// was synced, and UnsyncedPct percent of the rest (each unsynced block
+	// and directory entry, drawn from a PRNG seeded by the Sim's) — and
+	// reopens the store on the clone.
+	Pebble      bool
+	UnsyncedPct int
 }
 
 func (o *Options) ensureDefaults() {
@@ -88,15 +99,22 @@ type Sim struct {
 	// at: the node each unanswered request was submitted to; a crash of
 	// that node fails it (the device's connection broke).
 	at map[uint64]gossip.NodeID
-	// Delivered counts messages delivered, Dropped those lost.
-	Delivered, Dropped uint64
+	// Delivered counts messages delivered, Dropped those lost; Crashes
+	// the node crashes.
+	Delivered, Dropped, Crashes uint64
+	// OnEvents, if set, receives the events each node's Core hands to its
+	// local push subscribers (Ready.Events: the gossip.Notifier's input),
+	// as soon as they are released; Node.Events then stays empty. It must
+	// not call back into the Sim.
+	OnEvents func(n *Node, evs []gossip.Event)
 }
 
 // Node is one simulated node.
 type Node struct {
 	ID     gossip.NodeID
 	Core   *gossip.Core
-	Store  *storage.Mem
+	Store  storage.Store
+	disk   *disk
 	Up     bool
 	Events []gossip.Event // pushed to this node's subscribers
 	sim    *Sim
@@ -134,11 +152,70 @@ func New(opts Options) (*Sim, error) {
 	return s, nil
 }
 
-func (s *Sim) newStore() *storage.Mem {
-	if s.opts.DeferredSync {
-		return storage.NewMem(storage.WithDeferredSync())
+// disk is a node's store: storage.Mem, or storage.Pebble on a crashable
+// in-memory file system.
+type disk struct {
+	mem *storage.Mem
+	fs  *vfs.MemFS
+	db  *storage.Pebble
+}
+
+func (d *disk) store() storage.Store {
+	if d.db != nil {
+		return d.db
 	}
-	return storage.NewMem()
+	return d.mem
+}
+
+// pebbleDir is where each node's Pebble store lives on its file system.
+const pebbleDir = "/playhead"
+
+func openPebble(fs *vfs.MemFS) (*storage.Pebble, error) {
+	// A memtable no simulated run fills: Pebble then never flushes or
+	// compacts in the background, and every write is synced by the Write
+	// that made it, so what a crash keeps does not depend on goroutines.
+	return storage.Open(pebbleDir, storage.Options{FS: fs, CacheSize: 1 << 20, MemTableSize: 64 << 20})
+}
+
+func (s *Sim) newStore() *disk {
+	if s.opts.Pebble {
+		fs := vfs.NewCrashableMem()
+		db, err := openPebble(fs)
+		if err != nil {
+			panic(fmt.Sprintf("clustersim: opening Pebble on the in-memory file system: %v", err))
+		}
+		return &disk{fs: fs, db: db}
+	}
+	if s.opts.DeferredSync {
+		return &disk{mem: storage.NewMem(storage.WithDeferredSync())}
+	}
+	return &disk{mem: storage.NewMem()}
+}
+
+// crash returns what d's disk holds after a power loss now.
+func (s *Sim) crashDisk(d *disk) *disk {
+	if d.db == nil {
+		return &disk{mem: d.mem.Crash(func() bool { return s.rng.IntN(2) == 0 })}
+	}
+	// Pebble's CrashClone walks directories in map order, so it gets its
+	// own PRNG: the Sim's stream must not depend on how many draws it makes.
+	rng := rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
+	fs := d.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: s.opts.UnsyncedPct, RNG: rng})
+	d.db.Close() // the old process is gone; its file system is dropped
+	db, err := openPebble(fs)
+	if err != nil {
+		panic(fmt.Sprintf("clustersim: reopening Pebble after a crash: %v", err))
+	}
+	return &disk{fs: fs, db: db}
+}
+
+// Close releases the nodes' stores (Pebble's goroutines).
+func (s *Sim) Close() {
+	for _, n := range s.nodes {
+		if n.disk != nil && n.disk.db != nil {
+			n.disk.db.Close()
+		}
+	}
 }
 
 // SetSkew sets node i's clock error in ms.
@@ -146,7 +223,8 @@ func (s *Sim) SetSkew(i int, ms int64) { s.skew[s.nodes[i-1].ID] = ms }
 
 func (s *Sim) nodeNow(n *Node) int64 { return s.now + s.skew[n.ID] }
 
-func (s *Sim) newNode(id gossip.NodeID, store *storage.Mem) (*Node, error) {
+func (s *Sim) newNode(id gossip.NodeID, d *disk) (*Node, error) {
+	store := d.store()
 	cfg := s.opts.Core
 	cfg.Self = id
 	cfg.Local.Partitions = s.opts.Partitions
@@ -158,7 +236,7 @@ func (s *Sim) newNode(id gossip.NodeID, store *storage.Mem) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{ID: id, Core: core, Store: store, Up: true, sim: s}, nil
+	return &Node{ID: id, Core: core, Store: store, disk: d, Up: true, sim: s}, nil
 }
 
 // Now returns the virtual time in ms since the Unix epoch.
@@ -194,6 +272,26 @@ func (s *Sim) Submit(i int, op gossip.Op) uint64 {
 	n.Core.Submit(id, op)
 	s.process(n)
 	return id
+}
+
+// SetInterest sets the profiles node i's push subscribers follow (as the
+// node's hub does on a first subscriber and on every renewal) and sends
+// the interest the Core registers with the profiles' owners.
+func (s *Sim) SetInterest(i int, refs []gossip.Ref) {
+	n := s.nodes[i-1]
+	if !n.Up {
+		return
+	}
+	n.Core.Tick(s.nodeNow(n))
+	n.Core.SetInterest(refs)
+	s.process(n)
+}
+
+// NodeHLC is node i's HLC now (the Playhead-HLC header of an answer).
+func (s *Sim) NodeHLC(i int) crdt.HLC {
+	n := s.nodes[i-1]
+	n.Core.Tick(s.nodeNow(n))
+	return n.Core.Now()
 }
 
 // Result returns the answer to request id, if it came.
@@ -270,7 +368,9 @@ func (s *Sim) SetAlive(i int, alive bool) {
 func (s *Sim) Crash(i int) {
 	n := s.nodes[i-1]
 	n.Up = false
-	n.Store = n.Store.Crash(func() bool { return s.rng.IntN(2) == 0 })
+	s.Crashes++
+	n.disk = s.crashDisk(n.disk)
+	n.Store = n.disk.store()
 	for _, id := range slices.Sorted(maps.Keys(s.at)) {
 		if s.at[id] == n.ID {
 			delete(s.at, id)
@@ -282,7 +382,7 @@ func (s *Sim) Crash(i int) {
 // Restart brings a crashed node back with a fresh Core over its store.
 func (s *Sim) Restart(i int) error {
 	old := s.nodes[i-1]
-	n, err := s.newNode(old.ID, old.Store)
+	n, err := s.newNode(old.ID, old.disk)
 	if err != nil {
 		return err
 	}
@@ -405,7 +505,9 @@ func (s *Sim) process(n *Node) {
 	if err := n.Core.Flush(); err != nil {
 		panic(fmt.Sprintf("clustersim: flush on the in-memory store failed: %v", err))
 	}
-	n.Store.Sync() // the durable write the driver's Flush stands for
+	if n.disk.mem != nil {
+		n.disk.mem.Sync() // the durable write the driver's Flush stands for
+	}
 	rd := n.Core.Ready()
 	for _, c := range rd.Completions {
 		delete(s.at, c.ID)
@@ -416,7 +518,13 @@ func (s *Sim) process(n *Node) {
 		}
 		s.record("complete", n.ID, "", c.ID, uint64(len(errText)))
 	}
-	n.Events = append(n.Events, rd.Events...)
+	if s.OnEvents != nil {
+		if len(rd.Events) > 0 {
+			s.OnEvents(n, rd.Events)
+		}
+	} else {
+		n.Events = append(n.Events, rd.Events...)
+	}
 	for _, env := range rd.Messages {
 		s.sendMsg(n.ID, env)
 	}

@@ -101,19 +101,24 @@ func TestWorkloadsAgainstNode(t *testing.T) {
 	for _, tc := range []struct {
 		name, workload, push string
 		rate                 float64
+		pipeline             int
+		msgpack              bool
 	}{
-		{"put", "put", "", 50},
-		{"put-closed", "put", "", 0},
-		{"batch", "batch", "", 20},
-		{"ws", "ws", "", 50},
-		{"read", "read", "", 50},
-		{"propagation-ws", "propagation", "ws", 50},
-		{"propagation-sse", "propagation", "sse", 50},
+		{"put", "put", "", 50, 0, false},
+		{"put-closed", "put", "", 0, 0, false},
+		{"batch", "batch", "", 20, 0, false},
+		{"ws", "ws", "", 50, 0, false},
+		{"ws-pipelined", "ws", "", 20, 8, false},
+		{"ws-msgpack", "ws", "", 20, 8, true},
+		{"read", "read", "", 50, 0, false},
+		{"propagation-ws", "propagation", "ws", 50, 0, false},
+		{"propagation-sse", "propagation", "sse", 50, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			url, mint := startNode(t)
 			cfg := smokeConfig(url, mint, tc.workload, tc.rate)
 			cfg.Push = tc.push
+			cfg.Pipeline, cfg.WSMsgpack = tc.pipeline, tc.msgpack
 			var prog bytes.Buffer
 			cfg.Progress = &prog
 			res, err := bench.Run(context.Background(), cfg)
@@ -126,6 +131,9 @@ func TestWorkloadsAgainstNode(t *testing.T) {
 			}
 			if tc.workload == "batch" && res.Updates != 5*(res.OK+res.Stale) {
 				t.Errorf("batch: %d updates in %d requests of 5", res.Updates, res.OK+res.Stale)
+			}
+			if tc.pipeline > 0 && res.Updates != int64(tc.pipeline)*(res.OK+res.Stale) {
+				t.Errorf("%s: %d updates in %d groups of %d", tc.name, res.Updates, res.OK+res.Stale, tc.pipeline)
 			}
 			if tc.workload == "propagation" && res.Delivered == 0 {
 				t.Errorf("propagation: nothing delivered of %d applied", res.Applied)

@@ -37,7 +37,7 @@ const (
 // CompareCases are the cases Compare runs, in order. read-half is an open
 // loop at half of playhead's closed-loop read throughput of round 1 (same
 // rate for both systems); ws has no baseline (the baseline has no WebSocket).
-var CompareCases = []string{"put", "batch", "ws", "read", "read-half", "propagation"}
+var CompareCases = []string{"put", "batch", "ws", "ws-msgpack", "read", "read-half", "propagation"}
 
 // CompareConfig describes one comparison. Zero fields take the defaults.
 type CompareConfig struct {
@@ -371,7 +371,7 @@ func Compare(ctx context.Context, cfg CompareConfig) error {
 			if round%2 == 0 {
 				order = []string{SysBaseline, SysPlayhead}
 			}
-			if c == "ws" {
+			if c == "ws" || c == "ws-msgpack" {
 				order = []string{SysPlayhead}
 			}
 			if c == "read-half" && readHalfRate == 0 {
@@ -399,6 +399,8 @@ func Compare(ctx context.Context, cfg CompareConfig) error {
 					rc.Workload, rc.Rate = "read", readHalfRate
 				case "ws":
 					rc.Pipeline = cfg.Pipeline
+				case "ws-msgpack":
+					rc.Workload, rc.Pipeline, rc.WSMsgpack = "ws", cfg.Batch, true
 				case "propagation":
 					rc.Rate, rc.Push = cfg.PropagationRate, "sse" // the baseline pushes over SSE only
 				}
@@ -478,8 +480,8 @@ func compareHeader(cfg CompareConfig, redisVersion string, readHalf float64, too
 	fmt.Fprintf(&b, "- **baseline** (`bench/baseline`): `playhead bench baseline-server` (Go net/http, go-redis/v9 pool, Lua stale-refusal, PUBLISH + SSE) over redis-server %s with `appendonly yes`, `appendfsync everysec`, no RDB: it acknowledges before the fsync, a weaker promise than playhead's.\n", redisVersion)
 	fmt.Fprintf(&b, "- **Load**: %d rounds, alternating which system goes first (A B, B A, …); each run %v measured after %v warm-up; closed loop with %d workers unless noted; Zipf(%.1f) over %d profiles × %d videos, %d devices per profile, one account per profile; devices stamp their own (epoch, seq, session) like the SDK, so both systems refuse exactly the same writes (409s come only from two writes racing on one cursor).\n",
 		cfg.Rounds, cfg.Duration, cfg.Warmup, c.Concurrency, c.ZipfS, c.Profiles, c.Videos, c.DevicesPerProfile)
-	fmt.Fprintf(&b, "- **Cases**: `put` one update per PUT; `batch` %d updates per POST; `ws` one update per WebSocket message, %d sent back to back by each device before it waits for their acks (playhead only: the baseline has no WebSocket); `read` resume GETs over prefilled cursors; `read-half` the same, open loop at %.0f reads/s (half of playhead's round-1 `read`), latency from the intended send time; `propagation` open loop at %.0f PUTs/s to %d profiles each watched by another device over SSE, latency from the write's send to the push of that version.\n",
-		c.Batch, cfg.Pipeline, readHalf, cfg.PropagationRate, c.Subscribers)
+	fmt.Fprintf(&b, "- **Cases**: `put` one update per PUT; `batch` %d updates per POST; `ws` one update per WebSocket message, %d sent back to back by each device before it waits for their acks (playhead only: the baseline has no WebSocket); `ws-msgpack` the same over the `playhead.v1.msgpack` subprotocol, %d updates per array message; `read` resume GETs over prefilled cursors; `read-half` the same, open loop at %.0f reads/s (half of playhead's round-1 `read`), latency from the intended send time; `propagation` open loop at %.0f PUTs/s to %d profiles each watched by another device over SSE, latency from the write's send to the push of that version.\n",
+		c.Batch, cfg.Pipeline, c.Batch, readHalf, cfg.PropagationRate, c.Subscribers)
 	b.WriteString("- Raw results: `docs/bench/raw/CASE-SYSTEM-ROUND.json`; `playhead bench report --dir docs/bench/raw` rebuilds this file from them.\n")
 	return b.String()
 }

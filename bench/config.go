@@ -71,6 +71,10 @@ type Config struct {
 	// it waits for their acks (a device replaying its queue); one operation
 	// is then the whole group. The default value is 1.
 	Pipeline int
+	// WSMsgpack makes ws speak the playhead.v1.msgpack subprotocol: the
+	// Pipeline updates go as one binary message holding an array, answered
+	// by one array.
+	WSMsgpack bool
 	// Push is the propagation subscribers' transport: "ws" or "sse"; the
 	// default value is "ws". Subscribers is the subscribed profiles, each
 	// watched by one device while others write; the default value is 20.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // durationMs is every simulated video's length (45 min).
@@ -206,11 +208,20 @@ func (r *runner) opRead(ctx context.Context, w *worker, _ time.Time) outcome {
 
 func (r *runner) dialWS(ctx context.Context, profile string) (*websocket.Conn, error) {
 	u := "ws" + strings.TrimPrefix(r.cfg.URL, "http") + "/v1/profiles/" + profile + "/events"
-	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + r.token(profile)}},
-	})
+	opts := &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + r.token(profile)}}}
+	if r.cfg.WSMsgpack {
+		opts.Subprotocols = []string{wsSubprotocolMsgpack}
+	}
+	c, _, err := websocket.Dial(ctx, u, opts)
+	if err == nil && r.cfg.WSMsgpack && c.Subprotocol() != wsSubprotocolMsgpack {
+		c.CloseNow()
+		return nil, fmt.Errorf("the target does not speak the %s WebSocket subprotocol", wsSubprotocolMsgpack)
+	}
 	return c, err
 }
+
+// wsSubprotocolMsgpack is playhead's msgpack WebSocket subprotocol.
+const wsSubprotocolMsgpack = "playhead.v1.msgpack"
 
 // wsReply is the part of a server message the ws workload reads.
 type wsReply struct {
@@ -234,6 +245,9 @@ func (r *runner) opWS(ctx context.Context, w *worker, _ time.Time) outcome {
 		}
 		c.SetReadLimit(1 << 20)
 		w.ws = c
+	}
+	if r.cfg.WSMsgpack {
+		return r.opWSMsgpack(ctx, w)
 	}
 	first := w.msgN + 1
 	for range r.cfg.Pipeline {
@@ -285,4 +299,83 @@ func (w *worker) wsFailed(kind string, err error) outcome {
 		kind += "_close_" + strconv.Itoa(int(code))
 	}
 	return outcome{kind: kind}
+}
+
+// wsMsgpackUpdate is an update message of the playhead.v1.msgpack
+// subprotocol: the JSON API's keys, HLCs as integers.
+type wsMsgpackUpdate struct {
+	Type       string `msgpack:"type"`
+	ID         string `msgpack:"id"`
+	Video      string `msgpack:"video"`
+	PositionMs int    `msgpack:"position_ms"`
+	DurationMs int    `msgpack:"duration_ms"`
+	State      string `msgpack:"state"`
+	Device     string `msgpack:"device"`
+	Session    string `msgpack:"session"`
+	Epoch      uint64 `msgpack:"epoch"`
+	Seq        uint64 `msgpack:"seq"`
+}
+
+// wsMsgpackReply is the part of an answer the ws workload reads.
+type wsMsgpackReply struct {
+	Type    string `msgpack:"type"`
+	ID      string `msgpack:"id"`
+	Applied bool   `msgpack:"applied"`
+	Error   *struct {
+		Code string `msgpack:"code"`
+	} `msgpack:"error"`
+}
+
+// opWSMsgpack sends cfg.Pipeline updates as one msgpack array message and
+// waits for the array of their answers.
+func (r *runner) opWSMsgpack(ctx context.Context, w *worker) outcome {
+	msgs := make([]wsMsgpackUpdate, r.cfg.Pipeline)
+	for i := range msgs {
+		w.msgN++
+		u := r.newUpdate(w, w.wsProf, w.wsDev, w.vid.Next())
+		msgs[i] = wsMsgpackUpdate{Type: "update", ID: strconv.Itoa(w.msgN), Video: videoID(u.video),
+			PositionMs: u.position, DurationMs: durationMs, State: "playing",
+			Device:  "d-" + strconv.Itoa(u.profile) + "-" + strconv.Itoa(u.device),
+			Session: "s-" + strconv.Itoa(u.profile) + "-" + strconv.Itoa(u.device) + "-" + strconv.Itoa(u.video),
+			Epoch:   u.version, Seq: u.version}
+	}
+	b, err := msgpack.Marshal(msgs)
+	if err != nil {
+		return outcome{kind: "ws_encode"}
+	}
+	if err := w.ws.Write(ctx, websocket.MessageBinary, b); err != nil {
+		return w.wsFailed("ws_write", err)
+	}
+	for {
+		_, msg, err := w.ws.Read(ctx)
+		if err != nil {
+			return w.wsFailed("ws_read", err)
+		}
+		if len(msg) == 0 || msg[0]&0xf0 != 0x90 && msg[0] != 0xdc && msg[0] != 0xdd {
+			continue // one push (a map); answers to an array are arrays
+		}
+		var replies []wsMsgpackReply
+		if msgpack.Unmarshal(msg, &replies) != nil || len(replies) == 0 {
+			return outcome{kind: "ws_unexpected"}
+		}
+		if t := replies[0].Type; t != "ack" && t != "error" {
+			continue // several pushes
+		}
+		if len(replies) != len(msgs) || replies[0].ID != msgs[0].ID {
+			return outcome{kind: "ws_unexpected"}
+		}
+		out := outcome{updates: len(msgs)}
+		for _, m := range replies {
+			switch {
+			case m.Type == "ack" && m.Applied:
+			case m.Type == "ack":
+				out.kind = kindStale
+			case m.Error != nil:
+				return outcome{kind: "ws_" + m.Error.Code}
+			default:
+				return outcome{kind: "ws_unexpected"}
+			}
+		}
+		return out
+	}
 }

@@ -88,6 +88,8 @@ type stream struct {
 	// seen is the newest updated_hlc sent per video in the replay, to skip
 	// events the replay already carried.
 	seen map[string]crdt.HLC
+	// msgpack: the WebSocket negotiated wsSubprotocolMsgpack.
+	msgpack bool
 }
 
 // replayEvents turns replayed cursors into events and notes them as seen.
@@ -103,17 +105,41 @@ func (s *stream) replayEvents(replay []crdt.Cursor) []*gossip.Event {
 // encode returns the type and JSON of an event to send, or ok false to skip
 // it (a cursor the replay already sent). It advances the watermark.
 func (s *stream) encode(ev *gossip.Event, fromReplay bool) (typ string, data []byte, ok bool) {
-	if ev.Ref != s.call.ref { // cannot happen (the hub routes by Ref); isolation is not negotiable
+	if !s.admit(ev, fromReplay) {
 		return "", nil, false
 	}
-	if ev.Type == gossip.EventCursor {
-		if !fromReplay && ev.Cursor.UpdatedHLC <= s.seen[ev.Cursor.Video] {
+	if s.msgpack {
+		typ, v := eventValue(ev, s.n.svc.Policy())
+		if typ == "" {
 			return "", nil, false
 		}
-		s.after = max(s.after, ev.Cursor.UpdatedHLC)
+		return typ, encodeMsgpack(v), true
 	}
 	typ, data = encodeEvent(ev, s.n.svc.Policy())
 	return typ, data, typ != ""
+}
+
+// encodeValue is encode for a live event, returning its message unencoded.
+func (s *stream) encodeValue(ev *gossip.Event) (typ string, v any, ok bool) {
+	if !s.admit(ev, false) {
+		return "", nil, false
+	}
+	typ, v = eventValue(ev, s.n.svc.Policy())
+	return typ, v, typ != ""
+}
+
+// admit says whether the stream sends ev, and moves its watermark.
+func (s *stream) admit(ev *gossip.Event, fromReplay bool) bool {
+	if ev.Ref != s.call.ref { // cannot happen (the hub routes by Ref); isolation is not negotiable
+		return false
+	}
+	if ev.Type == gossip.EventCursor {
+		if !fromReplay && ev.Cursor.UpdatedHLC <= s.seen[ev.Cursor.Video] {
+			return false
+		}
+		s.after = max(s.after, ev.Cursor.UpdatedHLC)
+	}
+	return true
 }
 
 // endMessage says why the hub ended a subscription, for the device.

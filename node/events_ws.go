@@ -28,11 +28,13 @@ func (s *stream) serveWS(replay []crdt.Cursor) {
 	// Origin is not checked: the API authenticates with bearer tokens, never
 	// cookies, so a cross-origin page cannot act for a viewer without
 	// holding the viewer's token.
-	conn, err := websocket.Accept(c.w, c.r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	conn, err := websocket.Accept(c.w, c.r, &websocket.AcceptOptions{InsecureSkipVerify: true,
+		Subprotocols: []string{wsSubprotocolMsgpack}})
 	if err != nil {
 		n.log.Debug("websocket accept failed", "request_id", c.reqID, "err", err)
 		return
 	}
+	s.msgpack = conn.Subprotocol() == wsSubprotocolMsgpack
 	conn.SetReadLimit(n.cfg.MaxBodyBytes)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -59,7 +61,7 @@ func (s *stream) wsLoop(ctx context.Context, conn *websocket.Conn, replay []crdt
 		}
 		wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
 		defer cancel()
-		if err := conn.Write(wctx, websocket.MessageText, data); err != nil {
+		if err := conn.Write(wctx, s.messageType(), data); err != nil {
 			return false
 		}
 		n.metrics.pushSent.WithLabelValues(transportWS).Inc()
@@ -75,6 +77,12 @@ func (s *stream) wsLoop(ctx context.Context, conn *websocket.Conn, replay []crdt
 	for {
 		select {
 		case ev := <-s.sub.Events():
+			if s.msgpack {
+				if !s.sendMsgpackEvents(ctx, conn, ev) {
+					return websocket.StatusGoingAway, "write failed"
+				}
+				continue
+			}
 			if !send(ev, false) {
 				return websocket.StatusGoingAway, "write failed"
 			}
@@ -90,6 +98,47 @@ func (s *stream) wsLoop(ctx context.Context, conn *websocket.Conn, replay []crdt
 			return websocket.StatusNormalClosure, ""
 		}
 	}
+}
+
+// wsEventsMax bounds the events sent in one msgpack message.
+const wsEventsMax = 64
+
+// sendMsgpackEvents sends ev and the events already queued behind it (up to
+// wsEventsMax): one event as a map, several as one array message, so a busy
+// profile costs its subscribers one write per burst, not per change.
+func (s *stream) sendMsgpackEvents(ctx context.Context, conn *websocket.Conn, ev *gossip.Event) bool {
+	var out []any
+	add := func(ev *gossip.Event) {
+		if _, v, ok := s.encodeValue(ev); ok {
+			out = append(out, v)
+		}
+	}
+	add(ev)
+more:
+	for len(out) < wsEventsMax {
+		select {
+		case ev := <-s.sub.Events():
+			add(ev)
+		default:
+			break more
+		}
+	}
+	if len(out) == 0 {
+		return true
+	}
+	var b []byte
+	if len(out) == 1 {
+		b = encodeMsgpack(out[0])
+	} else {
+		b = encodeMsgpack(out)
+	}
+	wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+	defer cancel()
+	if err := conn.Write(wctx, websocket.MessageBinary, b); err != nil {
+		return false
+	}
+	s.n.metrics.pushSent.WithLabelValues(transportWS).Add(float64(len(out)))
+	return true
 }
 
 // wsPing pings the peer every interval; a peer that does not answer within
@@ -123,10 +172,33 @@ type wsMessage struct {
 // wsBatchMax bounds the device messages handled together.
 const wsBatchMax = 256
 
+// wsSubprotocolMsgpack is the WebSocket subprotocol in which every message
+// is binary msgpack instead of JSON text: the same objects with the same
+// keys, HLCs as unsigned integers, and a device message may be an array of
+// updates, answered by one message holding the array of their answers in
+// order. Devices that do not ask for it speak JSON.
+const wsSubprotocolMsgpack = "playhead.v1.msgpack"
+
 // wsIn is one message read from the device.
 type wsIn struct {
 	typ  websocket.MessageType
 	data []byte
+}
+
+// wsItem is one update a device sent (a message, or an element of a msgpack
+// array), parsed: its id, and the update or why it is refused.
+type wsItem struct {
+	id  *string
+	u   crdt.Update
+	err error
+}
+
+// messageType is the type of the messages this stream writes.
+func (s *stream) messageType() websocket.MessageType {
+	if s.msgpack {
+		return websocket.MessageBinary
+	}
+	return websocket.MessageText
 }
 
 // wsRead handles the device's messages until the connection ends. Each
@@ -167,10 +239,35 @@ func (s *stream) wsRead(ctx context.Context, conn *websocket.Conn) {
 				break drain
 			}
 		}
-		for _, reply := range s.wsHandleBatch(ctx, batch) {
-			b, _ := json.Marshal(reply)
+		// Parse every message into its updates; an array message (msgpack)
+		// is answered by one array.
+		var items []wsItem
+		sizes := make([]int, len(batch)) // items per message; -1: a single one
+		for i, m := range batch {
+			its, array := s.wsParseMessage(m)
+			items = append(items, its...)
+			sizes[i] = len(its)
+			if !array {
+				sizes[i] = -1
+			}
+		}
+		replies := s.wsHandleBatch(ctx, items)
+		k := 0
+		for _, n := range sizes {
+			var out any
+			if n < 0 {
+				out, k = replies[k], k+1
+			} else {
+				out, k = replies[k:k+n], k+n
+			}
+			var b []byte
+			if s.msgpack {
+				b = encodeMsgpack(out)
+			} else {
+				b, _ = json.Marshal(out)
+			}
 			wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
-			err := conn.Write(wctx, websocket.MessageText, b)
+			err := conn.Write(wctx, s.messageType(), b)
 			cancel()
 			if err != nil {
 				return
@@ -179,28 +276,49 @@ func (s *stream) wsRead(ctx context.Context, conn *websocket.Conn) {
 	}
 }
 
-// wsHandleBatch answers device messages, in order. The valid updates among
-// them are merged with one Put; if that Put is refused as a whole (one bad
-// update fails a batch), each is put on its own, so every message gets the
-// answer it would have had alone.
-func (s *stream) wsHandleBatch(ctx context.Context, msgs []wsIn) []any {
-	n := s.n
-	replies := make([]any, len(msgs))
-	ids := make([]*string, len(msgs))
-	var ups []crdt.Update
-	var at []int // the message index of each of ups
-	for i, m := range msgs {
+// wsParseMessage parses one device message into its updates, and says
+// whether it was an array (msgpack only).
+func (s *stream) wsParseMessage(m wsIn) ([]wsItem, bool) {
+	if !s.msgpack {
 		if m.typ != websocket.MessageText {
-			replies[i] = wsError(nil, errBadRequest("send JSON text messages"))
-			continue
+			return []wsItem{{err: errBadRequest("send JSON text messages")}}, false
 		}
 		id, u, err := s.wsParse(m.data)
-		if err != nil {
-			replies[i] = wsError(id, err)
+		return []wsItem{{id, u, err}}, false
+	}
+	if m.typ != websocket.MessageBinary {
+		return []wsItem{{err: errBadRequest("this connection speaks %s: send binary msgpack messages", wsSubprotocolMsgpack)}}, false
+	}
+	msgs, array, err := decodeMsgpackUpdates(m.data, MaxBatchUpdates)
+	if err != nil {
+		return []wsItem{{err: err}}, false
+	}
+	items := make([]wsItem, len(msgs))
+	for i := range msgs {
+		id, u, err := s.wsCheck(&msgs[i])
+		items[i] = wsItem{id, u, err}
+	}
+	if !array && len(items) == 0 {
+		return []wsItem{{err: errBadRequest("empty message")}}, false
+	}
+	return items, array
+}
+
+// wsHandleBatch answers parsed updates, in order. The valid ones are merged
+// with one Put; if that Put is refused as a whole (one bad update fails a
+// batch), each is put on its own, so every update gets the answer it would
+// have had alone.
+func (s *stream) wsHandleBatch(ctx context.Context, items []wsItem) []any {
+	n := s.n
+	replies := make([]any, len(items))
+	var ups []crdt.Update
+	var at []int // the item index of each of ups
+	for i, it := range items {
+		if it.err != nil {
+			replies[i] = wsError(it.id, it.err)
 			continue
 		}
-		ids[i] = id
-		ups = append(ups, u)
+		ups = append(ups, it.u)
 		at = append(at, i)
 	}
 	if len(ups) == 0 {
@@ -209,25 +327,24 @@ func (s *stream) wsHandleBatch(ctx context.Context, msgs []wsIn) []any {
 	res, err := n.svc.Put(ctx, s.call.ref, ups)
 	if err != nil && len(ups) > 1 && serviceError(err).status < 500 {
 		for j, u := range ups {
-			replies[at[j]] = s.wsPut(ctx, ids[at[j]], []crdt.Update{u})
+			replies[at[j]] = s.wsPut(ctx, items[at[j]].id, []crdt.Update{u})
 		}
 		return replies
 	}
 	if err != nil {
 		for _, i := range at {
-			replies[i] = s.wsPutError(ids[i], err)
+			replies[i] = s.wsPutError(items[i].id, err)
 		}
 		return replies
 	}
 	n.countResults(res)
 	for j, i := range at {
-		replies[i] = ackJSON{Type: evAck, ID: ids[i], Applied: res[j].Applied, Cursor: cursorPtr(res[j].Cursor, res[j].Found, n.svc.Policy())}
+		replies[i] = ackJSON{Type: evAck, ID: items[i].id, Applied: res[j].Applied, Cursor: cursorPtr(res[j].Cursor, res[j].Found, n.svc.Policy())}
 	}
 	return replies
 }
 
-// wsParse checks one device message: an update of this device's profile,
-// within its rate limit.
+// wsParse checks one JSON device message.
 func (s *stream) wsParse(data []byte) (*string, crdt.Update, error) {
 	var m wsMessage
 	if err := unmarshal(data, &m); err != nil {
@@ -236,6 +353,16 @@ func (s *stream) wsParse(data []byte) (*string, crdt.Update, error) {
 	id, err := wsMessageID(m.ID)
 	if err != nil {
 		return nil, crdt.Update{}, err
+	}
+	return s.wsCheck(&wsUpdate{Type: m.Type, ID: id, updateBody: m.updateBody})
+}
+
+// wsCheck checks one device message: an update of this device's profile,
+// within its rate limit.
+func (s *stream) wsCheck(m *wsUpdate) (*string, crdt.Update, error) {
+	id := m.ID
+	if id != nil && len(*id) > maxMsgIDLen {
+		return nil, crdt.Update{}, errBadRequest("id must be a string of at most %d bytes", maxMsgIDLen)
 	}
 	if m.Type != "update" {
 		return id, crdt.Update{}, errBadRequest("unknown message type %q; devices send {\"type\": \"update\", …}", truncate(m.Type))

@@ -165,13 +165,22 @@ type errorEventJSON struct {
 
 // encodeEvent returns the type name and JSON of a push event.
 func encodeEvent(ev *gossip.Event, pol crdt.Policy) (string, []byte) {
-	var v any
-	var typ string
+	typ, v := eventValue(ev, pol)
+	if typ == "" {
+		return "", nil
+	}
+	b, _ := json.Marshal(v) // plain structs of strings and numbers cannot fail
+	return typ, b
+}
+
+// eventValue returns the type name and the message of a push event, to be
+// encoded as JSON or msgpack.
+func eventValue(ev *gossip.Event, pol crdt.Policy) (string, any) {
 	switch ev.Type {
 	case gossip.EventCursor:
-		typ, v = evCursor, cursorEventJSON{Type: evCursor, Cursor: toCursorJSON(ev.Cursor, pol)}
+		return evCursor, cursorEventJSON{Type: evCursor, Cursor: toCursorJSON(ev.Cursor, pol)}
 	case gossip.EventTakeover:
-		typ, v = evTakeover, takeoverEventJSON{
+		return evTakeover, takeoverEventJSON{
 			Type: evTakeover, Video: ev.Video, Session: ev.Superseded.Version.Session,
 			By: takeoverBy{Device: ev.Cursor.Device, Session: ev.Cursor.Version.Session},
 		}
@@ -181,12 +190,9 @@ func encodeEvent(ev *gossip.Event, pol crdt.Policy) (string, []byte) {
 			video := ev.Video
 			c.Video = &video
 		}
-		typ, v = evCleared, c
-	default:
-		return "", nil
+		return evCleared, c
 	}
-	b, _ := json.Marshal(v) // plain structs of strings and numbers cannot fail
-	return typ, b
+	return "", nil
 }
 
 // writeJSON answers v with status.

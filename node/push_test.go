@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vmihailenco/msgpack/v5"
 	"io"
 	"net/http"
 	"strings"
@@ -470,4 +471,146 @@ func TestWebSocketPipelinedUpdates(t *testing.T) {
 			t.Fatalf("%s stored at %d, want %d", v, c.PositionMs, pos)
 		}
 	}
+}
+
+// TestWebSocketMsgpack: with the playhead.v1.msgpack subprotocol every
+// message is binary msgpack with the JSON API's keys; an array of updates
+// is answered by one array of answers in order (a bad update gets its
+// error in its place); pushes come as msgpack; text messages, malformed
+// msgpack and oversized arrays get errors and change nothing.
+func TestWebSocketMsgpack(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/v1/profiles/me/events"
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}, Subprotocols: []string{"playhead.v1.msgpack"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if ws.Subprotocol() != "playhead.v1.msgpack" {
+		t.Fatalf("subprotocol %q not negotiated", ws.Subprotocol())
+	}
+	send := func(v any) {
+		t.Helper()
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ws.Write(ctx, websocket.MessageBinary, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// next returns the next answer (skipping pushes, which it checks).
+	pushes := 0
+	next := func() any {
+		t.Helper()
+		for {
+			typ, b, err := ws.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if typ != websocket.MessageBinary {
+				t.Fatalf("a %v message on a msgpack connection", typ)
+			}
+			var v any
+			if err := msgpack.Unmarshal(b, &v); err != nil {
+				t.Fatalf("undecodable message %x: %v", b, err)
+			}
+			if n := msgpackCursorPushes(v); n > 0 {
+				pushes += n
+				continue
+			}
+			return v
+		}
+	}
+	up := func(id, video string, pos int64) map[string]any {
+		return map[string]any{"type": "update", "id": id, "video": video, "position_ms": pos,
+			"duration_ms": 2580000, "device": "phone", "session": "s-" + video}
+	}
+	bad := up("u2", "b", -5)
+	send([]any{up("u0", "a", 600000), up("u1", "b", 700000), bad, up("u3", "c", 800000)})
+	got, ok := next().([]any)
+	if !ok || len(got) != 4 {
+		t.Fatalf("answer to an array of 4: %#v", got)
+	}
+	for i, g := range got {
+		m := g.(map[string]any)
+		if m["id"] != fmt.Sprintf("u%d", i) {
+			t.Fatalf("answer %d has id %v", i, m["id"])
+		}
+		if want := map[bool]string{true: "error", false: "ack"}[i == 2]; m["type"] != want {
+			t.Fatalf("answer %d: %#v, want %s", i, m, want)
+		}
+	}
+	ack := got[1].(map[string]any)
+	cur := ack["cursor"].(map[string]any)
+	if ack["applied"] != true || fmt.Sprint(cur["position_ms"]) != "700000" {
+		t.Fatalf("ack: %#v", ack)
+	}
+	if _, isInt := cur["epoch"].(uint64); !isInt {
+		if _, isInt8 := cur["epoch"].(int64); !isInt8 {
+			t.Fatalf("epoch is a %T, want an unsigned integer", cur["epoch"])
+		}
+	}
+	// One map: one map back.
+	send(up("u4", "a", 650000))
+	if m, ok := next().(map[string]any); !ok || m["type"] != "ack" || m["id"] != "u4" {
+		t.Fatalf("answer to one update: %#v", m)
+	}
+	// Refusals change nothing.
+	ws.Write(ctx, websocket.MessageText, []byte(`{"type":"update"}`))
+	if m, ok := next().(map[string]any); !ok || m["type"] != "error" {
+		t.Fatalf("answer to a text message: %#v", m)
+	}
+	ws.Write(ctx, websocket.MessageBinary, []byte{0xdd, 0xff, 0xff, 0xff, 0xff}) // array of 4 G elements
+	if m, ok := next().(map[string]any); !ok || m["type"] != "error" {
+		t.Fatalf("answer to a hostile array length: %#v", m)
+	}
+	ws.Write(ctx, websocket.MessageBinary, []byte{0x81, 0xa4, 't', 'y'}) // truncated
+	if m, ok := next().(map[string]any); !ok || m["type"] != "error" {
+		t.Fatalf("answer to truncated msgpack: %#v", m)
+	}
+	for v, pos := range map[string]int64{"a": 650000, "b": 700000, "c": 800000} {
+		if c, _ := e.get(tok, "me", v); c.PositionMs != pos {
+			t.Fatalf("%s stored at %d, want %d", v, c.PositionMs, pos)
+		}
+	}
+	// Our own writes were pushed to this connection too, as msgpack.
+	deadline := time.Now().Add(deliveryDeadline)
+	for pushes < 4 && time.Now().Before(deadline) {
+		rctx, c := context.WithTimeout(ctx, time.Until(deadline))
+		typ, b, err := ws.Read(rctx)
+		c()
+		if err != nil {
+			break
+		}
+		var v any
+		if typ == websocket.MessageBinary && msgpack.Unmarshal(b, &v) == nil {
+			pushes += msgpackCursorPushes(v)
+		}
+	}
+	if pushes < 4 {
+		t.Fatalf("%d msgpack pushes, want 4", pushes)
+	}
+}
+
+// msgpackCursorPushes counts the cursor events of a msgpack server message:
+// one event (a map) or several (an array of maps); 0 for anything else.
+func msgpackCursorPushes(v any) int {
+	isCursor := func(x any) bool { m, ok := x.(map[string]any); return ok && m["type"] == "cursor" }
+	if isCursor(v) {
+		return 1
+	}
+	n := 0
+	if a, ok := v.([]any); ok {
+		for _, x := range a {
+			if isCursor(x) {
+				n++
+			}
+		}
+	}
+	return n
 }

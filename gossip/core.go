@@ -166,6 +166,11 @@ type Core struct {
 	// Refs this node's subscribers want, and when interest was last sent.
 	wanted       []Ref
 	lastInterest int64
+	// What this node was pushed of each wanted profile, and the marks of
+	// interested nodes this coordinator answers at the next Flush
+	// (core_push.go).
+	marks    map[Ref]*pushMark
+	catchUps []catchUp
 
 	// Anti-entropy: next partition to compare, last round.
 	aeNext  int
@@ -194,6 +199,7 @@ type CoreStats struct {
 	EventsSent, RecordsMerged    uint64
 	DroppedMessages, BadMessages uint64
 	DuplicateForwards            uint64
+	CatchUps                     uint64 // push catch-ups sent (core_push.go)
 }
 
 type forwarded struct {
@@ -235,6 +241,7 @@ func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 		hintDirty: map[storage.Key]struct{}{},
 		hintsSent: map[uint64]hintBatch{},
 		interest:  map[Ref]map[NodeID]int64{},
+		marks:     map[Ref]*pushMark{},
 		handoff:   map[uint16][]NodeID{},
 		pulled:    map[uint16]int64{},
 	}
@@ -348,6 +355,14 @@ func (c *Core) SetInterest(refs []Ref) {
 		}
 	}
 	c.wanted = slices.Clone(refs)
+	for r := range c.marks {
+		if !slices.Contains(refs, r) {
+			delete(c.marks, r)
+		}
+	}
+	for _, r := range refs {
+		c.markOf(r)
+	}
 	if len(fresh) > 0 {
 		c.sendInterest(fresh)
 	}
@@ -624,8 +639,9 @@ func (c *Core) Step(from NodeID, m Msg) {
 			}
 			set[from] = until
 		}
+		c.queueCatchUps(from, m)
 	case MsgEvents:
-		c.ready.Events = append(c.ready.Events, m.Events...)
+		c.onEvents(m)
 	case MsgProfileRecords:
 		c.onProfileRecords(from, m)
 	case MsgProfileRecordsReply:
@@ -726,7 +742,7 @@ func (c *Core) Flush() error {
 				c.send(e.To, m)
 			}
 		}
-		c.heldDone, c.heldMsgs, c.heldEvents, c.flushedAt = nil, nil, nil, nil
+		c.heldDone, c.heldMsgs, c.heldEvents, c.flushedAt, c.catchUps = nil, nil, nil, nil, nil
 		return err
 	}
 	c.ready.Completions = append(c.ready.Completions, c.heldDone...)
@@ -740,6 +756,7 @@ func (c *Core) Flush() error {
 	}
 	c.flushedAt = nil
 	c.releaseEvents()
+	c.runCatchUps()
 	return nil
 }
 
@@ -775,8 +792,8 @@ func (c *Core) releaseEvents() {
 		return
 	}
 	byNode := map[NodeID][]Event{}
+	c.deliverEvents(c.heldEvents...)
 	for _, ev := range c.heldEvents {
-		c.ready.Events = append(c.ready.Events, ev)
 		for n, until := range c.interest[ev.Ref] {
 			if n != c.cfg.Self && until > c.nowMs {
 				byNode[n] = append(byNode[n], ev)
@@ -858,7 +875,9 @@ func (c *Core) sendInterest(refs []Ref) {
 		return
 	}
 	byOwner := map[NodeID][]Ref{}
+	marks := map[NodeID][]InterestMark{}
 	for _, r := range refs {
+		mark := c.markOf(r).interestMark()
 		for _, o := range c.table.OwnersOf(c.Partition(r)) {
 			if o == c.cfg.Self {
 				set := c.interest[r]
@@ -870,10 +889,11 @@ func (c *Core) sendInterest(refs []Ref) {
 				continue
 			}
 			byOwner[o] = append(byOwner[o], r)
+			marks[o] = append(marks[o], mark)
 		}
 	}
 	for _, o := range slices.Sorted(maps.Keys(byOwner)) {
-		c.send(o, Msg{Type: MsgInterest, Refs: byOwner[o], LeaseMs: c.cfg.InterestLease.Milliseconds()})
+		c.send(o, Msg{Type: MsgInterest, Refs: byOwner[o], LeaseMs: c.cfg.InterestLease.Milliseconds(), Marks: marks[o]})
 	}
 }
 

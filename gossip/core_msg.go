@@ -35,9 +35,14 @@ const (
 	// MsgPull: a new owner asks an old one for all of partition P.
 	MsgPull
 	// MsgInterest: the sender has subscribers for Refs for LeaseMs.
+	// Marks, when as long as Refs, say what the sender's subscribers were
+	// pushed of each (core_push.go): the partition's coordinator answers a
+	// mark that differs from its own cursors with MsgEvents (catch-up).
 	MsgInterest
 	// MsgEvents: changes merged by the sender, for the receiver's
-	// subscribers.
+	// subscribers. A catch-up that carries every live cursor of a profile
+	// changed since its mark's Since also sets Refs and Marks to that
+	// profile and mark (the receiver then resets what it noted of it).
 	MsgEvents
 	// MsgProfileRecords: a quorum read asks an owner for all its records
 	// of the profile Refs[0]; answered by MsgProfileRecordsReply with the
@@ -123,6 +128,18 @@ type Msg struct {
 	Refs    []Ref      `msgpack:",omitempty"`
 	LeaseMs int64      `msgpack:",omitempty"`
 	Events  []Event    `msgpack:",omitempty"`
+	// Added after wire v1's first release: older peers skip the field
+	// (Msg is a map), so keep new fields at the end and optional.
+	Marks []InterestMark `msgpack:",omitempty"`
+}
+
+// InterestMark is what an interested node was pushed of one profile: Sum
+// is pushSum over the newest UpdatedHLC of each video whose cursor events
+// it received with an UpdatedHLC above Since.
+type InterestMark struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Since    crdt.HLC
+	Sum      uint64
 }
 
 // MaxFrame is the largest frame a Core accepts.

@@ -70,6 +70,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		{Type: MsgDigest, P: 3, Digest: make([]uint64, DigestBuckets)},
 		{Type: MsgEvents, Events: []Event{{Ref: Ref{"a", "p"}, Type: EventCursor, Cursor: cur, Video: "film"}}},
 		{Type: MsgResult, ReqID: 8, ErrCode: "not_found"},
+		{Type: MsgInterest, Refs: []Ref{{"a", "p"}}, LeaseMs: 10_000, Marks: []InterestMark{{Since: 5, Sum: 1 << 63}}},
 	}
 	b, err := EncodeFrame(msgs)
 	if err != nil {

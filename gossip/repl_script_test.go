@@ -18,7 +18,7 @@ import (
 // Cores wired by hand, every message delivered (or dropped) by a command,
 // every cycle the driver's (Flush, then Ready). Commands:
 //
-//	cluster nodes=N [partitions=8] [timeout=DUR] [hint-interval=DUR] [ae-interval=DUR] [max-hints=N]
+//	cluster nodes=N [partitions=8] [timeout=DUR] [hint-interval=DUR] [ae-interval=DUR] [max-hints=N] [profile=P]
 //	                     prints the owners of the test profile (acct/prof)
 //	put node=ID id=N video=V pos=DUR [session=S] [profile=P]
 //	read node=ID id=N video=V [profile=P] [quorum=N] [local]
@@ -43,6 +43,11 @@ import (
 //	                     and installed everywhere; prints the moves of the
 //	                     test profile's partition
 //	handoffs             the partitions each node still has to pull
+//	subscribe node=ID [profile=P]
+//	                     ID's subscribers follow the profile (SetInterest)
+//	pushes               the events handed to subscribed nodes' subscribers
+//	                     (Ready.Events of a profile they follow) since the
+//	                     last pushes
 //
 // Regenerate with go test ./gossip -run TestReplScripts -rewrite, then read
 // the diff: it is the behaviour under review.
@@ -56,7 +61,7 @@ func TestReplScripts(t *testing.T) {
 			switch d.Cmd {
 			case "cluster":
 				n = newScriptNet(t, d)
-				return n.ownersLine("prof")
+				return n.ownersLine(n.opt(d, "profile", "prof"))
 			case "put":
 				node, prof := n.arg(d, "node"), n.opt(d, "profile", "prof")
 				u := crdt.Update{Video: n.arg(d, "video"), Device: "tv", Session: n.opt(d, "session", "s1"),
@@ -114,10 +119,28 @@ func TestReplScripts(t *testing.T) {
 			case "restart":
 				id := NodeID(n.arg(d, "node"))
 				n.cores[id] = n.newCore(id, n.mems[id])
+				if len(n.subs[id]) > 0 {
+					n.cores[id].SetInterest(n.subs[id])
+				}
 				n.cycle(id)
 				return fmt.Sprintf("%s restarted with %d hints loaded", id, n.cores[id].Stats().HintsLoaded)
 			case "join":
 				return n.join(NodeID(n.arg(d, "node")))
+			case "subscribe":
+				id := NodeID(n.arg(d, "node"))
+				n.subs[id] = append(n.subs[id], Ref{Account: "acct", Profile: n.opt(d, "profile", "prof")})
+				if c := n.cores[id]; c != nil {
+					c.SetInterest(n.subs[id])
+					n.cycle(id)
+				}
+				return "ok"
+			case "pushes":
+				if len(n.pushes) == 0 {
+					return "no pushes"
+				}
+				out := strings.Join(n.pushes, "\n")
+				n.pushes = nil
+				return out
 			case "handoffs":
 				var b strings.Builder
 				for _, id := range n.ids {
@@ -145,10 +168,13 @@ type scriptNet struct {
 	cut   map[[2]NodeID]bool
 	inbox []replEnv
 	done  []string
+	// Profiles each node's subscribers follow, and the events they got.
+	subs   map[NodeID][]Ref
+	pushes []string
 }
 
 func newScriptNet(t *testing.T, d *datadriven.TestData) *scriptNet {
-	n := &scriptNet{t: t, now: replT0, cores: map[NodeID]*Core{}, mems: map[NodeID]*storage.Mem{}, cut: map[[2]NodeID]bool{}}
+	n := &scriptNet{t: t, now: replT0, cores: map[NodeID]*Core{}, mems: map[NodeID]*storage.Mem{}, cut: map[[2]NodeID]bool{}, subs: map[NodeID][]Ref{}}
 	var nodes int
 	d.ScanArgs(t, "nodes", &nodes)
 	partitions := 8
@@ -264,7 +290,15 @@ func (n *scriptNet) cycle(id NodeID) {
 	for _, d := range rd.Completions {
 		n.done = append(n.done, fmt.Sprintf("%s id=%d: %s", id, d.ID, completionText(d)))
 	}
+	for _, ev := range rd.Events {
+		if slices.Contains(n.subs[id], ev.Ref) {
+			n.pushes = append(n.pushes, fmt.Sprintf("%s: %s %s pos=%v", id, eventNames[ev.Type], ev.Video,
+				time.Duration(ev.Cursor.PositionMs)*time.Millisecond))
+		}
+	}
 }
+
+var eventNames = map[EventType]string{EventCursor: "cursor", EventTakeover: "takeover", EventCleared: "cleared"}
 
 func completionText(d Completion) string {
 	switch {
@@ -322,6 +356,9 @@ func envText(e replEnv) string {
 	}
 	if len(e.msg.Records) > 0 {
 		s += fmt.Sprintf(" records=%d", len(e.msg.Records))
+	}
+	if len(e.msg.Events) > 0 {
+		s += fmt.Sprintf(" events=%d", len(e.msg.Events))
 	}
 	return s
 }

@@ -68,6 +68,13 @@ type Config struct {
 	// negative turns the cache off.
 	RecordCache int
 
+	// WALMinSyncInterval is the shortest time between two syncs of the
+	// write-ahead log: under load, commits that arrive within it share the
+	// next sync (fewer fsyncs, more writes per sync), at the cost of up to
+	// that much added latency; under light load nothing waits. 0 syncs as
+	// soon as the previous sync ends. The default value is 0.
+	WALMinSyncInterval time.Duration
+
 	// AuthSecret is the HS256 key of device tokens, shared by the cluster.
 	// At least MinSecretBytes (32) bytes; shorter is refused. LoadSecret
 	// reads it from a file. Required.

@@ -112,7 +112,7 @@ func New(cfg Config) (*Node, error) {
 // openStore opens the node's Pebble store in cfg.DataDir, behind the record
 // cache unless cfg.RecordCache is negative.
 func openStore(cfg Config, m *metrics) (storage.Store, error) {
-	p, err := storage.Open(cfg.DataDir, storage.Options{OnSync: m.onSync})
+	p, err := storage.Open(cfg.DataDir, storage.Options{OnSync: m.onSync, WALMinSyncInterval: cfg.WALMinSyncInterval})
 	if err != nil {
 		return nil, fmt.Errorf("node: opening the store in %s (is another node using it?): %w", cfg.DataDir, err)
 	}

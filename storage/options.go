@@ -34,6 +34,15 @@ type Options struct {
 	// default value is 32 MB.
 	MemTableSize uint64
 
+	// WALMinSyncInterval is the shortest time between two syncs of the
+	// write-ahead log (Pebble's option of the same name). When commits ask
+	// for syncs faster than that, the next sync waits for the interval to
+	// pass and then covers every commit that arrived meanwhile: group
+	// commit sized by load. Under light load syncs are rarer than the
+	// interval and nothing waits. The default value is 0 (sync as soon as
+	// the previous sync ends).
+	WALMinSyncInterval time.Duration
+
 	// OnSync, if set, is called after every sync of a write-ahead-log file,
 	// with the time the sync took and the number of Writes whose group
 	// commit it was (the node feeds a histogram with them). batches counts
@@ -70,6 +79,9 @@ func (o *Options) Validate() error {
 	}
 	if o.CacheSize <= 0 {
 		return fmt.Errorf("storage: Options.CacheSize is %d bytes; it must be positive", o.CacheSize)
+	}
+	if o.WALMinSyncInterval < 0 || o.WALMinSyncInterval > time.Second {
+		return fmt.Errorf("storage: Options.WALMinSyncInterval is %v; it must be between 0 and 1s", o.WALMinSyncInterval)
 	}
 	if o.MemTableSize == 0 || o.MemTableSize >= 4<<30 {
 		return fmt.Errorf("storage: Options.MemTableSize is %d bytes; it must be between 1 and 4 GB (exclusive)", o.MemTableSize)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -60,6 +61,9 @@ func Open(dir string, opts Options) (*Pebble, error) {
 		MemTableSize:       opts.MemTableSize,
 		FormatMajorVersion: pebble.FormatNewest, // for new stores; existing ones keep theirs
 		Logger:             quietLogger{},
+	}
+	if d := opts.WALMinSyncInterval; d > 0 {
+		popts.WALMinSyncInterval = func() time.Duration { return d }
 	}
 	// Zstd on the two bottom levels, where nearly all the data of a settled
 	// store lives, and the fastest codec above, where data is rewritten

@@ -134,7 +134,8 @@ type device struct {
 	name        string
 	ref         gossip.Ref
 	clock       *crdt.Clock
-	skewMs      int64 // its clock's error
+	skewMs      int64 // its clock's offset
+	driftPPM    int64 // its clock's rate error, µs per ms
 	correction  int64 // what it learned from refusals (the SDK's offset)
 	node        int   // the node it talks to
 	tr          *client.Tracker
@@ -272,12 +273,19 @@ func Run(o RunOptions) (Report, error) {
 		}
 	}
 	rng := s.Rand()
+	driftRng := rand.New(rand.NewPCG(o.Seed, 0xd41f7))
 	for i := range o.Devices {
 		d := &device{id: i, profile: i / 2, name: fmt.Sprintf("dev%d", i), clock: &crdt.Clock{},
 			node: 1 + rng.IntN(o.Nodes), nextAt: s.Now() + rng.Int64N(10_000)}
 		d.ref = gossip.Ref{Account: fmt.Sprintf("acct%d", d.profile%7), Profile: fmt.Sprintf("prof%d", d.profile)}
 		if o.Faults.Clocks && rng.IntN(10) == 0 {
 			d.skewMs = rng.Int64N(240_000) - 120_000 // up to ±2 min: some beyond max_clock_skew
+		}
+		if o.Faults.Clocks {
+			// Drift from a stream of its own, so adding it left the rest of
+			// every seed's schedule as it was: up to ±2000 ppm (a bad
+			// crystal is ±100), 7 s an hour.
+			d.driftPPM = driftRng.Int64N(4_001) - 2_000
 		}
 		if rng.IntN(4) != 0 {
 			// Three devices in four follow their profile's pushes, from
@@ -289,6 +297,7 @@ func Run(o RunOptions) (Report, error) {
 	if o.Faults.Clocks {
 		for i := range s.Nodes() {
 			s.SetSkew(i+1, rng.Int64N(2_000)-1_000)
+			s.SetDrift(i+1, driftRng.Int64N(401)-200) // ±200 ppm
 		}
 	}
 	end := s.Now() + o.Duration.Milliseconds()
@@ -338,7 +347,7 @@ func (r *runner) driveDevices() {
 			continue
 		}
 		d.nextAt = s.Now() + 500 + rng.Int64N(5_000)
-		now := s.Now() + d.skewMs - d.correction
+		now := s.Now() + d.clockError(s.Now()) - d.correction
 		if d.offline {
 			if rng.IntN(20) == 0 {
 				d.offline = false
@@ -493,9 +502,9 @@ func (r *runner) collect() {
 			// The device corrects its clock by the node's (Playhead-HLC),
 			// drops what it cannot send, and — since nothing it stamped
 			// with the bad clock was stored — restarts its HLC and its
-			// playback from the corrected clock. (The client SDK corrects
-			// the clock but keeps the HLC: see the issue note.)
-			d.correction = d.skewMs
+			// playback from the corrected clock (the client SDK restarts its
+			// HLC the same way: client/skew.go).
+			d.correction = d.clockError(r.s.Now())
 			d.clock = &crdt.Clock{}
 			d.tr = nil
 			d.queued = nil
@@ -677,7 +686,7 @@ func (r *runner) liveness() {
 	}
 	// Every owner holds every node's push interest again once each node
 	// renewed it (every third of the lease) after the last restart.
-	minEnd := s.Now() + gossip.DefaultInterestLease.Milliseconds()/3 + 500
+	minEnd := s.Now() + 2*gossip.DefaultInterestLease.Milliseconds()/3 + 500
 	deadline := s.Now() + 120_000
 	for s.Now() < deadline {
 		s.RunFor(100)
@@ -711,7 +720,7 @@ func (r *runner) freshWrites() {
 			continue
 		}
 		d.sessions++
-		d.correction = d.skewMs
+		d.correction = d.clockError(s.Now())
 		// A player asks where to resume before it plays (and follows the
 		// node's clock from that answer).
 		if c := s.Do(d.node, gossip.Op{Kind: gossip.OpCursor, Ref: d.ref, Video: "fresh-" + d.name}, 5_000); c.Err == nil {
@@ -897,4 +906,10 @@ func sortedWriteKeys[V any](m map[writeKey]V) []writeKey {
 		return strings.Compare(a.ref.Account+"\x00"+a.ref.Profile+"\x00"+a.video, b.ref.Account+"\x00"+b.ref.Profile+"\x00"+b.video)
 	})
 	return out
+}
+
+// clockError is how far the device's clock is ahead of simulated time at
+// now: its offset plus its drift since the run began.
+func (d *device) clockError(now int64) int64 {
+	return d.skewMs + d.driftPPM*(now-simEpoch)/1_000_000
 }

@@ -92,7 +92,8 @@ type Sim struct {
 	// cut[from][to]: messages from → to are dropped.
 	cut map[gossip.NodeID]map[gossip.NodeID]bool
 
-	skew map[gossip.NodeID]int64 // node clock error (ms)
+	skew  map[gossip.NodeID]int64 // node clock offset (ms)
+	drift map[gossip.NodeID]int64 // node clock rate error (ppm): the error grows by drift µs per ms
 
 	nextReq uint64
 	results map[uint64]gossip.Completion
@@ -126,10 +127,11 @@ func New(opts Options) (*Sim, error) {
 	s := &Sim{
 		opts:    opts,
 		rng:     rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
-		now:     1_800_000_000_000, // a fixed virtual epoch (2027-01-15)
+		now:     simEpoch,
 		trace:   sha256.New(),
 		cut:     map[gossip.NodeID]map[gossip.NodeID]bool{},
 		skew:    map[gossip.NodeID]int64{},
+		drift:   map[gossip.NodeID]int64{},
 		results: map[uint64]gossip.Completion{},
 		at:      map[uint64]gossip.NodeID{},
 	}
@@ -218,10 +220,23 @@ func (s *Sim) Close() {
 	}
 }
 
-// SetSkew sets node i's clock error in ms.
+// SetSkew sets node i's clock offset in ms.
 func (s *Sim) SetSkew(i int, ms int64) { s.skew[s.nodes[i-1].ID] = ms }
 
-func (s *Sim) nodeNow(n *Node) int64 { return s.now + s.skew[n.ID] }
+// SetDrift sets node i's clock rate error in parts per million: its clock
+// runs ppm µs fast (negative: slow) per ms of simulated time.
+func (s *Sim) SetDrift(i int, ppm int64) { s.drift[s.nodes[i-1].ID] = ppm }
+
+// simEpoch is the virtual time every run starts at (2027-01-15).
+const simEpoch = 1_800_000_000_000
+
+func (s *Sim) nodeNow(n *Node) int64 { return s.clockOf(n.ID) }
+
+// clockOf is node id's clock: simulated time plus its offset and drift.
+// Drift stays far below 1e6 ppm, so a node's clock never goes back.
+func (s *Sim) clockOf(id gossip.NodeID) int64 {
+	return s.now + s.skew[id] + s.drift[id]*(s.now-simEpoch)/1_000_000
+}
 
 func (s *Sim) newNode(id gossip.NodeID, d *disk) (*Node, error) {
 	store := d.store()
@@ -232,7 +247,7 @@ func (s *Sim) newNode(id gossip.NodeID, d *disk) (*Node, error) {
 	if s.opts.Mutate != nil {
 		s.opts.Mutate(&cfg)
 	}
-	core, err := gossip.NewCore(cfg, store, s.now+s.skew[id])
+	core, err := gossip.NewCore(cfg, store, s.clockOf(id))
 	if err != nil {
 		return nil, err
 	}

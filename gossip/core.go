@@ -886,6 +886,11 @@ func (c *Core) sendInterest(refs []Ref) {
 					c.interest[r] = set
 				}
 				set[o] = c.nowMs + c.cfg.InterestLease.Milliseconds()
+				// This node may be the coordinator itself: a change another
+				// node coordinated meanwhile (its view of who is alive
+				// differed) reached it only as a replica. Catch its own
+				// subscribers up from its own store, as it would another's.
+				c.queueCatchUps(c.cfg.Self, Msg{Refs: []Ref{r}, Marks: []InterestMark{mark}})
 				continue
 			}
 			byOwner[o] = append(byOwner[o], r)

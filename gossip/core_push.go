@@ -171,6 +171,10 @@ func (c *Core) runCatchUps() {
 		}
 		m.Events = evs
 		c.stats.CatchUps++
+		if cu.to == c.cfg.Self {
+			c.onEvents(m) // this node's own subscribers
+			continue
+		}
 		c.stats.EventsSent += uint64(len(evs))
 		c.send(cu.to, m)
 	}

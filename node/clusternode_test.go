@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -191,16 +193,27 @@ func BenchmarkClusterPut(b *testing.B) {
 	benchPuts(b, tc.urls, tc.token)
 }
 
-// benchPuts sends PUTs from 16 parallel writers per core, each with its own
-// profile and device, spread over urls, and reports writes/s.
+// benchPuts sends PUTs from 16 parallel writers per core (or
+// PLAYHEAD_BENCH_WRITERS_PER_CORE), each with its own profile and device,
+// spread over urls, and reports writes/s. A cluster write waits for syncs on
+// two nodes in turn, so it takes more writers in flight than one node to
+// saturate the same cores.
 func benchPuts(b *testing.B, urls []string, token string) {
 	var ctr atomic.Int64
-	b.SetParallelism(16)
+	perCore := 16
+	if v, err := strconv.Atoi(os.Getenv("PLAYHEAD_BENCH_WRITERS_PER_CORE")); err == nil && v > 0 {
+		perCore = v
+	}
+	b.SetParallelism(perCore)
+	// Keep-alive for every writer (the default transport keeps 2 idle
+	// connections per host, so more writers would reconnect all the time).
+	tr := &http.Transport{MaxIdleConnsPerHost: 4096}
+	defer tr.CloseIdleConnections()
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		g := ctr.Add(1)
-		client := &http.Client{}
+		client := &http.Client{Transport: tr}
 		for i := int64(1); pb.Next(); i++ {
 			body := fmt.Sprintf(`{"position_ms":%d,"duration_ms":100000000,"device":"d%d","session":"s%d"}`, i*1000, g, g)
 			url := urls[int(i+g)%len(urls)]

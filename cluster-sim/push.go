@@ -343,16 +343,17 @@ func (r *runner) finalCursor(k writeKey) (crdt.Cursor, crdt.HLC, bool) {
 // the first liveness phase, as the checker did before that catch-up.
 func (r *runner) checkPushDelivery() {
 	from := len(r.viol)
+	byRef := map[gossip.Ref][]writeKey{}
+	for _, k := range sortedWriteKeys(r.writes) {
+		byRef[k.ref] = append(byRef[k.ref], k)
+	}
 	for _, d := range r.devs {
 		if d.sub == nil {
 			continue
 		}
 		r.rep.Pushes += d.sub.pushes
 		r.rep.Reconnects += d.sub.reconnects
-		for _, k := range sortedWriteKeys(r.writes) {
-			if k.ref != d.ref {
-				continue
-			}
+		for _, k := range byRef[d.ref] {
 			c, cleared, ok := r.finalCursor(k)
 			if !ok || c.Version.IsZero() || c.Version.Seq <= cleared {
 				continue // no visible cursor: nothing to push

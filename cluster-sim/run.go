@@ -1,6 +1,7 @@
 package clustersim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -903,7 +904,8 @@ func sortedWriteKeys[V any](m map[writeKey]V) []writeKey {
 		out = append(out, k)
 	}
 	slices.SortFunc(out, func(a, b writeKey) int {
-		return strings.Compare(a.ref.Account+"\x00"+a.ref.Profile+"\x00"+a.video, b.ref.Account+"\x00"+b.ref.Profile+"\x00"+b.video)
+		return cmp.Or(strings.Compare(a.ref.Account, b.ref.Account), strings.Compare(a.ref.Profile, b.ref.Profile),
+			strings.Compare(a.video, b.video))
 	})
 	return out
 }

@@ -128,9 +128,7 @@ func (c *Cached) Get(k Key) (crdt.Record, bool, error) {
 	// Fill only if nothing in the shard was written, dropped or evicted
 	// since the read began: then the value read is still the latest.
 	if s.gen == gen && s.entries[k] == nil {
-		e := &cacheEntry{key: k, rec: rec, found: found, valid: true, slot: -1}
-		s.entries[k] = e
-		s.insert(e)
+		s.fill(k, rec, found)
 	}
 	s.mu.Unlock()
 	return rec, found, nil
@@ -261,6 +259,43 @@ func asStored(k Key, rec crdt.Record) crdt.Record {
 		out.Profile = rec.Profile
 	}
 	return out
+}
+
+// fill caches a value read from the inner store. When the shard is full
+// it reuses the evicted entry's memory: a key space larger than the cache
+// turns every miss into a fill, and a fresh entry per fill was most of the
+// read path's garbage.
+func (s *cacheShard) fill(k Key, rec crdt.Record, found bool) {
+	if len(s.clock) < s.limit {
+		e := &cacheEntry{key: k, rec: rec, found: found, valid: true, slot: -1}
+		s.entries[k] = e
+		s.insert(e)
+		return
+	}
+	for {
+		v := s.clock[s.hand]
+		if v.ref {
+			v.ref = false
+			s.hand = (s.hand + 1) % len(s.clock)
+			continue
+		}
+		s.gen++
+		var e *cacheEntry
+		if v.pending > 0 {
+			// In flight: it leaves the ring (re-inserted when its writes
+			// end) and keeps its memory.
+			v.slot = -1
+			e = &cacheEntry{}
+		} else {
+			delete(s.entries, v.key)
+			e = v
+		}
+		*e = cacheEntry{key: k, rec: rec, found: found, valid: true, slot: s.hand}
+		s.entries[k] = e
+		s.clock[s.hand] = e
+		s.hand = (s.hand + 1) % len(s.clock)
+		return
+	}
 }
 
 // insert makes e resident, evicting another entry if the shard is full.

@@ -9,8 +9,9 @@ import (
 	"github.com/playhead/playhead/crdt"
 )
 
-// Value encoding: one format byte, then, for a cursor, its compact binary
-// encoding (valueFormatCursorV2, codec_cursor.go), and for other kinds the
+// Value encoding: for a cursor, its compact binary encoding, whose first
+// byte also carries the format (valueFormatCursorV3, or V2 for a state V3
+// cannot pack; codec_cursor.go); for other kinds one format byte and the
 // msgpack encoding of the struct
 // that the key's kind names (crdt.Cursor, crdt.Entry or crdt.Profile), as a
 // msgpack array (the crdt types carry `msgpack:",as_array"`) with integers in
@@ -75,6 +76,14 @@ func DecodeValue(kind crdt.Kind, id string, value []byte) (crdt.Record, error) {
 	rec := crdt.Record{Kind: kind}
 	if len(value) == 0 {
 		return crdt.Record{}, fmt.Errorf("%w: empty %v value", ErrCorrupt, kind)
+	}
+	if isCursorV3(value[0]) && kind == crdt.KindCursor {
+		c, err := decodeCursorV3(value, id)
+		if err != nil {
+			return crdt.Record{}, err
+		}
+		rec.Cursor = c
+		return rec, nil
 	}
 	if value[0] == valueFormatCursorV2 && kind == crdt.KindCursor {
 		c, err := decodeCursorV2(value[1:], id)

@@ -223,14 +223,32 @@ func (r *runner) dialWS(ctx context.Context, profile string) (*websocket.Conn, e
 // wsSubprotocolMsgpack is playhead's msgpack WebSocket subprotocol.
 const wsSubprotocolMsgpack = "playhead.v1.msgpack"
 
-// wsReply is the part of a server message the ws workload reads.
+// wsReply is the part of a server message the ws workload reads, in JSON
+// or msgpack.
 type wsReply struct {
-	Type    string `json:"type"`
-	ID      string `json:"id"`
-	Applied bool   `json:"applied"`
+	Type    string `json:"type" msgpack:"type"`
+	ID      string `json:"id" msgpack:"id"`
+	Applied bool   `json:"applied" msgpack:"applied"`
 	Error   *struct {
-		Code string `json:"code"`
-	} `json:"error"`
+		Code string `json:"code" msgpack:"code"`
+	} `json:"error" msgpack:"error"`
+}
+
+// tally adds the answer to out: stale if not applied; false, with out the
+// failure, for an error or an unexpected message.
+func (m *wsReply) tally(out *outcome) bool {
+	switch {
+	case m.Type == "ack" && m.Applied:
+	case m.Type == "ack":
+		out.kind = kindStale
+	case m.Error != nil:
+		*out = outcome{kind: "ws_" + m.Error.Code}
+		return false
+	default:
+		*out = outcome{kind: "ws_unexpected"}
+		return false
+	}
+	return true
 }
 
 // opWS sends cfg.Pipeline updates on the worker's connection back to back
@@ -277,14 +295,8 @@ func (r *runner) opWS(ctx context.Context, w *worker, _ time.Time) outcome {
 			continue
 		}
 		pending--
-		switch {
-		case m.Type == "ack" && m.Applied:
-		case m.Type == "ack":
-			out.kind = kindStale
-		case m.Error != nil:
-			return outcome{kind: "ws_" + m.Error.Code}
-		default:
-			return outcome{kind: "ws_unexpected"}
+		if !m.tally(&out) {
+			return out
 		}
 	}
 	return out
@@ -316,16 +328,6 @@ type wsMsgpackUpdate struct {
 	Seq        uint64 `msgpack:"seq"`
 }
 
-// wsMsgpackReply is the part of an answer the ws workload reads.
-type wsMsgpackReply struct {
-	Type    string `msgpack:"type"`
-	ID      string `msgpack:"id"`
-	Applied bool   `msgpack:"applied"`
-	Error   *struct {
-		Code string `msgpack:"code"`
-	} `msgpack:"error"`
-}
-
 // opWSMsgpack sends cfg.Pipeline updates as one msgpack array message and
 // waits for the array of their answers.
 func (r *runner) opWSMsgpack(ctx context.Context, w *worker) outcome {
@@ -354,7 +356,7 @@ func (r *runner) opWSMsgpack(ctx context.Context, w *worker) outcome {
 		if len(msg) == 0 || msg[0]&0xf0 != 0x90 && msg[0] != 0xdc && msg[0] != 0xdd {
 			continue // one push (a map); answers to an array are arrays
 		}
-		var replies []wsMsgpackReply
+		var replies []wsReply
 		if msgpack.Unmarshal(msg, &replies) != nil || len(replies) == 0 {
 			return outcome{kind: "ws_unexpected"}
 		}
@@ -365,15 +367,9 @@ func (r *runner) opWSMsgpack(ctx context.Context, w *worker) outcome {
 			return outcome{kind: "ws_unexpected"}
 		}
 		out := outcome{updates: len(msgs)}
-		for _, m := range replies {
-			switch {
-			case m.Type == "ack" && m.Applied:
-			case m.Type == "ack":
-				out.kind = kindStale
-			case m.Error != nil:
-				return outcome{kind: "ws_" + m.Error.Code}
-			default:
-				return outcome{kind: "ws_unexpected"}
+		for i := range replies {
+			if !replies[i].tally(&out) {
+				break
 			}
 		}
 		return out

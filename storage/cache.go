@@ -272,30 +272,13 @@ func (s *cacheShard) fill(k Key, rec crdt.Record, found bool) {
 		s.insert(e)
 		return
 	}
-	for {
-		v := s.clock[s.hand]
-		if v.ref {
-			v.ref = false
-			s.hand = (s.hand + 1) % len(s.clock)
-			continue
-		}
-		s.gen++
-		var e *cacheEntry
-		if v.pending > 0 {
-			// In flight: it leaves the ring (re-inserted when its writes
-			// end) and keeps its memory.
-			v.slot = -1
-			e = &cacheEntry{}
-		} else {
-			delete(s.entries, v.key)
-			e = v
-		}
-		*e = cacheEntry{key: k, rec: rec, found: found, valid: true, slot: s.hand}
-		s.entries[k] = e
-		s.clock[s.hand] = e
-		s.hand = (s.hand + 1) % len(s.clock)
-		return
+	e := s.evict()
+	if e == nil {
+		e = &cacheEntry{}
 	}
+	*e = cacheEntry{key: k, rec: rec, found: found, valid: true}
+	s.entries[k] = e
+	s.place(e)
 }
 
 // insert makes e resident, evicting another entry if the shard is full.
@@ -307,6 +290,23 @@ func (s *cacheShard) insert(e *cacheEntry) {
 		s.clock = append(s.clock, e)
 		return
 	}
+	s.evict()
+	s.place(e)
+}
+
+// place puts e in the slot evict left the hand on.
+func (s *cacheShard) place(e *cacheEntry) {
+	e.slot = s.hand
+	s.clock[s.hand] = e
+	s.hand = (s.hand + 1) % len(s.clock)
+}
+
+// evict runs the CLOCK hand to an entry whose reference bit is clear and
+// takes it out of the ring, leaving the hand on its slot for the caller to
+// fill. It returns the entry when it also left the shard (its memory is the
+// caller's to reuse), or nil when it has writes in flight: then it stays in
+// the map and is re-inserted when they end.
+func (s *cacheShard) evict() *cacheEntry {
 	for {
 		v := s.clock[s.hand]
 		if v.ref {
@@ -314,18 +314,13 @@ func (s *cacheShard) insert(e *cacheEntry) {
 			s.hand = (s.hand + 1) % len(s.clock)
 			continue
 		}
-		if v.pending > 0 {
-			// In flight: it leaves the ring and is re-inserted when its
-			// writes end.
-			v.slot = -1
-		} else {
-			delete(s.entries, v.key)
-		}
 		s.gen++
-		e.slot = s.hand
-		s.clock[s.hand] = e
-		s.hand = (s.hand + 1) % len(s.clock)
-		return
+		v.slot = -1
+		if v.pending > 0 {
+			return nil
+		}
+		delete(s.entries, v.key)
+		return v
 	}
 }
 

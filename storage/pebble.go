@@ -177,18 +177,11 @@ func (p *Pebble) Write(puts []Put, deletes []Key) error {
 	if p.db == nil {
 		return ErrClosed
 	}
-	b := p.db.NewBatch()
-	defer b.Close()
-	for _, op := range ops {
-		if op.value == nil {
-			err = b.Delete(op.key, nil)
-		} else {
-			err = b.Set(op.key, op.value, nil)
-		}
-		if err != nil {
-			return fmt.Errorf("storage: write: %w", err)
-		}
+	b, err := p.newBatch(ops)
+	if err != nil {
+		return err
 	}
+	defer b.Close()
 	p.entered.Add(1)
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("storage: write: %w", err)
@@ -214,18 +207,10 @@ func (p *Pebble) WriteNoWait(puts []Put, deletes []Key) (func() error, error) {
 		p.mu.RUnlock()
 		return nil, ErrClosed
 	}
-	b := p.db.NewBatch()
-	for _, op := range ops {
-		if op.value == nil {
-			err = b.Delete(op.key, nil)
-		} else {
-			err = b.Set(op.key, op.value, nil)
-		}
-		if err != nil {
-			b.Close()
-			p.mu.RUnlock()
-			return nil, fmt.Errorf("storage: write: %w", err)
-		}
+	b, err := p.newBatch(ops)
+	if err != nil {
+		p.mu.RUnlock()
+		return nil, err
 	}
 	p.entered.Add(1)
 	if err := p.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
@@ -242,6 +227,25 @@ func (p *Pebble) WriteNoWait(puts []Put, deletes []Key) (func() error, error) {
 		}
 		return nil
 	}, nil
+}
+
+// newBatch returns a batch holding ops. p.mu must be held for reading, with
+// the store open.
+func (p *Pebble) newBatch(ops []op) (*pebble.Batch, error) {
+	b := p.db.NewBatch()
+	for _, op := range ops {
+		var err error
+		if op.value == nil {
+			err = b.Delete(op.key, nil)
+		} else {
+			err = b.Set(op.key, op.value, nil)
+		}
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("storage: write: %w", err)
+		}
+	}
+	return b, nil
 }
 
 // Close implements Store. It waits for the Writes and scans in progress.

@@ -38,6 +38,36 @@ type Mem struct {
 	// first (deferred mode only).
 	pending [][]op
 	closed  bool
+	// dec caches the decoded key and record of live values (the simulator
+	// reads far more than it writes); a write of a key drops its entry.
+	dec map[string]memDecoded
+}
+
+type memDecoded struct {
+	key Key
+	rec crdt.Record
+}
+
+// decodedLocked returns the decoded key and record of live[key]. m.mu must
+// be held.
+func (m *Mem) decodedLocked(key string, val []byte) (memDecoded, error) {
+	if d, ok := m.dec[key]; ok {
+		return d, nil
+	}
+	k, err := DecodeKey([]byte(key))
+	if err != nil {
+		return memDecoded{}, err
+	}
+	rec, err := DecodeValue(k.Kind, k.ID, val)
+	if err != nil {
+		return memDecoded{}, err
+	}
+	if m.dec == nil {
+		m.dec = map[string]memDecoded{}
+	}
+	d := memDecoded{k, rec}
+	m.dec[key] = d
+	return d, nil
 }
 
 var _ Store = (*Mem)(nil)
@@ -67,17 +97,16 @@ func (m *Mem) Get(k Key) (crdt.Record, bool, error) {
 		return crdt.Record{}, false, err
 	}
 	m.mu.Lock()
-	val, ok := m.live[string(key)]
-	closed := m.closed
-	m.mu.Unlock()
-	if closed {
+	defer m.mu.Unlock()
+	if m.closed {
 		return crdt.Record{}, false, ErrClosed
 	}
+	val, ok := m.live[string(key)]
 	if !ok {
 		return crdt.Record{}, false, nil
 	}
-	rec, err := DecodeValue(k.Kind, k.ID, val)
-	return rec, err == nil, err
+	d, err := m.decodedLocked(string(key), val)
+	return d.rec, err == nil, err
 }
 
 // ScanProfile implements Store. fn runs without the store's lock held and
@@ -105,26 +134,23 @@ func (m *Mem) scan(lower, upper []byte, fn func(Key, crdt.Record) error) error {
 		return ErrClosed
 	}
 	i := sort.SearchStrings(m.keys, string(lower))
-	var ops []op
+	var recs []memDecoded
 	for ; i < len(m.keys); i++ {
 		key := m.keys[i]
 		if upper != nil && key >= string(upper) {
 			break
 		}
-		ops = append(ops, op{key: []byte(key), value: m.live[key]})
+		d, err := m.decodedLocked(key, m.live[key])
+		if err != nil {
+			m.mu.Unlock()
+			return err
+		}
+		recs = append(recs, d)
 	}
 	m.mu.Unlock()
 
-	for _, o := range ops {
-		k, err := DecodeKey(o.key)
-		if err != nil {
-			return err
-		}
-		rec, err := DecodeValue(k.Kind, k.ID, o.value)
-		if err != nil {
-			return err
-		}
-		if err := fn(k, rec); err != nil {
+	for _, d := range recs { // fn runs without the lock: it may call m
+		if err := fn(d.key, d.rec); err != nil {
 			return err
 		}
 	}
@@ -157,6 +183,7 @@ func (m *Mem) Write(puts []Put, deletes []Key) error {
 func (m *Mem) applyLocked(ops []op) {
 	for _, o := range ops {
 		key := string(o.key)
+		delete(m.dec, key)
 		i, found := slices.BinarySearch(m.keys, key)
 		switch {
 		case o.value == nil && found:

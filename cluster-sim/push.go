@@ -1,6 +1,7 @@
 package clustersim
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -195,15 +196,7 @@ func (r *runner) drivePush() {
 					replay = append(replay, cur)
 				}
 			}
-			slices.SortStableFunc(replay, func(a, b crdt.Cursor) int {
-				switch {
-				case a.UpdatedHLC < b.UpdatedHLC:
-					return -1
-				case a.UpdatedHLC > b.UpdatedHLC:
-					return 1
-				}
-				return 0
-			})
+			slices.SortStableFunc(replay, func(a, b crdt.Cursor) int { return cmp.Compare(a.UpdatedHLC, b.UpdatedHLC) })
 			for _, cur := range replay {
 				st.replays++
 				st.seen[cur.Video] = max(st.seen[cur.Video], cur.UpdatedHLC)
@@ -284,19 +277,7 @@ func (r *runner) setInterest(i int) {
 		}
 	}
 	slices.SortFunc(refs, func(a, b gossip.Ref) int {
-		if a.Account != b.Account {
-			if a.Account < b.Account {
-				return -1
-			}
-			return 1
-		}
-		switch {
-		case a.Profile < b.Profile:
-			return -1
-		case a.Profile > b.Profile:
-			return 1
-		}
-		return 0
+		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Profile, b.Profile))
 	})
 	r.s.SetInterest(i, refs)
 }

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"cmp"
 	"encoding/binary"
 	"hash/fnv"
 	"slices"
@@ -204,14 +205,6 @@ func (c *Core) liveSince(ref Ref, since crdt.HLC) ([]Event, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	slices.SortStableFunc(evs, func(a, b Event) int {
-		switch {
-		case a.Cursor.UpdatedHLC < b.Cursor.UpdatedHLC:
-			return -1
-		case a.Cursor.UpdatedHLC > b.Cursor.UpdatedHLC:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(evs, func(a, b Event) int { return cmp.Compare(a.Cursor.UpdatedHLC, b.Cursor.UpdatedHLC) })
 	return evs, sum, nil
 }

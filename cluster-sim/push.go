@@ -8,6 +8,7 @@ import (
 	"github.com/playhead/playhead/client"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -132,7 +133,7 @@ func (r *runner) streamEvent(d *device, ev gossip.Event, fromReplay bool) {
 func (r *runner) deviceEvent(d *device, ev gossip.Event) {
 	st := d.sub
 	st.pushes++
-	r.s.record("push", gossip.NodeID(d.name), gossip.NodeID(ev.Video), uint64(ev.Type), uint64(ev.Cursor.Version.Seq))
+	r.s.record("push", ring.NodeID(d.name), ring.NodeID(ev.Video), uint64(ev.Type), uint64(ev.Cursor.Version.Seq))
 	ce := client.Event{Video: ev.Video, Entry: ev.Entry}
 	switch ev.Type {
 	case gossip.EventCursor:
@@ -297,7 +298,7 @@ func (r *runner) pushQuiet() bool {
 // owner) and the HLC at or below which it is cleared.
 func (r *runner) finalCursor(k writeKey) (crdt.Cursor, crdt.HLC, bool) {
 	s := r.s
-	p := gossip.PartitionOf(k.ref.Account, k.ref.Profile, s.opts.Partitions)
+	p := ring.PartitionOf(k.ref.Account, k.ref.Profile, s.opts.Partitions)
 	for _, o := range s.Table().OwnersOf(p) {
 		n := s.node(o)
 		if n == nil || !n.Up {

@@ -14,6 +14,7 @@ import (
 	"github.com/playhead/playhead/client"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -180,21 +181,21 @@ type runner struct {
 	videoDeletes map[writeKey][]int64
 	profDeletes  map[gossip.Ref][]int64
 	// last version sampled per node and key (monotonicity).
-	sampled map[gossip.NodeID]map[writeKey]crdt.Version
+	sampled map[ring.NodeID]map[writeKey]crdt.Version
 	rep     Report
 	viol    []string
 
 	// The ring's control plane: the production decision rules over the
 	// simulated membership.
-	ctrl      *gossip.RingController
-	servers   []gossip.RingServer
-	left      map[gossip.NodeID]bool
-	downSince map[gossip.NodeID]int64
+	ctrl      *ring.RingController
+	servers   []ring.RingServer
+	left      map[ring.NodeID]bool
+	downSince map[ring.NodeID]int64
 
 	// Push streams open per node and profile (push.go); observations that
 	// went back; every delete submitted (answered or not), per video and
 	// per profile; when each version was first submitted.
-	streams     map[gossip.NodeID]map[gossip.Ref][]*device
+	streams     map[ring.NodeID]map[gossip.Ref][]*device
 	regressions []regression
 	delAsked    map[writeKey][]int64
 	profAsked   map[gossip.Ref][]int64
@@ -246,17 +247,17 @@ func Run(o RunOptions) (Report, error) {
 	}
 	defer s.Close()
 	r := &runner{s: s, o: o, pending: map[uint64]pendingReq{}, writes: map[writeKey][]submitted{},
-		acked: map[writeKey]crdt.Version{}, sampled: map[gossip.NodeID]map[writeKey]crdt.Version{},
+		acked: map[writeKey]crdt.Version{}, sampled: map[ring.NodeID]map[writeKey]crdt.Version{},
 		ackedAt: map[writeKey]map[crdt.Version]int64{}, videoDeletes: map[writeKey][]int64{}, profDeletes: map[gossip.Ref][]int64{}}
 	r.rep.Options = o
 	r.rep.Store = "mem"
 	if usePebble {
 		r.rep.Store = fmt.Sprintf("pebble (crash keeps %d%% of unsynced data)", unsynced)
 	}
-	r.streams, r.delAsked, r.profAsked = map[gossip.NodeID]map[gossip.Ref][]*device{}, map[writeKey][]int64{}, map[gossip.Ref][]int64{}
+	r.streams, r.delAsked, r.profAsked = map[ring.NodeID]map[gossip.Ref][]*device{}, map[writeKey][]int64{}, map[gossip.Ref][]int64{}
 	r.submitAt = map[writeKey]map[crdt.Version]int64{}
 	s.OnEvents = r.onEvents
-	r.left, r.downSince = map[gossip.NodeID]bool{}, map[gossip.NodeID]int64{}
+	r.left, r.downSince = map[ring.NodeID]bool{}, map[ring.NodeID]int64{}
 	if o.Faults.Membership {
 		// Half the runs remove a dead node at once (an operator with a short
 		// --dead-node-grace), half after 20 s.
@@ -264,13 +265,13 @@ func Run(o RunOptions) (Report, error) {
 		if s.Rand().IntN(2) == 0 {
 			grace = time.Millisecond
 		}
-		ctrl, err := gossip.NewRingController("n1", gossip.RingControllerConfig{DeadNodeGrace: grace})
+		ctrl, err := ring.NewRingController("n1", ring.RingControllerConfig{DeadNodeGrace: grace})
 		if err != nil {
 			return Report{}, err
 		}
 		r.ctrl = ctrl
 		for _, n := range s.Nodes() {
-			r.servers = append(r.servers, gossip.RingServer{ID: n.ID, Addr: "sim/" + string(n.ID), Voter: true})
+			r.servers = append(r.servers, ring.RingServer{ID: n.ID, Addr: "sim/" + string(n.ID), Voter: true})
 		}
 	}
 	rng := s.Rand()
@@ -633,16 +634,16 @@ func (r *runner) reconcileRing() {
 	}
 	s := r.s
 	for _, n := range s.Nodes() {
-		m := gossip.Member{ID: n.ID, RaftAddr: "sim/" + string(n.ID), State: gossip.MemberAlive, Since: s.Now()}
+		m := ring.Member{ID: n.ID, RaftAddr: "sim/" + string(n.ID), State: ring.MemberAlive, Since: s.Now()}
 		switch {
 		case r.left[n.ID]:
-			m.State = gossip.MemberLeft
+			m.State = ring.MemberLeft
 		case !n.Up:
-			m.State, m.Since = gossip.MemberDead, r.downSince[n.ID]
+			m.State, m.Since = ring.MemberDead, r.downSince[n.ID]
 		}
 		r.ctrl.Observe(m)
 	}
-	view := gossip.RingView{Servers: slices.Clone(r.servers), MaxVoters: 5}
+	view := ring.RingView{Servers: slices.Clone(r.servers), MaxVoters: 5}
 	for id, owned := range s.Table().Load() {
 		if owned > 0 {
 			view.Members = append(view.Members, id)
@@ -651,12 +652,12 @@ func (r *runner) reconcileRing() {
 	slices.Sort(view.Members)
 	for _, a := range r.ctrl.Decide(s.Now(), view) {
 		switch a.Kind {
-		case gossip.RingRemoveServer:
-			r.servers = slices.DeleteFunc(r.servers, func(x gossip.RingServer) bool { return x.ID == a.ID })
-		case gossip.RingAddServer:
-			r.servers = slices.DeleteFunc(r.servers, func(x gossip.RingServer) bool { return x.ID == a.ID })
-			r.servers = append(r.servers, gossip.RingServer{ID: a.ID, Addr: a.RaftAddr, Voter: a.Voter})
-		case gossip.RingSetMembers:
+		case ring.RingRemoveServer:
+			r.servers = slices.DeleteFunc(r.servers, func(x ring.RingServer) bool { return x.ID == a.ID })
+		case ring.RingAddServer:
+			r.servers = slices.DeleteFunc(r.servers, func(x ring.RingServer) bool { return x.ID == a.ID })
+			r.servers = append(r.servers, ring.RingServer{ID: a.ID, Addr: a.RaftAddr, Voter: a.Voter})
+		case ring.RingSetMembers:
 			var idx []int
 			for i, n := range s.Nodes() {
 				if slices.Contains(a.Members, n.ID) {
@@ -800,7 +801,7 @@ func (r *runner) sample() {
 }
 
 func (r *runner) stored(n *Node, k writeKey) (crdt.Record, bool) {
-	p := gossip.PartitionOf(k.ref.Account, k.ref.Profile, r.s.opts.Partitions)
+	p := ring.PartitionOf(k.ref.Account, k.ref.Profile, r.s.opts.Partitions)
 	rec, ok, err := n.Store.Get(storage.Key{Partition: p, Account: k.ref.Account, Profile: k.ref.Profile, Kind: crdt.KindCursor, ID: k.video})
 	return rec, ok && err == nil
 }
@@ -836,7 +837,7 @@ func (r *runner) check() {
 	}
 	from := len(r.viol)
 	for _, k := range sortedWriteKeys(r.writes) {
-		p := gossip.PartitionOf(k.ref.Account, k.ref.Profile, s.opts.Partitions)
+		p := ring.PartitionOf(k.ref.Account, k.ref.Profile, s.opts.Partitions)
 		for _, o := range s.Table().OwnersOf(p) {
 			n := s.node(o)
 			rec, ok := r.stored(n, k)

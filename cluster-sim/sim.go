@@ -23,6 +23,7 @@ import (
 
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -88,18 +89,18 @@ type Sim struct {
 	trace hash.Hash
 
 	nodes []*Node
-	table gossip.Table
+	table ring.Table
 	// cut[from][to]: messages from → to are dropped.
-	cut map[gossip.NodeID]map[gossip.NodeID]bool
+	cut map[ring.NodeID]map[ring.NodeID]bool
 
-	skew  map[gossip.NodeID]int64 // node clock offset (ms)
-	drift map[gossip.NodeID]int64 // node clock rate error (ppm): the error grows by drift µs per ms
+	skew  map[ring.NodeID]int64 // node clock offset (ms)
+	drift map[ring.NodeID]int64 // node clock rate error (ppm): the error grows by drift µs per ms
 
 	nextReq uint64
 	results map[uint64]gossip.Completion
 	// at: the node each unanswered request was submitted to; a crash of
 	// that node fails it (the device's connection broke).
-	at map[uint64]gossip.NodeID
+	at map[uint64]ring.NodeID
 	// Delivered counts messages delivered, Dropped those lost; Crashes
 	// the node crashes.
 	Delivered, Dropped, Crashes uint64
@@ -112,7 +113,7 @@ type Sim struct {
 
 // Node is one simulated node.
 type Node struct {
-	ID     gossip.NodeID
+	ID     ring.NodeID
 	Core   *gossip.Core
 	Store  storage.Store
 	disk   *disk
@@ -129,17 +130,17 @@ func New(opts Options) (*Sim, error) {
 		rng:     rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		now:     simEpoch,
 		trace:   sha256.New(),
-		cut:     map[gossip.NodeID]map[gossip.NodeID]bool{},
-		skew:    map[gossip.NodeID]int64{},
-		drift:   map[gossip.NodeID]int64{},
+		cut:     map[ring.NodeID]map[ring.NodeID]bool{},
+		skew:    map[ring.NodeID]int64{},
+		drift:   map[ring.NodeID]int64{},
 		results: map[uint64]gossip.Completion{},
-		at:      map[uint64]gossip.NodeID{},
+		at:      map[uint64]ring.NodeID{},
 	}
-	var ids []gossip.NodeID
+	var ids []ring.NodeID
 	for i := 1; i <= opts.Nodes; i++ {
-		ids = append(ids, gossip.NodeID(fmt.Sprintf("n%d", i)))
+		ids = append(ids, ring.NodeID(fmt.Sprintf("n%d", i)))
 	}
-	s.table = gossip.NewTable(opts.Partitions, opts.Replication, ids)
+	s.table = ring.NewTable(opts.Partitions, opts.Replication, ids)
 	for _, id := range ids {
 		n, err := s.newNode(id, s.newStore())
 		if err != nil {
@@ -234,11 +235,11 @@ func (s *Sim) nodeNow(n *Node) int64 { return s.clockOf(n.ID) }
 
 // clockOf is node id's clock: simulated time plus its offset and drift.
 // Drift stays far below 1e6 ppm, so a node's clock never goes back.
-func (s *Sim) clockOf(id gossip.NodeID) int64 {
+func (s *Sim) clockOf(id ring.NodeID) int64 {
 	return s.now + s.skew[id] + s.drift[id]*(s.now-simEpoch)/1_000_000
 }
 
-func (s *Sim) newNode(id gossip.NodeID, d *disk) (*Node, error) {
+func (s *Sim) newNode(id ring.NodeID, d *disk) (*Node, error) {
 	store := d.store()
 	cfg := s.opts.Core
 	cfg.Self = id
@@ -267,7 +268,7 @@ func (s *Sim) Node(i int) *Node { return s.nodes[i-1] }
 func (s *Sim) Nodes() []*Node { return s.nodes }
 
 // Table returns the ring.
-func (s *Sim) Table() gossip.Table { return s.table }
+func (s *Sim) Table() ring.Table { return s.table }
 
 // TraceHash is the hash of everything delivered and answered so far.
 func (s *Sim) TraceHash() string { return hex.EncodeToString(s.trace.Sum(nil)) }
@@ -357,15 +358,15 @@ func (s *Sim) Partition(a, b []int) {
 // CutOneWay drops messages from node i to node j only (asymmetric).
 func (s *Sim) CutOneWay(i, j int) { s.block(s.nodes[i-1].ID, s.nodes[j-1].ID) }
 
-func (s *Sim) block(from, to gossip.NodeID) {
+func (s *Sim) block(from, to ring.NodeID) {
 	if s.cut[from] == nil {
-		s.cut[from] = map[gossip.NodeID]bool{}
+		s.cut[from] = map[ring.NodeID]bool{}
 	}
 	s.cut[from][to] = true
 }
 
 // Heal restores every link.
-func (s *Sim) Heal() { s.cut = map[gossip.NodeID]map[gossip.NodeID]bool{} }
+func (s *Sim) Heal() { s.cut = map[ring.NodeID]map[ring.NodeID]bool{} }
 
 // SetAlive tells every other node's Core that node i is (not) alive, as
 // membership would once it detected the change.
@@ -409,7 +410,7 @@ func (s *Sim) Restart(i int) error {
 
 // AddNode adds a node with an empty store (not yet in the ring).
 func (s *Sim) AddNode() (int, error) {
-	id := gossip.NodeID(fmt.Sprintf("n%d", len(s.nodes)+1))
+	id := ring.NodeID(fmt.Sprintf("n%d", len(s.nodes)+1))
 	n, err := s.newNode(id, s.newStore())
 	if err != nil {
 		return 0, err
@@ -423,11 +424,11 @@ func (s *Sim) AddNode() (int, error) {
 // SetMembers rebalances the ring over the given nodes and installs it on
 // every live node (as raft would, one node at a time in node order).
 func (s *Sim) SetMembers(idx []int) {
-	var ids []gossip.NodeID
+	var ids []ring.NodeID
 	for _, i := range idx {
 		ids = append(ids, s.nodes[i-1].ID)
 	}
-	s.table = gossip.Rebalance(s.table, ids)
+	s.table = ring.Rebalance(s.table, ids)
 	for _, n := range s.nodes {
 		if n.Up {
 			n.Core.SetTable(s.table)
@@ -441,8 +442,8 @@ func (s *Sim) SetMembers(idx []int) {
 type event struct {
 	at   int64
 	seq  uint64
-	to   gossip.NodeID
-	from gossip.NodeID
+	to   ring.NodeID
+	from ring.NodeID
 	msg  *gossip.Msg // nil: a tick
 }
 
@@ -470,9 +471,9 @@ func (s *Sim) push(e event) {
 	heap.Push(&s.queue, e)
 }
 
-func (s *Sim) scheduleTick(id gossip.NodeID, at int64) { s.push(event{at: at, to: id}) }
+func (s *Sim) scheduleTick(id ring.NodeID, at int64) { s.push(event{at: at, to: id}) }
 
-func (s *Sim) node(id gossip.NodeID) *Node {
+func (s *Sim) node(id ring.NodeID) *Node {
 	for _, n := range s.nodes {
 		if n.ID == id {
 			return n
@@ -545,7 +546,7 @@ func (s *Sim) process(n *Node) {
 	}
 }
 
-func (s *Sim) sendMsg(from gossip.NodeID, env gossip.Envelope) {
+func (s *Sim) sendMsg(from ring.NodeID, env gossip.Envelope) {
 	if s.cut[from][env.To] || s.rng.Float64()*100 < s.opts.LossPct {
 		s.Dropped++
 		return
@@ -569,7 +570,7 @@ func (s *Sim) sendMsg(from gossip.NodeID, env gossip.Envelope) {
 	}
 }
 
-func (s *Sim) record(what string, a, b gossip.NodeID, x, y uint64) {
+func (s *Sim) record(what string, a, b ring.NodeID, x, y uint64) {
 	var buf [8]byte
 	binary.BigEndian.PutUint64(buf[:], uint64(s.now))
 	s.trace.Write(buf[:])
@@ -588,7 +589,7 @@ func (s *Sim) record(what string, a, b gossip.NodeID, x, y uint64) {
 func (s *Sim) Converged() (bool, string) {
 	for p := 0; p < s.table.Partitions(); p++ {
 		var first *[gossip.DigestBuckets]uint64
-		var firstID gossip.NodeID
+		var firstID ring.NodeID
 		for _, o := range s.table.OwnersOf(uint16(p)) {
 			n := s.node(o)
 			if n == nil || !n.Up {
@@ -609,7 +610,7 @@ func (s *Sim) Converged() (bool, string) {
 
 // Owners returns the 1-based indexes of the owners of ref's partition.
 func (s *Sim) Owners(ref gossip.Ref) []int {
-	p := gossip.PartitionOf(ref.Account, ref.Profile, s.opts.Partitions)
+	p := ring.PartitionOf(ref.Account, ref.Profile, s.opts.Partitions)
 	var out []int
 	for _, o := range s.table.OwnersOf(p) {
 		out = append(out, slices.IndexFunc(s.nodes, func(n *Node) bool { return n.ID == o })+1)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/ring"
 )
 
 var ref = gossip.Ref{Account: "acct", Profile: "kids"}
@@ -297,7 +298,7 @@ func TestJoinHandsPartitionsOff(t *testing.T) {
 	// The new node alone serves its partitions correctly.
 	s.Partition([]int{n4}, []int{1, 2, 3})
 	for i, r := range refs {
-		if !s.Table().Owns("n4", gossip.PartitionOf(r.Account, r.Profile, 32)) {
+		if !s.Table().Owns("n4", ring.PartitionOf(r.Account, r.Profile, 32)) {
 			continue
 		}
 		op := readLocal("film")

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
 // CoreConfig configures a Core. Zero fields take the defaults below.
 type CoreConfig struct {
 	// Self is this node's id. Required.
-	Self NodeID
+	Self ring.NodeID
 	// Local holds the rules shared with the single-node coordinator:
 	// partitions, clock skew bound, policy.
 	Local LocalOptions
@@ -90,7 +91,7 @@ func (c *CoreConfig) EnsureDefaults() {
 
 // Envelope is a message for a peer.
 type Envelope struct {
-	To  NodeID
+	To  ring.NodeID
 	Msg Msg
 }
 
@@ -132,9 +133,9 @@ type Core struct {
 	local *Local
 	nowMs int64
 
-	table     Table
+	table     ring.Table
 	haveTable bool
-	alive     map[NodeID]bool // peers believed down; absent: alive
+	alive     map[ring.NodeID]bool // peers believed down; absent: alive
 
 	// Requests submitted here and forwarded, by id.
 	forwarded map[uint64]*forwarded
@@ -162,7 +163,7 @@ type Core struct {
 	lastHints    int64
 
 	// Push interest held by this owner: ref → node → lease end (ms).
-	interest map[Ref]map[NodeID]int64
+	interest map[Ref]map[ring.NodeID]int64
 	// Refs this node's subscribers want, and when interest was last sent.
 	wanted       []Ref
 	lastInterest int64
@@ -176,8 +177,8 @@ type Core struct {
 	aeNext  int
 	aePeer  int
 	lastAE  int64
-	handoff map[uint16][]NodeID // partitions gained, not yet pulled: old owners
-	pulled  map[uint16]int64    // when the last pull was sent
+	handoff map[uint16][]ring.NodeID // partitions gained, not yet pulled: old owners
+	pulled  map[uint16]int64         // when the last pull was sent
 
 	rr readRepair // quorum reads (core_read.go)
 
@@ -208,12 +209,12 @@ type forwarded struct {
 }
 
 type coordWrite struct {
-	origin   NodeID
+	origin   ring.NodeID
 	reqID    uint64
 	op       Op
 	res      Result
-	owners   []NodeID
-	acked    map[NodeID]bool
+	owners   []ring.NodeID
+	acked    map[ring.NodeID]bool
 	need     int
 	deadline int64
 	answered bool
@@ -234,15 +235,15 @@ func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 		store:     store,
 		buf:       newBufStore(store),
 		nowMs:     nowMs,
-		alive:     map[NodeID]bool{},
+		alive:     map[ring.NodeID]bool{},
 		forwarded: map[uint64]*forwarded{},
 		writes:    map[uint64]*coordWrite{},
 		hints:     map[storage.Key]*hint{},
 		hintDirty: map[storage.Key]struct{}{},
 		hintsSent: map[uint64]hintBatch{},
-		interest:  map[Ref]map[NodeID]int64{},
+		interest:  map[Ref]map[ring.NodeID]int64{},
 		marks:     map[Ref]*pushMark{},
-		handoff:   map[uint16][]NodeID{},
+		handoff:   map[uint16][]ring.NodeID{},
 		pulled:    map[uint16]int64{},
 	}
 	// Ids of writes, hint batches and quorum reads start from the clock, so
@@ -281,11 +282,11 @@ func (n captureNotifier) Notify(evs []Event) { n.c.captured = append(n.c.capture
 func (c *Core) Stats() CoreStats { return c.stats }
 
 // Table returns the ring the Core routes by.
-func (c *Core) Table() (Table, bool) { return c.table, c.haveTable }
+func (c *Core) Table() (ring.Table, bool) { return c.table, c.haveTable }
 
 // Partition returns the partition of ref.
 func (c *Core) Partition(ref Ref) uint16 {
-	return PartitionOf(ref.Account, ref.Profile, c.cfg.Local.Partitions)
+	return ring.PartitionOf(ref.Account, ref.Profile, c.cfg.Local.Partitions)
 }
 
 // Now returns a fresh HLC of this node.
@@ -298,7 +299,7 @@ func (c *Core) Policy() crdt.Policy { return c.local.Policy() }
 func (c *Core) Handoffs() int { return len(c.handoff) }
 
 // SetAlive records membership's view of a peer.
-func (c *Core) SetAlive(id NodeID, alive bool) {
+func (c *Core) SetAlive(id ring.NodeID, alive bool) {
 	if alive {
 		delete(c.alive, id)
 	} else {
@@ -306,7 +307,7 @@ func (c *Core) SetAlive(id NodeID, alive bool) {
 	}
 }
 
-func (c *Core) isAlive(id NodeID) bool {
+func (c *Core) isAlive(id ring.NodeID) bool {
 	if id == c.cfg.Self {
 		return true
 	}
@@ -316,7 +317,7 @@ func (c *Core) isAlive(id NodeID) bool {
 
 // SetTable installs a new ring. Partitions this node gains are pulled from
 // their previous owners before it serves reads for them (handoff).
-func (c *Core) SetTable(t Table) {
+func (c *Core) SetTable(t ring.Table) {
 	if c.haveTable && t.Version <= c.table.Version && t.Partitions() == c.table.Partitions() {
 		return
 	}
@@ -327,7 +328,7 @@ func (c *Core) SetTable(t Table) {
 		for p := 0; p < t.Partitions(); p++ {
 			pp := uint16(p)
 			if t.Owns(c.cfg.Self, pp) && !c.table.Owns(c.cfg.Self, pp) {
-				var old []NodeID
+				var old []ring.NodeID
 				for _, o := range c.table.OwnersOf(pp) {
 					if o != c.cfg.Self {
 						old = append(old, o)
@@ -415,7 +416,7 @@ func (c *Core) precheck(op Op) error {
 }
 
 // coordinatorOf is the first owner of p believed alive.
-func (c *Core) coordinatorOf(p uint16) (NodeID, bool) {
+func (c *Core) coordinatorOf(p uint16) (ring.NodeID, bool) {
 	for _, o := range c.table.OwnersOf(p) {
 		if c.isAlive(o) {
 			return o, true
@@ -426,7 +427,7 @@ func (c *Core) coordinatorOf(p uint16) (NodeID, bool) {
 
 // route runs a request that reached its coordinator: here, or at an old
 // owner while this node still pulls the partition.
-func (c *Core) route(origin NodeID, reqID uint64, op Op) {
+func (c *Core) route(origin ring.NodeID, reqID uint64, op Op) {
 	p := c.Partition(op.Ref)
 	if old := c.handoff[p]; old != nil {
 		for _, o := range old {
@@ -448,7 +449,7 @@ func (c *Core) route(origin NodeID, reqID uint64, op Op) {
 // execute runs op on this node's state and replicates what it wrote to the
 // partition's owners; the answer goes to origin once WriteQuorum owners
 // have it durable.
-func (c *Core) execute(origin NodeID, reqID uint64, op Op) {
+func (c *Core) execute(origin ring.NodeID, reqID uint64, op Op) {
 	if c.startQuorumRead(origin, reqID, op) {
 		return
 	}
@@ -482,7 +483,7 @@ func (c *Core) execute(origin NodeID, reqID uint64, op Op) {
 	need := min(c.cfg.WriteQuorum, len(owners))
 	c.nextWID++
 	w := &coordWrite{origin: origin, reqID: reqID, op: op, res: res, owners: owners,
-		acked: map[NodeID]bool{}, need: need, records: puts,
+		acked: map[ring.NodeID]bool{}, need: need, records: puts,
 		deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
 	c.writes[c.nextWID] = w
 	if plantEarlyAck {
@@ -531,7 +532,7 @@ func (c *Core) run(op Op) (Result, error) {
 
 // answer sends a request's outcome to its origin, held until the next
 // Flush when held is set (so nothing is answered before it is durable).
-func (c *Core) answer(origin NodeID, reqID uint64, op Op, res Result, err error, held bool) {
+func (c *Core) answer(origin ring.NodeID, reqID uint64, op Op, res Result, err error, held bool) {
 	res.HLC = c.local.hlc.Last()
 	if origin == c.cfg.Self {
 		c.complete(reqID, res, err, held)
@@ -563,12 +564,12 @@ func (c *Core) complete(id uint64, res Result, err error, held bool) {
 	}
 }
 
-func (c *Core) send(to NodeID, m Msg) {
+func (c *Core) send(to ring.NodeID, m Msg) {
 	c.ready.Messages = append(c.ready.Messages, Envelope{To: to, Msg: m})
 }
 
 // Step takes a message from a peer.
-func (c *Core) Step(from NodeID, m Msg) {
+func (c *Core) Step(from ring.NodeID, m Msg) {
 	switch m.Type {
 	case MsgForward:
 		if m.Op == nil {
@@ -634,7 +635,7 @@ func (c *Core) Step(from NodeID, m Msg) {
 		for _, r := range m.Refs {
 			set := c.interest[r]
 			if set == nil {
-				set = map[NodeID]int64{}
+				set = map[ring.NodeID]int64{}
 				c.interest[r] = set
 			}
 			set[from] = until
@@ -791,7 +792,7 @@ func (c *Core) releaseEvents() {
 	if len(c.heldEvents) == 0 {
 		return
 	}
-	byNode := map[NodeID][]Event{}
+	byNode := map[ring.NodeID][]Event{}
 	c.deliverEvents(c.heldEvents...)
 	for _, ev := range c.heldEvents {
 		for n, until := range c.interest[ev.Ref] {
@@ -874,15 +875,15 @@ func (c *Core) sendInterest(refs []Ref) {
 	if !c.haveTable || len(refs) == 0 {
 		return
 	}
-	byOwner := map[NodeID][]Ref{}
-	marks := map[NodeID][]InterestMark{}
+	byOwner := map[ring.NodeID][]Ref{}
+	marks := map[ring.NodeID][]InterestMark{}
 	for _, r := range refs {
 		mark := c.markOf(r).interestMark()
 		for _, o := range c.table.OwnersOf(c.Partition(r)) {
 			if o == c.cfg.Self {
 				set := c.interest[r]
 				if set == nil {
-					set = map[NodeID]int64{}
+					set = map[ring.NodeID]int64{}
 					c.interest[r] = set
 				}
 				set[o] = c.nowMs + c.cfg.InterestLease.Milliseconds()
@@ -923,7 +924,7 @@ func (c *Core) antiEntropyRound() {
 				continue
 			}
 		}
-		var peers []NodeID
+		var peers []ring.NodeID
 		for _, o := range owners {
 			if o != c.cfg.Self && c.isAlive(o) {
 				peers = append(peers, o)
@@ -942,7 +943,7 @@ func (c *Core) antiEntropyRound() {
 	c.stats.AERounds++
 }
 
-func (c *Core) onDigest(from NodeID, m Msg) {
+func (c *Core) onDigest(from ring.NodeID, m Msg) {
 	if len(m.Digest) != DigestBuckets || int(m.P) >= c.cfg.Local.Partitions {
 		c.stats.BadMessages++
 		return
@@ -964,7 +965,7 @@ func (c *Core) onDigest(from NodeID, m Msg) {
 }
 
 // sendBuckets sends this node's records of the buckets in mask.
-func (c *Core) sendBuckets(to NodeID, p uint16, mask uint64, reply, handoff bool) {
+func (c *Core) sendBuckets(to ring.NodeID, p uint16, mask uint64, reply, handoff bool) {
 	var puts []storage.Put
 	err := c.buf.ScanPartition(p, func(k storage.Key, r crdt.Record) error {
 		if mask&(1<<bucketOf(k)) != 0 {
@@ -979,7 +980,7 @@ func (c *Core) sendBuckets(to NodeID, p uint16, mask uint64, reply, handoff bool
 	c.send(to, Msg{Type: MsgBuckets, P: p, Buckets: mask, Reply: reply, Handoff: handoff, Records: encodeRecords(puts)})
 }
 
-func (c *Core) onBuckets(from NodeID, m Msg) {
+func (c *Core) onBuckets(from ring.NodeID, m Msg) {
 	if int(m.P) >= c.cfg.Local.Partitions {
 		c.stats.BadMessages++
 		return
@@ -998,7 +999,7 @@ func (c *Core) onBuckets(from NodeID, m Msg) {
 	}
 }
 
-func (c *Core) onPull(from NodeID, m Msg) {
+func (c *Core) onPull(from ring.NodeID, m Msg) {
 	if int(m.P) >= c.cfg.Local.Partitions {
 		c.stats.BadMessages++
 		return
@@ -1018,7 +1019,7 @@ func (c *Core) pullHandoffs() {
 		if at, ok := c.pulled[p]; ok && c.nowMs-at < c.cfg.RequestTimeout.Milliseconds() {
 			continue
 		}
-		var live []NodeID
+		var live []ring.NodeID
 		for _, o := range c.handoff[p] {
 			if c.isAlive(o) {
 				live = append(live, o)

@@ -8,6 +8,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -112,22 +113,22 @@ type KeyValue struct {
 // Msg is one replication message; which fields are set depends on Type.
 type Msg struct {
 	Type    MsgType
-	ReqID   uint64     `msgpack:",omitempty"`
-	Origin  NodeID     `msgpack:",omitempty"`
-	Exec    bool       `msgpack:",omitempty"`
-	Op      *Op        `msgpack:",omitempty"`
-	Result  *Result    `msgpack:",omitempty"`
-	ErrCode string     `msgpack:",omitempty"`
-	ErrText string     `msgpack:",omitempty"`
-	Records []KeyValue `msgpack:",omitempty"`
-	P       uint16     `msgpack:",omitempty"`
-	Digest  []uint64   `msgpack:",omitempty"`
-	Buckets uint64     `msgpack:",omitempty"`
-	Reply   bool       `msgpack:",omitempty"`
-	Handoff bool       `msgpack:",omitempty"`
-	Refs    []Ref      `msgpack:",omitempty"`
-	LeaseMs int64      `msgpack:",omitempty"`
-	Events  []Event    `msgpack:",omitempty"`
+	ReqID   uint64      `msgpack:",omitempty"`
+	Origin  ring.NodeID `msgpack:",omitempty"`
+	Exec    bool        `msgpack:",omitempty"`
+	Op      *Op         `msgpack:",omitempty"`
+	Result  *Result     `msgpack:",omitempty"`
+	ErrCode string      `msgpack:",omitempty"`
+	ErrText string      `msgpack:",omitempty"`
+	Records []KeyValue  `msgpack:",omitempty"`
+	P       uint16      `msgpack:",omitempty"`
+	Digest  []uint64    `msgpack:",omitempty"`
+	Buckets uint64      `msgpack:",omitempty"`
+	Reply   bool        `msgpack:",omitempty"`
+	Handoff bool        `msgpack:",omitempty"`
+	Refs    []Ref       `msgpack:",omitempty"`
+	LeaseMs int64       `msgpack:",omitempty"`
+	Events  []Event     `msgpack:",omitempty"`
 	// Added after wire v1's first release: older peers skip the field
 	// (Msg is a map), so keep new fields at the end and optional.
 	Marks []InterestMark `msgpack:",omitempty"`

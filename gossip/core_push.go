@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -72,7 +73,7 @@ func pushHash(video string, h crdt.HLC) uint64 {
 // catchUp is a mark an interested node sent this coordinator, to answer at
 // the next Flush.
 type catchUp struct {
-	to   NodeID
+	to   ring.NodeID
 	ref  Ref
 	mark InterestMark
 }
@@ -135,7 +136,7 @@ func (c *Core) onEvents(m Msg) {
 
 // queueCatchUps takes the marks of a renewal: the partitions this node
 // coordinates (and has finished pulling) are answered at the next Flush.
-func (c *Core) queueCatchUps(from NodeID, m Msg) {
+func (c *Core) queueCatchUps(from ring.NodeID, m Msg) {
 	if len(m.Marks) != len(m.Refs) || !c.haveTable {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -32,11 +33,11 @@ type readRepair struct {
 }
 
 type quorumRead struct {
-	origin   NodeID
+	origin   ring.NodeID
 	reqID    uint64
 	op       Op
-	peers    []NodeID
-	got      map[NodeID]bool
+	peers    []ring.NodeID
+	got      map[ring.NodeID]bool
 	deadline int64
 }
 
@@ -58,7 +59,7 @@ func (c *Core) ReadRepairs() uint64 { return c.rr.repairs }
 
 // startQuorumRead begins a read needing more than this owner's copy; it
 // reports false when op needs no quorum (the caller reads locally).
-func (c *Core) startQuorumRead(origin NodeID, reqID uint64, op Op) bool {
+func (c *Core) startQuorumRead(origin ring.NodeID, reqID uint64, op Op) bool {
 	if !op.Kind.isRead() {
 		return false
 	}
@@ -67,7 +68,7 @@ func (c *Core) startQuorumRead(origin NodeID, reqID uint64, op Op) bool {
 	if q <= 1 {
 		return false
 	}
-	var peers []NodeID
+	var peers []ring.NodeID
 	for _, o := range owners {
 		if o != c.cfg.Self && c.isAlive(o) && len(peers) < q-1 {
 			peers = append(peers, o)
@@ -82,7 +83,7 @@ func (c *Core) startQuorumRead(origin NodeID, reqID uint64, op Op) bool {
 	}
 	c.rr.next++
 	id := c.rr.next
-	c.rr.reads[id] = &quorumRead{origin: origin, reqID: reqID, op: op, peers: peers, got: map[NodeID]bool{},
+	c.rr.reads[id] = &quorumRead{origin: origin, reqID: reqID, op: op, peers: peers, got: map[ring.NodeID]bool{},
 		deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
 	for _, p := range peers {
 		c.send(p, Msg{Type: MsgProfileRecords, ReqID: id, Refs: []Ref{op.Ref}})
@@ -108,7 +109,7 @@ func (c *Core) profileRecords(ref Ref) ([]storage.Put, error) {
 
 // onProfileRecords answers a quorum read's request for a profile's records
 // (Refs holds exactly one profile), if this node owns it.
-func (c *Core) onProfileRecords(from NodeID, m Msg) {
+func (c *Core) onProfileRecords(from ring.NodeID, m Msg) {
 	if len(m.Refs) != 1 || m.ReqID == 0 {
 		c.stats.BadMessages++
 		return
@@ -126,7 +127,7 @@ func (c *Core) onProfileRecords(from NodeID, m Msg) {
 
 // onProfileRecordsReply merges a peer's records of the profile, repairs
 // the peer, and answers the read once every peer asked has answered.
-func (c *Core) onProfileRecordsReply(from NodeID, m Msg) {
+func (c *Core) onProfileRecordsReply(from ring.NodeID, m Msg) {
 	r, ok := c.rr.reads[m.ReqID]
 	if !ok || !slices.Contains(r.peers, from) || r.got[from] {
 		return // answered already, timed out, or duplicated

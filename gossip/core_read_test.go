@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -16,7 +17,7 @@ var noRepairCfg = CoreConfig{MaxHints: -1, AEInterval: time.Hour, HintInterval: 
 
 // writeMissing writes pos through the coordinator with owner miss cut off;
 // it returns once the write is acknowledged by the other two.
-func (n *replNet) writeMissing(miss NodeID, pos int64) {
+func (n *replNet) writeMissing(miss ring.NodeID, pos int64) {
 	n.t.Helper()
 	co := n.owners[0]
 	n.cores[co].Submit(100, replPut(pos))
@@ -44,7 +45,7 @@ func replRead(q int) Op {
 	return Op{Kind: OpCursor, Ref: replRef, Video: "film", ReadQuorum: q, Local: true}
 }
 
-func (n *replNet) encoded(id NodeID) []byte {
+func (n *replNet) encoded(id ring.NodeID) []byte {
 	n.t.Helper()
 	rec, ok := n.stored(id)
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -21,15 +22,15 @@ const replT0 = 1_800_000_000_000
 type replNet struct {
 	t      *testing.T
 	now    int64
-	cores  map[NodeID]*Core
-	mems   map[NodeID]*storage.Mem
-	owners []NodeID // owners of the test profile's partition, in order
+	cores  map[ring.NodeID]*Core
+	mems   map[ring.NodeID]*storage.Mem
+	owners []ring.NodeID // owners of the test profile's partition, in order
 	inbox  []replEnv
-	done   map[NodeID][]Completion
+	done   map[ring.NodeID][]Completion
 }
 
 type replEnv struct {
-	from, to NodeID
+	from, to ring.NodeID
 	msg      Msg
 }
 
@@ -37,9 +38,9 @@ var replRef = Ref{Account: "acct", Profile: "prof"}
 
 func newReplNet(t *testing.T, cfg CoreConfig) *replNet {
 	t.Helper()
-	n := &replNet{t: t, now: replT0, cores: map[NodeID]*Core{}, mems: map[NodeID]*storage.Mem{}, done: map[NodeID][]Completion{}}
-	ids := []NodeID{"n1", "n2", "n3"}
-	table := NewTable(8, 3, ids)
+	n := &replNet{t: t, now: replT0, cores: map[ring.NodeID]*Core{}, mems: map[ring.NodeID]*storage.Mem{}, done: map[ring.NodeID][]Completion{}}
+	ids := []ring.NodeID{"n1", "n2", "n3"}
+	table := ring.NewTable(8, 3, ids)
 	for _, id := range ids {
 		c := cfg
 		c.Self = id
@@ -57,7 +58,7 @@ func newReplNet(t *testing.T, cfg CoreConfig) *replNet {
 }
 
 // cycle is one driver cycle of node id: the durable write, then Ready.
-func (n *replNet) cycle(id NodeID) {
+func (n *replNet) cycle(id ring.NodeID) {
 	n.t.Helper()
 	c := n.cores[id]
 	if err := c.Flush(); err != nil {
@@ -90,13 +91,13 @@ func (n *replNet) deliver(es []replEnv) {
 	}
 }
 
-func is(t MsgType, from, to NodeID) func(replEnv) bool {
+func is(t MsgType, from, to ring.NodeID) func(replEnv) bool {
 	return func(e replEnv) bool { return e.msg.Type == t && e.from == from && e.to == to }
 }
 
 func (n *replNet) tick(ms int64) {
 	n.now += ms
-	for _, id := range []NodeID{"n1", "n2", "n3"} {
+	for _, id := range []ring.NodeID{"n1", "n2", "n3"} {
 		n.cores[id].Tick(n.now)
 		n.cycle(id)
 	}
@@ -107,7 +108,7 @@ func replPut(pos int64) Op {
 		PositionMs: pos, DurationMs: 3_600_000, State: crdt.StatePlaying}}}
 }
 
-func (n *replNet) stored(id NodeID) (crdt.Record, bool) {
+func (n *replNet) stored(id ring.NodeID) (crdt.Record, bool) {
 	n.t.Helper()
 	k := storage.Key{Partition: n.cores[id].Partition(replRef), Account: replRef.Account, Profile: replRef.Profile,
 		Kind: crdt.KindCursor, ID: "film"}
@@ -231,8 +232,8 @@ func TestCoreWriteTimesOutWithoutQuorum(t *testing.T) {
 // origin after RequestTimeout.
 func TestCoreForwardTimesOut(t *testing.T) {
 	n := newReplNet(t, CoreConfig{RequestTimeout: 300 * time.Millisecond, HintInterval: time.Hour, AEInterval: time.Hour})
-	var other NodeID
-	for _, id := range []NodeID{"n1", "n2", "n3"} {
+	var other ring.NodeID
+	for _, id := range []ring.NodeID{"n1", "n2", "n3"} {
 		if id != n.owners[0] {
 			other = id
 			break

@@ -9,6 +9,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -128,7 +129,7 @@ func TestCoreAnswersAfterFlush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetTable(NewTable(8, 3, []NodeID{"n1"}))
+	c.SetTable(ring.NewTable(8, 3, []ring.NodeID{"n1"}))
 	c.Submit(1, Op{Kind: OpPut, Ref: Ref{"a", "p"}, Ups: []crdt.Update{{Video: "v", Device: "d", Session: "s", PositionMs: 1, DurationMs: 100_000, State: crdt.StatePlaying}}})
 	if rd := c.Ready(); len(rd.Completions) != 0 {
 		t.Fatalf("answered before the flush: %+v", rd.Completions)
@@ -152,7 +153,7 @@ func TestCoreAnswersAfterFlush(t *testing.T) {
 func TestCoreGroupsACycleIntoOneWrite(t *testing.T) {
 	mem := storage.NewMem()
 	c, _ := NewCore(CoreConfig{Self: "n1", Local: LocalOptions{Partitions: 8}}, mem, 1_800_000_000_000)
-	c.SetTable(NewTable(8, 3, []NodeID{"n1"}))
+	c.SetTable(ring.NewTable(8, 3, []ring.NodeID{"n1"}))
 	for i := range 50 {
 		c.Submit(uint64(i+1), Op{Kind: OpPut, Ref: Ref{"a", fmt.Sprint("p", i)}, Ups: []crdt.Update{{Video: "v", Device: "d", Session: "s", PositionMs: 1, DurationMs: 100_000, State: crdt.StatePlaying}}})
 	}

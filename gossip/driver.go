@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -26,7 +27,7 @@ type ClusterConfig struct {
 	Notifier Notifier
 	// AddrOf returns a peer's replication address (from membership); ""
 	// when unknown (the message is dropped).
-	AddrOf func(NodeID) string
+	AddrOf func(ring.NodeID) string
 	// Logger receives storage and transport failures.
 	Logger *slog.Logger
 	// TickInterval is how often the Core ticks. The default value is 10 ms.
@@ -50,7 +51,7 @@ type Cluster struct {
 	nextID  uint64
 	waiting map[uint64]chan Completion
 	ready   bool
-	table   Table
+	table   ring.Table
 	stats   CoreStats
 }
 
@@ -71,7 +72,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		cfg.TickInterval = 10 * time.Millisecond
 	}
 	if cfg.AddrOf == nil {
-		cfg.AddrOf = func(NodeID) string { return "" }
+		cfg.AddrOf = func(ring.NodeID) string { return "" }
 	}
 	core, err := NewCore(cfg.Core, cfg.Store, cfg.Clock.NowMs())
 	if err != nil {
@@ -139,7 +140,7 @@ func (c *Cluster) cycle() {
 		c.cfg.Logger.Error("writing to the store failed", "err", err)
 	}
 	rd := c.core.Ready()
-	byPeer := map[NodeID][]Msg{}
+	byPeer := map[ring.NodeID][]Msg{}
 	for _, e := range rd.Messages {
 		byPeer[e.To] = append(byPeer[e.To], e.Msg)
 	}
@@ -163,7 +164,7 @@ func (c *Cluster) cycle() {
 }
 
 // sendAll sends msgs to a peer in frames of bounded size.
-func (c *Cluster) sendAll(to NodeID, msgs []Msg) {
+func (c *Cluster) sendAll(to ring.NodeID, msgs []Msg) {
 	addr := c.cfg.AddrOf(to)
 	if addr == "" || c.transport == nil {
 		return
@@ -191,7 +192,7 @@ func (c *Cluster) sendAll(to NodeID, msgs []Msg) {
 }
 
 // Deliver takes a frame from a peer (the transport's OnFrame).
-func (c *Cluster) Deliver(from NodeID, frame []byte) {
+func (c *Cluster) Deliver(from ring.NodeID, frame []byte) {
 	msgs, err := DecodeFrame(frame)
 	if err != nil {
 		c.cfg.Logger.Warn("bad replication frame", "peer", string(from), "err", err)
@@ -214,10 +215,10 @@ func (c *Cluster) enqueue(f func()) bool {
 }
 
 // SetTable installs a new ring.
-func (c *Cluster) SetTable(t Table) { c.enqueue(func() { c.core.SetTable(t) }) }
+func (c *Cluster) SetTable(t ring.Table) { c.enqueue(func() { c.core.SetTable(t) }) }
 
 // SetAlive records membership's view of a peer.
-func (c *Cluster) SetAlive(id NodeID, alive bool) {
+func (c *Cluster) SetAlive(id ring.NodeID, alive bool) {
 	c.enqueue(func() { c.core.SetAlive(id, alive) })
 }
 
@@ -237,7 +238,7 @@ func (c *Cluster) Ready() bool {
 }
 
 // Table returns the ring the node routes by, and whether it has one.
-func (c *Cluster) Table() (Table, bool) {
+func (c *Cluster) Table() (ring.Table, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.table, c.ready

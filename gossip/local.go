@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -33,7 +34,7 @@ const DefaultMaxClockSkew = 60 * time.Second
 // EnsureDefaults fills zero fields with their defaults.
 func (o *LocalOptions) EnsureDefaults() {
 	if o.Partitions == 0 {
-		o.Partitions = DefaultPartitions
+		o.Partitions = ring.DefaultPartitions
 	}
 	if o.MaxClockSkew == 0 {
 		o.MaxClockSkew = DefaultMaxClockSkew
@@ -121,7 +122,7 @@ func (l *Local) Policy() crdt.Policy { return l.opts.Policy }
 
 // Partition returns the partition of ref.
 func (l *Local) Partition(ref Ref) uint16 {
-	return PartitionOf(ref.Account, ref.Profile, l.opts.Partitions)
+	return ring.PartitionOf(ref.Account, ref.Profile, l.opts.Partitions)
 }
 
 // stripe serializes the writes of the profiles that hash to it, and

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -327,7 +328,7 @@ func TestExpiryAndSweep(t *testing.T) {
 		t.Fatal("history entries outlive cursors")
 	}
 	// Sweep: the old cursor record goes; the entry stays (history_ttl).
-	if _, err := f.l.Sweep(f.clock.NowMs(), DefaultPartitions); err != nil {
+	if _, err := f.l.Sweep(f.clock.NowMs(), ring.DefaultPartitions); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := f.store.Get(f.l.key(f.ref, crdt.KindCursor, "old")); ok {
@@ -340,7 +341,7 @@ func TestExpiryAndSweep(t *testing.T) {
 	if len(f.history()) != 0 {
 		t.Fatal("entries past history_ttl must be absent")
 	}
-	if n, err := f.l.Sweep(f.clock.NowMs(), DefaultPartitions); err != nil || n == 0 {
+	if n, err := f.l.Sweep(f.clock.NowMs(), ring.DefaultPartitions); err != nil || n == 0 {
 		t.Fatalf("sweep must purge expired entries: n=%d err=%v", n, err)
 	}
 	left := 0
@@ -366,7 +367,7 @@ func TestSweepScrubsClearedContentWithoutChangingReads(t *testing.T) {
 	if err := f.l.DeleteVideo(context.Background(), f.ref, "v"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.l.Sweep(f.clock.NowMs(), DefaultPartitions); err != nil {
+	if _, err := f.l.Sweep(f.clock.NowMs(), ring.DefaultPartitions); err != nil {
 		t.Fatal(err)
 	}
 	f.store.ScanPartition(f.l.Partition(f.ref), func(k storage.Key, r crdt.Record) error {

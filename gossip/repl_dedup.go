@@ -1,6 +1,10 @@
 package gossip
 
-import "time"
+import (
+	"time"
+
+	"github.com/playhead/playhead/gossip/ring"
+)
 
 // Duplicate requests. A transport may deliver a frame twice (after a
 // reconnect), and merges make every other message safe to take twice. A
@@ -21,7 +25,7 @@ type forwardDedup struct {
 }
 
 type dedupKey struct {
-	origin NodeID
+	origin ring.NodeID
 	reqID  uint64
 }
 
@@ -39,7 +43,7 @@ func (c *Core) dedupWindow() int64 {
 
 // seen reports whether the request was taken already, and remembers it if
 // not.
-func (d *forwardDedup) seen(origin NodeID, reqID uint64, nowMs, windowMs int64) bool {
+func (d *forwardDedup) seen(origin ring.NodeID, reqID uint64, nowMs, windowMs int64) bool {
 	k := dedupKey{origin, reqID}
 	if _, ok := d.taken[k]; ok {
 		return true

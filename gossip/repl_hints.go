@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -45,12 +46,12 @@ type hint struct {
 	// to is the set of owners that still need rec; nil for a hint loaded
 	// from the store, until the ring is known (then: every other owner of
 	// the record's partition).
-	to map[NodeID]bool
+	to map[ring.NodeID]bool
 }
 
 // hintBatch is a replay awaiting its ack.
 type hintBatch struct {
-	to      NodeID
+	to      ring.NodeID
 	sentAt  int64
 	records map[storage.Key]crdt.Record
 }
@@ -69,7 +70,7 @@ func (c *Core) loadHints() error {
 		return nil
 	}
 	return c.store.ScanPartition(storage.HintPartition, func(k storage.Key, r crdt.Record) error {
-		k.Partition = PartitionOf(k.Account, k.Profile, c.cfg.Local.Partitions)
+		k.Partition = ring.PartitionOf(k.Account, k.Profile, c.cfg.Local.Partitions)
 		c.hints[k] = &hint{rec: normalRecord(r)}
 		c.stats.HintsLoaded++
 		return nil
@@ -86,7 +87,7 @@ func normalRecord(r crdt.Record) crdt.Record {
 }
 
 // storeHints keeps puts for owner o, which did not acknowledge them.
-func (c *Core) storeHints(o NodeID, puts []storage.Put) {
+func (c *Core) storeHints(o ring.NodeID, puts []storage.Put) {
 	if c.cfg.MaxHints < 0 {
 		return
 	}
@@ -98,7 +99,7 @@ func (c *Core) storeHints(o NodeID, puts []storage.Put) {
 			c.stats.HintsDropped++
 			continue
 		case h == nil:
-			h = &hint{rec: rec, to: map[NodeID]bool{}}
+			h = &hint{rec: rec, to: map[ring.NodeID]bool{}}
 			c.hints[p.Key] = h
 		default:
 			merged := crdt.MergeRecord(h.rec, rec)
@@ -156,7 +157,7 @@ func keyOrder(a, b storage.Key) int {
 func (c *Core) resolveHint(k storage.Key, h *hint) bool {
 	owners := c.table.OwnersOf(k.Partition)
 	if h.to == nil {
-		h.to = map[NodeID]bool{}
+		h.to = map[ring.NodeID]bool{}
 		for _, o := range owners {
 			if o != c.cfg.Self {
 				h.to[o] = true
@@ -177,7 +178,7 @@ func (c *Core) replayHints() {
 	if len(c.hints) == 0 || !c.haveTable {
 		return
 	}
-	batches := map[NodeID][]storage.Key{}
+	batches := map[ring.NodeID][]storage.Key{}
 	for _, k := range slices.SortedFunc(maps.Keys(c.hints), keyOrder) {
 		h := c.hints[k]
 		if !c.resolveHint(k, h) {
@@ -211,7 +212,7 @@ func (c *Core) replayHints() {
 
 // hintInFlight reports whether a hint batch to o awaits its ack; a batch
 // unanswered for a request timeout is forgotten and its hints sent again.
-func (c *Core) hintInFlight(o NodeID) bool {
+func (c *Core) hintInFlight(o ring.NodeID) bool {
 	for _, id := range slices.Sorted(maps.Keys(c.hintsSent)) {
 		hb := c.hintsSent[id]
 		if hb.to != o {
@@ -241,7 +242,7 @@ func (c *Core) clearHints(hb hintBatch) {
 }
 
 // HintsFor returns how many records are hinted for o.
-func (c *Core) HintsFor(o NodeID) int {
+func (c *Core) HintsFor(o ring.NodeID) int {
 	n := 0
 	for k, h := range c.hints {
 		switch {

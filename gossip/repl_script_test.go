@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -66,7 +67,7 @@ func TestReplScripts(t *testing.T) {
 				node, prof := n.arg(d, "node"), n.opt(d, "profile", "prof")
 				u := crdt.Update{Video: n.arg(d, "video"), Device: "tv", Session: n.opt(d, "session", "s1"),
 					PositionMs: n.dur(d, "pos"), DurationMs: 3_600_000, State: crdt.StatePlaying}
-				n.submit(NodeID(node), n.id(d), Op{Kind: OpPut, Ref: Ref{Account: "acct", Profile: prof}, Ups: []crdt.Update{u}})
+				n.submit(ring.NodeID(node), n.id(d), Op{Kind: OpPut, Ref: Ref{Account: "acct", Profile: prof}, Ups: []crdt.Update{u}})
 				return "ok"
 			case "read":
 				node, prof := n.arg(d, "node"), n.opt(d, "profile", "prof")
@@ -74,19 +75,19 @@ func TestReplScripts(t *testing.T) {
 				if d.HasArg("quorum") {
 					d.ScanArgs(t, "quorum", &op.ReadQuorum)
 				}
-				n.submit(NodeID(node), n.id(d), op)
+				n.submit(ring.NodeID(node), n.id(d), op)
 				return "ok"
 			case "isolate":
-				id := NodeID(n.arg(d, "node"))
+				id := ring.NodeID(n.arg(d, "node"))
 				for _, o := range n.ids {
 					if o != id {
-						n.cut[[2]NodeID{id, o}] = true
-						n.cut[[2]NodeID{o, id}] = true
+						n.cut[[2]ring.NodeID{id, o}] = true
+						n.cut[[2]ring.NodeID{o, id}] = true
 					}
 				}
 				return "ok"
 			case "cut":
-				n.cut[[2]NodeID{NodeID(n.arg(d, "from")), NodeID(n.arg(d, "to"))}] = true
+				n.cut[[2]ring.NodeID{ring.NodeID(n.arg(d, "from")), ring.NodeID(n.arg(d, "to"))}] = true
 				return "ok"
 			case "heal":
 				clear(n.cut)
@@ -113,11 +114,11 @@ func TestReplScripts(t *testing.T) {
 			case "hints":
 				return n.hintsText()
 			case "crash":
-				id := NodeID(n.arg(d, "node"))
+				id := ring.NodeID(n.arg(d, "node"))
 				n.cores[id] = nil
 				return "ok"
 			case "restart":
-				id := NodeID(n.arg(d, "node"))
+				id := ring.NodeID(n.arg(d, "node"))
 				n.cores[id] = n.newCore(id, n.mems[id])
 				if len(n.subs[id]) > 0 {
 					n.cores[id].SetInterest(n.subs[id])
@@ -125,9 +126,9 @@ func TestReplScripts(t *testing.T) {
 				n.cycle(id)
 				return fmt.Sprintf("%s restarted with %d hints loaded", id, n.cores[id].Stats().HintsLoaded)
 			case "join":
-				return n.join(NodeID(n.arg(d, "node")))
+				return n.join(ring.NodeID(n.arg(d, "node")))
 			case "subscribe":
-				id := NodeID(n.arg(d, "node"))
+				id := ring.NodeID(n.arg(d, "node"))
 				n.subs[id] = append(n.subs[id], Ref{Account: "acct", Profile: n.opt(d, "profile", "prof")})
 				if c := n.cores[id]; c != nil {
 					c.SetInterest(n.subs[id])
@@ -161,20 +162,20 @@ type scriptNet struct {
 	t     *testing.T
 	cfg   CoreConfig
 	now   int64
-	ids   []NodeID
-	cores map[NodeID]*Core // nil: crashed
-	mems  map[NodeID]*storage.Mem
-	table Table
-	cut   map[[2]NodeID]bool
+	ids   []ring.NodeID
+	cores map[ring.NodeID]*Core // nil: crashed
+	mems  map[ring.NodeID]*storage.Mem
+	table ring.Table
+	cut   map[[2]ring.NodeID]bool
 	inbox []replEnv
 	done  []string
 	// Profiles each node's subscribers follow, and the events they got.
-	subs   map[NodeID][]Ref
+	subs   map[ring.NodeID][]Ref
 	pushes []string
 }
 
 func newScriptNet(t *testing.T, d *datadriven.TestData) *scriptNet {
-	n := &scriptNet{t: t, now: replT0, cores: map[NodeID]*Core{}, mems: map[NodeID]*storage.Mem{}, cut: map[[2]NodeID]bool{}, subs: map[NodeID][]Ref{}}
+	n := &scriptNet{t: t, now: replT0, cores: map[ring.NodeID]*Core{}, mems: map[ring.NodeID]*storage.Mem{}, cut: map[[2]ring.NodeID]bool{}, subs: map[ring.NodeID][]Ref{}}
 	var nodes int
 	d.ScanArgs(t, "nodes", &nodes)
 	partitions := 8
@@ -193,9 +194,9 @@ func newScriptNet(t *testing.T, d *datadriven.TestData) *scriptNet {
 		d.ScanArgs(t, "max-hints", &n.cfg.MaxHints)
 	}
 	for i := 1; i <= nodes; i++ {
-		n.ids = append(n.ids, NodeID(fmt.Sprintf("n%d", i)))
+		n.ids = append(n.ids, ring.NodeID(fmt.Sprintf("n%d", i)))
 	}
-	n.table = NewTable(partitions, 3, n.ids)
+	n.table = ring.NewTable(partitions, 3, n.ids)
 	for _, id := range n.ids {
 		n.mems[id] = storage.NewMem()
 		n.cores[id] = n.newCore(id, n.mems[id])
@@ -207,7 +208,7 @@ func newScriptNet(t *testing.T, d *datadriven.TestData) *scriptNet {
 	return n
 }
 
-func (n *scriptNet) newCore(id NodeID, mem *storage.Mem) *Core {
+func (n *scriptNet) newCore(id ring.NodeID, mem *storage.Mem) *Core {
 	cfg := n.cfg
 	cfg.Self = id
 	c, err := NewCore(cfg, mem, n.now)
@@ -252,11 +253,11 @@ func (n *scriptNet) dur(d *datadriven.TestData, key string) int64 {
 }
 
 func (n *scriptNet) ownersLine(profile string) string {
-	p := PartitionOf("acct", profile, n.table.Partitions())
+	p := ring.PartitionOf("acct", profile, n.table.Partitions())
 	return fmt.Sprintf("owners of acct/%s (partition %d): %s", profile, p, joinIDs(n.table.OwnersOf(p)))
 }
 
-func joinIDs(ids []NodeID) string {
+func joinIDs(ids []ring.NodeID) string {
 	s := make([]string, len(ids))
 	for i, id := range ids {
 		s[i] = string(id)
@@ -264,7 +265,7 @@ func joinIDs(ids []NodeID) string {
 	return strings.Join(s, " ")
 }
 
-func (n *scriptNet) submit(id NodeID, reqID uint64, op Op) {
+func (n *scriptNet) submit(id ring.NodeID, reqID uint64, op Op) {
 	c := n.cores[id]
 	if c == nil {
 		n.t.Fatalf("%s is down", id)
@@ -275,7 +276,7 @@ func (n *scriptNet) submit(id NodeID, reqID uint64, op Op) {
 }
 
 // cycle is one driver cycle of a live node: Flush, then carry out Ready.
-func (n *scriptNet) cycle(id NodeID) {
+func (n *scriptNet) cycle(id ring.NodeID) {
 	c := n.cores[id]
 	if c == nil {
 		return
@@ -377,10 +378,10 @@ func (n *scriptNet) deliverAll(dup, reverse, quiet bool) string {
 		if reverse {
 			slices.Reverse(batch)
 		}
-		touched := map[NodeID]bool{}
+		touched := map[ring.NodeID]bool{}
 		for _, e := range batch {
 			c := n.cores[e.to]
-			if c == nil || n.cut[[2]NodeID{e.from, e.to}] {
+			if c == nil || n.cut[[2]ring.NodeID{e.from, e.to}] {
 				dropped++
 				if !quiet {
 					fmt.Fprintf(&b, "%s (dropped)\n", envText(e))
@@ -435,7 +436,7 @@ func (n *scriptNet) doneText() string {
 
 func (n *scriptNet) stateText(profile, video string) string {
 	var b strings.Builder
-	p := PartitionOf("acct", profile, n.table.Partitions())
+	p := ring.PartitionOf("acct", profile, n.table.Partitions())
 	k := storage.Key{Partition: p, Account: "acct", Profile: profile, Kind: crdt.KindCursor, ID: video}
 	var encs [][]byte
 	for _, id := range n.ids {
@@ -504,12 +505,12 @@ func (n *scriptNet) hintsText() string {
 	return b.String()
 }
 
-func (n *scriptNet) join(id NodeID) string {
+func (n *scriptNet) join(id ring.NodeID) string {
 	n.ids = append(n.ids, id)
 	n.mems[id] = storage.NewMem()
 	n.cores[id] = n.newCore(id, n.mems[id])
 	old := n.table
-	n.table = Rebalance(n.table, n.ids)
+	n.table = ring.Rebalance(n.table, n.ids)
 	for _, o := range n.ids {
 		if c := n.cores[o]; c != nil {
 			c.SetTable(n.table)
@@ -522,7 +523,7 @@ func (n *scriptNet) join(id NodeID) string {
 			gained = append(gained, p)
 		}
 	}
-	p := PartitionOf("acct", "prof", n.table.Partitions())
+	p := ring.PartitionOf("acct", "prof", n.table.Partitions())
 	return fmt.Sprintf("%s owns partitions %v\nowners of acct/prof (partition %d): %s, were %s", id, gained, p,
 		joinIDs(n.table.OwnersOf(p)), joinIDs(old.OwnersOf(p)))
 }

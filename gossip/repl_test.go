@@ -9,6 +9,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -148,7 +149,7 @@ func TestCoreHintsForAnOwnerThatLeftAreDropped(t *testing.T) {
 		t.Fatal("no hint")
 	}
 	// o3 leaves the ring; n4 takes its place.
-	t2 := Rebalance(n.cores[co].table, []NodeID{co, o2, "n4"})
+	t2 := ring.Rebalance(n.cores[co].table, []ring.NodeID{co, o2, "n4"})
 	n.cores[co].SetTable(t2)
 	n.tick(100)
 	if h := n.cores[co].Hints(); h != 0 {
@@ -298,7 +299,7 @@ func TestCoreClockCoversStoredVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetTable(NewTable(8, 3, []NodeID{"n1", "n2", "n3"}))
+	c.SetTable(ring.NewTable(8, 3, []ring.NodeID{"n1", "n2", "n3"}))
 	ahead := crdt.NewHLC(replT0+30_000, 7) // written by a clock 30 s ahead
 	k := storage.Key{Partition: c.Partition(replRef), Account: replRef.Account, Profile: replRef.Profile, Kind: crdt.KindProfile}
 	c.Step("n2", Msg{Type: MsgReplicate, ReqID: 1, Records: encodeRecords([]storage.Put{{Key: k,

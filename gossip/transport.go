@@ -1,5 +1,7 @@
 package gossip
 
+import "github.com/playhead/playhead/gossip/ring"
+
 // Transport carries opaque frames (an encoded batch of replication
 // messages) between nodes. The production implementation is TCPTransport;
 // the simulator substitutes its own network.
@@ -21,7 +23,7 @@ type Transport interface {
 	// until it is written: the caller must not modify it after Send.
 	// An error means the frame was not queued (transport closed, frame
 	// empty or too large); a nil error does not mean it will arrive.
-	Send(to NodeID, addr string, frame []byte) error
+	Send(to ring.NodeID, addr string, frame []byte) error
 	// Close stops the listener, writers and readers and waits for them.
 	// Frames still queued are dropped. Close is idempotent.
 	Close() error

@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/memberlist"
+	"github.com/playhead/playhead/gossip/raftring"
+	"github.com/playhead/playhead/gossip/ring"
+	"github.com/playhead/playhead/gossip/tcp"
 )
 
 // ClusterOptions makes a node a cluster member (DESIGN.md §5). With
@@ -73,7 +77,7 @@ func (c *ClusterOptions) EnsureDefaults() {
 		c.WriteQuorum = 2
 	}
 	if c.DeadNodeGrace == 0 {
-		c.DeadNodeGrace = gossip.DefaultDeadNodeGrace
+		c.DeadNodeGrace = ring.DefaultDeadNodeGrace
 	}
 }
 
@@ -95,17 +99,17 @@ func (c ClusterOptions) Validate() error {
 // clusterParts are the running pieces of a cluster node.
 type clusterParts struct {
 	opts      ClusterOptions
-	self      gossip.NodeID
+	self      ring.NodeID
 	cl        *gossip.Cluster
-	transport *gossip.TCPTransport
-	ring      *gossip.RaftRing
-	members   *gossip.Memberlist
-	rec       *gossip.RingReconciler
+	transport *tcp.TCPTransport
+	ring      *raftring.RaftRing
+	members   *memberlist.Memberlist
+	rec       *raftring.RingReconciler
 	hub       *Hub
 	httpAddr  func() string
 
 	mu    sync.Mutex
-	addrs map[gossip.NodeID]string // replication addresses
+	addrs map[ring.NodeID]string // replication addresses
 	done  chan struct{}
 	wg    sync.WaitGroup
 }
@@ -140,7 +144,7 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 		}
 	}()
 	log := cfg.Logger.With("node", cfg.NodeID)
-	cp := &clusterParts{opts: o, self: gossip.NodeID(cfg.NodeID), hub: hub, addrs: map[gossip.NodeID]string{}, done: make(chan struct{})}
+	cp := &clusterParts{opts: o, self: ring.NodeID(cfg.NodeID), hub: hub, addrs: map[ring.NodeID]string{}, done: make(chan struct{})}
 
 	cl, err := gossip.NewCluster(gossip.ClusterConfig{
 		Core:  gossip.CoreConfig{Self: cp.self, Local: cfg.localOptions(), WriteQuorum: o.WriteQuorum},
@@ -154,7 +158,7 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: listening for replication on %s (--rpc-addr): %w", o.RPCAddr, err)
 	}
-	tr, err := gossip.NewTCPTransport(gossip.TCPConfig{Self: cp.self, Listener: rpcLn, Keys: o.Keys, MaxFrame: gossip.MaxFrame,
+	tr, err := tcp.NewTCPTransport(tcp.TCPConfig{Self: cp.self, Listener: rpcLn, Keys: o.Keys, MaxFrame: gossip.MaxFrame,
 		OnFrame: cl.Deliver, Logger: log.With("component", "rpc")})
 	if err != nil {
 		rpcLn.Close()
@@ -167,7 +171,7 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	rpcPublic := advertise(o.AdvertiseHost, tr.Addr().String())
 	cp.setAddr(cp.self, rpcPublic)
 
-	rcfg := gossip.RaftRingConfig{NodeID: cp.self, DataDir: cfg.DataDir, BindAddr: o.RaftAddr,
+	rcfg := raftring.RaftRingConfig{NodeID: cp.self, DataDir: cfg.DataDir, BindAddr: o.RaftAddr,
 		Partitions: cfg.Partitions, Replicas: o.Replication,
 		AdvertiseAddr: advertiseOnly(o.AdvertiseHost, o.RaftAddr),
 		Bootstrap:     o.BootstrapExpect == 1 && len(o.Join) == 0,
@@ -175,26 +179,26 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	if o.Loopback {
 		rcfg.SetLoopbackTimings()
 	}
-	ring, err := gossip.OpenRaftRing(rcfg)
+	rr, err := raftring.OpenRaftRing(rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: opening the ring (raft) in %s: %w", cfg.DataDir, err)
 	}
-	cp.ring = ring
-	closers = append(closers, ring.Shutdown)
-	if t := ring.Table(); t.Version > 0 {
+	cp.ring = rr
+	closers = append(closers, rr.Shutdown)
+	if t := rr.Table(); t.Version > 0 {
 		cl.SetTable(t)
 	}
 
-	var recPtr atomic.Pointer[gossip.RingReconciler] // set once it runs
-	mcfg := gossip.MemberlistConfig{NodeID: cp.self, BindAddr: o.GossipAddr,
+	var recPtr atomic.Pointer[raftring.RingReconciler] // set once it runs
+	mcfg := memberlist.MemberlistConfig{NodeID: cp.self, BindAddr: o.GossipAddr,
 		AdvertiseAddr: advertiseOnly(o.AdvertiseHost, o.GossipAddr),
-		RPCAddr:       rpcPublic, HTTPAddr: advertise(o.AdvertiseHost, cfg.HTTPAddr), RaftAddr: advertise(o.AdvertiseHost, ring.Addr()), Keys: o.Keys,
-		OnChange: func(mb gossip.Member) {
+		RPCAddr:       rpcPublic, HTTPAddr: advertise(o.AdvertiseHost, cfg.HTTPAddr), RaftAddr: advertise(o.AdvertiseHost, rr.Addr()), Keys: o.Keys,
+		OnChange: func(mb ring.Member) {
 			if mb.RPCAddr != "" {
 				cp.setAddr(mb.ID, mb.RPCAddr)
 			}
 			if mb.ID != cp.self {
-				cl.SetAlive(mb.ID, mb.State == gossip.MemberAlive || mb.State == gossip.MemberSuspect)
+				cl.SetAlive(mb.ID, mb.State == ring.MemberAlive || mb.State == ring.MemberSuspect)
 			}
 			if rec := recPtr.Load(); rec != nil {
 				rec.Notify()
@@ -204,18 +208,18 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	if o.Loopback {
 		mcfg.SetLoopbackTimings()
 	}
-	members, err := gossip.NewMemberlist(mcfg)
+	members, err := memberlist.NewMemberlist(mcfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: starting membership on %s (--gossip-addr): %w", o.GossipAddr, err)
 	}
 	cp.members = members
 	closers = append(closers, members.Shutdown)
-	rcc := gossip.RingReconcilerConfig{Membership: members, Ring: ring,
-		Controller: gossip.RingControllerConfig{DeadNodeGrace: o.DeadNodeGrace}, Logger: log.With("component", "ring")}
+	rcc := raftring.RingReconcilerConfig{Membership: members, Ring: rr,
+		Controller: ring.RingControllerConfig{DeadNodeGrace: o.DeadNodeGrace}, Logger: log.With("component", "ring")}
 	if o.Loopback {
 		rcc.Interval = time.Second
 	}
-	rec, err := gossip.StartRingReconciler(rcc)
+	rec, err := raftring.StartRingReconciler(rcc)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -257,13 +261,13 @@ func advertiseOnly(host, addr string) string {
 	return advertise(host, addr)
 }
 
-func (cp *clusterParts) addrOf(id gossip.NodeID) string {
+func (cp *clusterParts) addrOf(id ring.NodeID) string {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	return cp.addrs[id]
 }
 
-func (cp *clusterParts) setAddr(id gossip.NodeID, addr string) {
+func (cp *clusterParts) setAddr(id ring.NodeID, addr string) {
 	cp.mu.Lock()
 	cp.addrs[id] = addr
 	cp.mu.Unlock()
@@ -286,9 +290,9 @@ func (cp *clusterParts) background(log interface{ Info(string, ...any) }) {
 			}
 		}
 		if joined && !cp.ring.HasState() && cp.opts.BootstrapExpect > 1 {
-			var alive []gossip.NodeID
+			var alive []ring.NodeID
 			for _, mb := range cp.members.Members() {
-				if mb.State == gossip.MemberAlive && mb.RaftAddr != "" {
+				if mb.State == ring.MemberAlive && mb.RaftAddr != "" {
 					alive = append(alive, mb.ID)
 				}
 			}

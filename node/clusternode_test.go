@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/clusterkey"
 )
 
 // testCluster is n in-process cluster nodes on loopback, each with its own
@@ -33,7 +33,7 @@ func startTestCluster(t testing.TB, n int) *testCluster {
 	if testing.Short() {
 		t.Skip("starts a cluster")
 	}
-	key := bytes.Repeat([]byte{7}, gossip.GossipKeySize)
+	key := bytes.Repeat([]byte{7}, clusterkey.Size)
 	tc := &testCluster{t: t}
 	var seed string
 	for i := range n {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/ring"
 )
 
 // Defaults for Config. Each is the value EnsureDefaults gives a zero field.
@@ -200,7 +201,7 @@ func (c *Config) EnsureDefaults() {
 		c.MaxClockSkew = DefaultMaxClockSkew
 	}
 	if c.Partitions == 0 {
-		c.Partitions = gossip.DefaultPartitions
+		c.Partitions = ring.DefaultPartitions
 	}
 	c.Policy.EnsureDefaults()
 	if c.MaxBodyBytes == 0 {

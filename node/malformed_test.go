@@ -9,7 +9,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/playhead/playhead/crdt"
-	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -17,7 +17,7 @@ import (
 func storeDump(t *testing.T, s storage.Store) []string {
 	t.Helper()
 	var out []string
-	for p := 0; p < gossip.DefaultPartitions; p++ {
+	for p := 0; p < ring.DefaultPartitions; p++ {
 		err := s.ScanPartition(uint16(p), func(k storage.Key, r crdt.Record) error {
 			out = append(out, fmt.Sprintf("%+v=%+v", k, r))
 			return nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -157,7 +158,7 @@ func cursorsOnlySize(b *testing.B, src *storage.Pebble) float64 {
 		}
 		batch = batch[:0]
 	}
-	for part := range gossip.DefaultPartitions {
+	for part := range ring.DefaultPartitions {
 		err := src.ScanPartition(uint16(part), func(k storage.Key, r crdt.Record) error {
 			if k.Kind == crdt.KindCursor {
 				if batch = append(batch, storage.Put{Key: k, Record: r}); len(batch) == 10_000 {

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/clusterkey"
 	"github.com/playhead/playhead/node"
 )
 
@@ -65,7 +65,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	basePort, _ := strconv.Atoi(port)
 	var key [][]byte
 	if *nodes > 1 {
-		k := make([]byte, gossip.GossipKeySize)
+		k := make([]byte, clusterkey.Size)
 		rand.Read(k)
 		key = [][]byte{k}
 	}

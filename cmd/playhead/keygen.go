@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/clusterkey"
 )
 
 const keygenUsage = `usage: playhead keygen
@@ -29,7 +29,7 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	key, err := gossip.GenerateGossipKey()
+	key, err := clusterkey.GenerateGossipKey()
 	if err != nil {
 		return err
 	}

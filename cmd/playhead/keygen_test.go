@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/clusterkey"
 )
 
 func TestKeygenPrintsAUsableKey(t *testing.T) {
@@ -13,8 +13,8 @@ func TestKeygenPrintsAUsableKey(t *testing.T) {
 	if code := run([]string{"keygen"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	key, err := gossip.ParseGossipKey(out.String())
-	if err != nil || len(key) != gossip.GossipKeySize {
+	key, err := clusterkey.ParseGossipKey(out.String())
+	if err != nil || len(key) != clusterkey.Size {
 		t.Fatalf("keygen printed %q: %v", out.String(), err)
 	}
 	var again bytes.Buffer

@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/clusterkey"
 	"github.com/playhead/playhead/node"
 )
 
@@ -90,7 +90,7 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 			if *gossipKeyFile == "" {
 				return cfg, fmt.Errorf("a cluster member needs --gossip-key-file (create one with `playhead keygen > cluster.key` and give every node the same file)")
 			}
-			keys, err := gossip.LoadGossipKeys(*gossipKeyFile)
+			keys, err := clusterkey.LoadGossipKeys(*gossipKeyFile)
 			if err != nil {
 				return cfg, err
 			}

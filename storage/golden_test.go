@@ -310,10 +310,17 @@ func TestGoldenCursorV2(t *testing.T) {
 	checkGoldenValues(t, "value_cursor_v2.hex", `
 Cursor values, format V2 (storage/codec_cursor.go): format byte 2, flags byte, then
 varints with the state after the duration. Written today only for a state above
-maxPackedState.`,
+maxPackedState; commit f0e5197 wrote it for every cursor (the f0e5197-* cases,
+bytes from its storage.EncodeValue; decode only).`,
 		isByte(valueFormatCursorV2), []goldenValue{
 			cursorValue("state7-full", gCursorState7Full),
 			cursorValue("state7-minimal", gCursorState7Min),
+			// Commit f0e5197 wrote every cursor as V2, before V3 existed.
+			legacy(cursorValue("f0e5197-full", gCursorFull)),
+			legacy(cursorValue("f0e5197-minimal", gCursorMin)),
+			legacy(cursorValue("f0e5197-text-session", gCursorText)),
+			legacy(cursorValue("f0e5197-deleted-video", gCursorDeleted)),
+			legacy(cursorValue("f0e5197-scrubbed", gCursorScrubbed)),
 		})
 }
 

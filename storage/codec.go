@@ -34,6 +34,10 @@ const (
 	// valueFormatV1 is the format byte of the encoding above. A change to
 	// any crdt struct's field list changes the encoding: it needs a new
 	// format byte and a decoder for the old one. Never reuse a number.
+	//
+	// Format: stored on disk; never change it — add a format and a golden
+	// file (storage/testdata/golden) for the new version; value_*_v1.hex
+	// pin this one.
 	valueFormatV1 byte = 1
 )
 

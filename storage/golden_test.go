@@ -198,6 +198,10 @@ var (
 	// gCursorState7 has a state V3 cannot pack (invalid, but storable).
 	gCursorState7Full = func() crdt.Cursor { c := gCursorFull; c.State = 7; return c }()
 	gCursorState7Min  = crdt.Cursor{Video: "v", State: 7}
+	// One metadata register each, so that every flag bit shows alone.
+	gCursorTitle  = crdt.Cursor{Video: "v5", PositionMs: 1, DurationMs: 2, State: crdt.StatePlaying, Version: gVersion, Title: crdt.Meta{Value: "Pilot", Ver: gVersion}}
+	gCursorSeries = crdt.Cursor{Video: "v6", State: crdt.StateStopped, Version: gVersion3, SeriesID: crdt.Meta{Value: "tt0903747", Ver: gVersion2}}
+	gCursorNext   = crdt.Cursor{Video: "v7", State: crdt.StatePlaying, Version: gVersion2, NextVideo: crdt.Meta{Value: "tt0903747-s01e02", Ver: gVersion3}}
 
 	gEntryFull = crdt.Entry{
 		Video:      "tt0903747-s01e01",
@@ -270,7 +274,7 @@ func checkGoldenValues(t *testing.T, file, header string, firstByte func(byte) b
 			continue
 		}
 		if len(b) == 0 || !firstByte(b[0]) {
-			t.Errorf("%s: %s: first byte %x is not this file's format", file, v.name, b)
+			t.Errorf("%s: %s: %x does not start with this file's format", file, v.name, b[:min(len(b), 1)])
 		}
 		id := ""
 		if v.rec.Kind == crdt.KindCursor {
@@ -301,6 +305,9 @@ then varints; written for every cursor whose state is at most maxPackedState.`,
 			cursorValue("text-session", gCursorText),
 			cursorValue("deleted-video", gCursorDeleted),
 			cursorValue("scrubbed", gCursorScrubbed),
+			cursorValue("title-only", gCursorTitle),
+			cursorValue("series-only", gCursorSeries),
+			cursorValue("next-only", gCursorNext),
 		})
 }
 

@@ -6,6 +6,13 @@ package crdt
 //
 // The zero Version means "no write yet"; such a record may still carry a
 // deletion (ClearedAt) that must outlive later replays.
+//
+// Format: these fields are encoded as a msgpack array in this order, stored
+// on disk (cursor values in format V1, which still decode; V2 and V3 in
+// storage/codec_cursor.go encode each field by hand) and sent between nodes
+// (gossip frames). Never reorder, rename or remove a field, nor change its
+// type: append only, with a new storage format version, and add a golden
+// file (storage/testdata/golden, crdt/testdata/golden) for the new version.
 type Cursor struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	// Video is the record's key; it is not stored in the value.

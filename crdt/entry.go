@@ -17,6 +17,12 @@ import (
 //   - Deleted: the tombstone, the largest recorded version ever deleted. The
 //     entry is hidden while Rec <= Deleted, so a late replay of an older
 //     update cannot resurrect it.
+//
+// Format: these fields are encoded as a msgpack array in this order, stored
+// on disk (storage value format V1) and sent between nodes (gossip frames).
+// Never reorder, rename or remove a field, nor change its type: append only,
+// with a new storage format version, and add a golden file
+// (storage/testdata/golden, crdt/testdata/golden) for the new version.
 type Entry struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Video    string

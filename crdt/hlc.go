@@ -15,6 +15,10 @@ import (
 //
 // On the wire (JSON) an HLC travels as a decimal string, because JavaScript
 // numbers cannot hold 64-bit integers; see MarshalJSON.
+//
+// Format: stored on disk and sent between nodes as a uint64 (msgpack,
+// varints in storage/codec_cursor.go); never change the type or the bit
+// layout (storage/testdata/golden and crdt/testdata/golden pin the bytes).
 type HLC uint64
 
 const (

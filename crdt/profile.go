@@ -1,6 +1,12 @@
 package crdt
 
 // Profile holds the per-profile registers.
+//
+// Format: these fields are encoded as a msgpack array in this order, stored
+// on disk (storage value format V1) and sent between nodes (gossip frames).
+// Never reorder, rename or remove a field, nor change its type: append only,
+// with a new storage format version, and add a golden file
+// (storage/testdata/golden, crdt/testdata/golden) for the new version.
 type Profile struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	// ClearedAt is the "delete all history" register (max of HLCs): every

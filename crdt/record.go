@@ -5,7 +5,7 @@ import "fmt"
 // Kind names the type of a stored and replicated record.
 //
 // Wire enum: stored in keys on disk and sent between nodes. Append only;
-// never renumber.
+// never renumber (storage/testdata/golden/keys.hex pins the numbers).
 type Kind uint8
 
 const (

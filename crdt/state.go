@@ -5,7 +5,8 @@ import "fmt"
 // State is the player state reported with a position.
 //
 // Wire enum: values are stored on disk and sent between nodes. Append only;
-// never renumber.
+// never renumber (the cursor golden files in storage/testdata/golden pin
+// them; V3 packs states up to 6 into the first byte).
 type State uint8
 
 const (

@@ -4,6 +4,10 @@ import "errors"
 
 // Update is one position report from a device, as the API and the SDK carry
 // it. Epoch and Seq are zero when the device leaves stamping to the node.
+//
+// Format: sent between nodes (gossip frames, forwarded requests) as a msgpack
+// map keyed by these field names; never rename or remove a field, nor change
+// its type (crdt/testdata/golden/wire_msgpack.hex pins the bytes).
 type Update struct {
 	Video      string
 	Device     string

@@ -11,6 +11,12 @@ import "strings"
 // latest update wins. Session breaks exact ties deterministically.
 //
 // Invariant (enforced at the API edge): Seq >= Epoch.
+//
+// Format: these fields are encoded as a msgpack array in this order inside
+// every stored Cursor and Entry and on the wire (gossip frames); never
+// reorder, rename or remove a field — append only, with a new storage format
+// version, and add a golden file (storage/testdata/golden,
+// crdt/testdata/golden) for the new version.
 type Version struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Epoch    HLC
@@ -51,6 +57,11 @@ func MaxVersion(a, b Version) Version {
 // last-writer-wins register keyed by the version of the write that carried
 // it. Updates that leave a field out do not touch it, so players can send
 // metadata once per session rather than with every heartbeat.
+//
+// Format: encoded as a msgpack array (Value, Ver) inside every stored Cursor
+// and Entry and on the wire; never reorder, rename or remove a field — append
+// only, with a new storage format version, and add a golden file
+// (storage/testdata/golden, crdt/testdata/golden) for the new version.
 type Meta struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Value    string

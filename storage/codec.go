@@ -24,7 +24,9 @@ import (
 //
 // This is an on-disk and (through anti-entropy hashes) a wire format.
 // Cursors written as msgpack (valueFormatV1) by earlier versions still
-// decode; they are rewritten in the compact form when next written. Nodes of
+// decode, and so do V2 cursors of any state (commit f0e5197 wrote V2 for
+// every cursor); they are rewritten in the compact form when next written.
+// storage/testdata/golden pins the bytes of every format still read. Nodes of
 // a cluster should run the same format: during a rolling upgrade a cursor
 // untouched since the upgrade hashes differently on old and new nodes, and
 // anti-entropy exchanges it (harmlessly: merges are idempotent) until it is.
@@ -32,6 +34,10 @@ const (
 	// valueFormatV1 is the format byte of the encoding above. A change to
 	// any crdt struct's field list changes the encoding: it needs a new
 	// format byte and a decoder for the old one. Never reuse a number.
+	//
+	// Format: stored on disk; never change it — add a format and a golden
+	// file (storage/testdata/golden) for the new version; value_*_v1.hex
+	// pin this one.
 	valueFormatV1 byte = 1
 )
 
@@ -71,7 +77,8 @@ func AppendValue(dst []byte, rec crdt.Record) ([]byte, error) {
 // DecodeValue decodes a value stored under a key of the given kind and id
 // (the id fills crdt.Cursor.Video). It fails with an error wrapping
 // ErrCorrupt on any input EncodeValue cannot produce, short of
-// non-canonical msgpack that still decodes to a record; it never panics.
+// non-canonical msgpack that still decodes to a record and of the older
+// cursor formats (V1, and V2 with a state V3 packs); it never panics.
 func DecodeValue(kind crdt.Kind, id string, value []byte) (crdt.Record, error) {
 	rec := crdt.Record{Kind: kind}
 	if len(value) == 0 {

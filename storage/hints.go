@@ -12,7 +12,8 @@ package storage
 // largest, 65536), and nothing scans partitions at or past the ring's size
 // (sweep, digests, anti-entropy, handoff).
 //
-// This is an on-disk format.
+// Format: this is an on-disk format; never change the number (hint keys
+// are pinned in storage/testdata/golden/keys.hex).
 const HintPartition uint16 = 0xFFFF
 
 // HintKey returns the key under which the hint for k is stored.

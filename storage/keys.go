@@ -24,7 +24,9 @@ import (
 // The encoding is canonical: DecodeKey accepts exactly the byte strings that
 // EncodeKey produces.
 //
-// This is an on-disk format. Changing it needs a migration.
+// Format: this is an on-disk format (and gossip sends keys in it). Never
+// reorder, resize or remove a part: changing it needs a migration and a new
+// golden file; storage/testdata/golden/keys.hex pins this layout.
 const (
 	partitionLen = 2
 	// minKeyLen is a key with empty account, profile and id.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/bench"
 	"github.com/playhead/playhead/node"
 )
@@ -39,7 +40,7 @@ func startNode(t *testing.T) (url string, mint func(string) (string, error)) {
 		n.Shutdown(ctx)
 	})
 	return srv.URL, func(p string) (string, error) {
-		return node.IssueToken(secret, "acct-"+p, nil, false, time.Hour, time.Now())
+		return api.IssueToken(secret, "acct-"+p, nil, false, time.Hour, time.Now())
 	}
 }
 

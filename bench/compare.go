@@ -23,7 +23,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/playhead/playhead/node"
+	"github.com/playhead/playhead/api"
 )
 
 // Compare defaults: about four minutes in all on a small machine.
@@ -346,7 +346,7 @@ func Compare(ctx context.Context, cfg CompareConfig) error {
 		if t, ok := toks[profile]; ok {
 			return t, nil
 		}
-		t, err := node.IssueToken(secret, "acct-"+profile, nil, false, 24*time.Hour, time.Now())
+		t, err := api.IssueToken(secret, "acct-"+profile, nil, false, 24*time.Hour, time.Now())
 		toks[profile] = t
 		return t, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -178,7 +179,7 @@ func TestOfflineQueueFlush(t *testing.T) {
 	if len(posts) != 1 {
 		t.Fatalf("%d POSTs, want 1", len(posts))
 	}
-	var batch BatchRequest
+	var batch api.BatchRequest
 	json.Unmarshal(posts[0].Body, &batch)
 	want := []crdt.Update{sent[2], sent[8], sent[7]} // s0's stop, s2's pause, s1's seek: version order
 	if len(batch.Updates) != len(want) {
@@ -259,7 +260,7 @@ func TestReportJoinsBacklog(t *testing.T) {
 		t.Fatalf("%d PUTs, want none (the backlog and the report share a batch)", n)
 	}
 	posts := e.srv.requests(http.MethodPost, "/v1/profiles/kid/positions")
-	var batch BatchRequest
+	var batch api.BatchRequest
 	if len(posts) != 1 || json.Unmarshal(posts[0].Body, &batch) != nil || len(batch.Updates) != 2 {
 		t.Fatalf("want one POST of 2 updates, got %d POSTs", len(posts))
 	}
@@ -302,7 +303,7 @@ func TestReportConflict(t *testing.T) {
 	if n := len(e.srv.requests(http.MethodPut, "/")); n != 3 {
 		t.Fatalf("%d PUTs, want 3", n)
 	}
-	if outcomeOf(u, WriteResult{Applied: false, Cursor: nil}) != Stale {
+	if outcomeOf(u, api.WriteResult{Applied: false, Cursor: nil}) != Stale {
 		t.Fatal("409 without a cursor (deleted history) must be Stale")
 	}
 }
@@ -358,7 +359,7 @@ func TestReportRefused(t *testing.T) {
 	u, _ := tr.Start(e.c.NowMs(), 0, 3_600_000)
 	_, err := e.c.Report(ctxT(t), "kid", u)
 	var ae *APIError
-	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || ae.Code != CodeBadRequest {
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || ae.Code != api.CodeBadRequest {
 		t.Fatalf("err = %v, want a 400 APIError", err)
 	}
 	bad := u
@@ -399,8 +400,8 @@ func TestFlushRefusedBatch(t *testing.T) {
 	}
 }
 
-// TestFlushChunks: more than MaxBatch queued updates go in batches of at
-// most MaxBatch, in version order across batches.
+// TestFlushChunks: more than api.MaxBatch queued updates go in batches of at
+// most api.MaxBatch, in version order across batches.
 func TestFlushChunks(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.QueuePath = "" })
 	// A 503 with Retry-After: the reports that follow are queued without
@@ -423,9 +424,9 @@ func TestFlushChunks(t *testing.T) {
 	}
 	var last crdt.Version
 	for i, p := range e.srv.requests(http.MethodPost, "/") {
-		var b BatchRequest
+		var b api.BatchRequest
 		json.Unmarshal(p.Body, &b)
-		if len(b.Updates) > MaxBatch {
+		if len(b.Updates) > api.MaxBatch {
 			t.Fatalf("batch %d has %d updates", i, len(b.Updates))
 		}
 		for _, ub := range b.Updates {

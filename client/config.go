@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/playhead/playhead/api"
 )
 
 // Clock is the device's time source in Unix milliseconds. Production uses
@@ -170,7 +172,7 @@ func (c *Config) Validate() error {
 	case c.BaseURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		return bad("BaseURL %q must be an http:// or https:// URL with a host", c.BaseURL)
 	case checkID(ErrBadConfig, "Device", c.Device) != nil:
-		return bad("Device %q must be 1-%d bytes of printable ASCII without '/'", c.Device, maxIDLen)
+		return bad("Device %q must be 1-%d bytes of printable ASCII without '/'", c.Device, api.MaxIDLen)
 	case c.HTTPClient.Timeout != 0:
 		return bad("HTTPClient.Timeout must be 0 (long-polls outlast it); set RequestTimeout instead")
 	case c.LongPollWait > maxLongPollWait:

@@ -37,7 +37,7 @@ var (
 )
 
 // APIError is an error answer of the node: its HTTP status and the body's
-// code (a Code* constant) and message.
+// code (an api.Code* constant) and message.
 type APIError struct {
 	Status  int
 	Code    string

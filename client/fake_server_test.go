@@ -19,6 +19,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -106,7 +107,7 @@ func (f *fakeServer) middleware(h http.Handler) http.Handler {
 		f.mu.Unlock()
 		w.Header().Set(HeaderHLC, f.nowHLC().String())
 		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
-			writeTestJSON(w, http.StatusUnauthorized, ErrorBody{ErrorDetail{CodeUnauthorized, "no token"}})
+			writeTestJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeUnauthorized, Message: "no token"}})
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -149,11 +150,11 @@ func (f *fakeServer) failWrite(w http.ResponseWriter) bool {
 	if ra != "" {
 		w.Header().Set("Retry-After", ra)
 	}
-	code := CodeUnavailable
+	code := api.CodeUnavailable
 	if status == http.StatusTooManyRequests {
-		code = CodeRateLimited
+		code = api.CodeRateLimited
 	}
-	writeTestJSON(w, status, ErrorBody{ErrorDetail{code, "try later"}})
+	writeTestJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: "try later"}})
 	return true
 }
 
@@ -177,9 +178,8 @@ func (f *fakeServer) checkSkew(w http.ResponseWriter, ups []crdt.Update) bool {
 				err = fmt.Errorf("%w: %d ms ahead (allowed %d ms)", crdt.ErrClockSkew, 600_000, 60_000)
 			}
 			if err != nil {
-				writeTestJSON(w, http.StatusBadRequest, ErrorBody{ErrorDetail{CodeBadRequest,
-					fmt.Sprintf("update %d (video %q): %v", i, u.Video, err) +
-						"; fix the device clock (keep it in step with the Playhead-HLC header) or let the node stamp epoch/seq"}})
+				writeTestJSON(w, http.StatusBadRequest, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeBadRequest, Message: fmt.Sprintf("update %d (video %q): %v", i, u.Video, err) +
+					"; fix the device clock (keep it in step with the Playhead-HLC header) or let the node stamp epoch/seq"}})
 				return true
 			}
 		}
@@ -189,7 +189,7 @@ func (f *fakeServer) checkSkew(w http.ResponseWriter, ups []crdt.Update) bool {
 
 // apply merges u into the profile's cursor: it returns the result and
 // whether it was applied.
-func (f *fakeServer) apply(profile string, u crdt.Update) WriteResult {
+func (f *fakeServer) apply(profile string, u crdt.Update) api.WriteResult {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m := f.cursors[profile]
@@ -200,7 +200,7 @@ func (f *fakeServer) apply(profile string, u crdt.Update) WriteResult {
 	old, found := m[u.Video]
 	if found && !old.Version().Less(versionOf(u)) {
 		c := old
-		return WriteResult{Applied: false, Cursor: &c}
+		return api.WriteResult{Applied: false, Cursor: &c}
 	}
 	upd := f.nowHLC()
 	c := Cursor{
@@ -215,15 +215,15 @@ func (f *fakeServer) apply(profile string, u crdt.Update) WriteResult {
 		c.NextVideo = cmpOr(c.NextVideo, old.NextVideo)
 	}
 	m[u.Video] = c
-	f.broadcastLocked(Event{Type: EventCursor, Cursor: &c})
+	f.broadcastLocked(Event{Type: api.EventCursor, Cursor: &c})
 	if found && old.Session != c.Session {
-		f.broadcastLocked(Event{Type: EventTakeover, Video: u.Video, Session: old.Session,
-			By: &TakeoverBy{Device: c.Device, Session: c.Session}})
+		f.broadcastLocked(Event{Type: api.EventTakeover, Video: u.Video, Session: old.Session,
+			By: &api.TakeoverBy{Device: c.Device, Session: c.Session}})
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})
 	cc := c
-	return WriteResult{Applied: true, Cursor: &cc}
+	return api.WriteResult{Applied: true, Cursor: &cc}
 }
 
 func cmpOr(a, b string) string {
@@ -251,17 +251,17 @@ func (f *fakeServer) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
-	var b UpdateBody
+	var b api.UpdateBody
 	if err := json.Unmarshal(body, &b); err != nil {
-		writeTestJSON(w, http.StatusBadRequest, ErrorBody{ErrorDetail{CodeBadRequest, err.Error()}})
+		writeTestJSON(w, http.StatusBadRequest, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeBadRequest, Message: err.Error()}})
 		return
 	}
-	u, err := b.Update(r.PathValue("video"))
+	u, err := updateOf(b, r.PathValue("video"))
 	f.mu.Lock()
 	bad := f.badVideo != "" && u.Video == f.badVideo
 	f.mu.Unlock()
 	if err != nil || bad {
-		writeTestJSON(w, http.StatusBadRequest, ErrorBody{ErrorDetail{CodeBadRequest, "bad update"}})
+		writeTestJSON(w, http.StatusBadRequest, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeBadRequest, Message: "bad update"}})
 		return
 	}
 	if f.checkSkew(w, []crdt.Update{u}) {
@@ -269,7 +269,7 @@ func (f *fakeServer) put(w http.ResponseWriter, r *http.Request) {
 	}
 	res := f.apply(r.PathValue("profile"), u)
 	if !res.Applied {
-		writeTestJSON(w, http.StatusConflict, StaleBody{Error: ErrorDetail{CodeStaleWrite, "stale"}, Cursor: res.Cursor})
+		writeTestJSON(w, http.StatusConflict, api.StaleBody{Error: api.ErrorDetail{Code: api.CodeStaleWrite, Message: "stale"}, Cursor: res.Cursor})
 		return
 	}
 	writeTestJSON(w, http.StatusOK, res)
@@ -279,9 +279,9 @@ func (f *fakeServer) post(w http.ResponseWriter, r *http.Request) {
 	if f.failWrite(w) {
 		return
 	}
-	var b BatchRequest
-	if err := json.NewDecoder(r.Body).Decode(&b); err != nil || len(b.Updates) > MaxBatch {
-		writeTestJSON(w, http.StatusBadRequest, ErrorBody{ErrorDetail{CodeBadRequest, "bad batch"}})
+	var b api.BatchRequest
+	if err := json.NewDecoder(r.Body).Decode(&b); err != nil || len(b.Updates) > api.MaxBatch {
+		writeTestJSON(w, http.StatusBadRequest, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeBadRequest, Message: "bad batch"}})
 		return
 	}
 	ups := make([]crdt.Update, len(b.Updates))
@@ -289,9 +289,9 @@ func (f *fakeServer) post(w http.ResponseWriter, r *http.Request) {
 	bad := f.badVideo
 	f.mu.Unlock()
 	for i, ub := range b.Updates {
-		u, err := ub.Update("")
+		u, err := updateOf(ub, "")
 		if err != nil || (bad != "" && u.Video == bad) {
-			writeTestJSON(w, http.StatusBadRequest, ErrorBody{ErrorDetail{CodeBadRequest, "updates[" + strconv.Itoa(i) + "] bad"}})
+			writeTestJSON(w, http.StatusBadRequest, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeBadRequest, Message: "updates[" + strconv.Itoa(i) + "] bad"}})
 			return
 		}
 		ups[i] = u
@@ -299,7 +299,7 @@ func (f *fakeServer) post(w http.ResponseWriter, r *http.Request) {
 	if f.checkSkew(w, ups) {
 		return
 	}
-	res := BatchResponse{Results: make([]WriteResult, len(ups))}
+	res := api.BatchResponse{Results: make([]api.WriteResult, len(ups))}
 	for i, u := range ups {
 		res.Results[i] = f.apply(r.PathValue("profile"), u)
 	}
@@ -309,7 +309,7 @@ func (f *fakeServer) post(w http.ResponseWriter, r *http.Request) {
 func (f *fakeServer) get(w http.ResponseWriter, r *http.Request) {
 	c, ok := f.cursor(r.PathValue("profile"), r.PathValue("video"))
 	if !ok {
-		writeTestJSON(w, http.StatusNotFound, ErrorBody{ErrorDetail{CodeNotFound, "no position"}})
+		writeTestJSON(w, http.StatusNotFound, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeNotFound, Message: "no position"}})
 		return
 	}
 	writeTestJSON(w, http.StatusOK, c)
@@ -336,13 +336,13 @@ func (f *fakeServer) changes(w http.ResponseWriter, r *http.Request) {
 	if q.Has("after") {
 		var err error
 		if after, err = crdt.ParseHLC(q.Get("after")); err != nil {
-			writeTestJSON(w, http.StatusBadRequest, ErrorBody{ErrorDetail{CodeBadRequest, "after"}})
+			writeTestJSON(w, http.StatusBadRequest, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeBadRequest, Message: "after"}})
 			return
 		}
 	}
 	wait, err := time.ParseDuration(q.Get("wait"))
 	if err != nil || wait > 60*time.Second {
-		writeTestJSON(w, http.StatusBadRequest, ErrorBody{ErrorDetail{CodeBadRequest, "wait"}})
+		writeTestJSON(w, http.StatusBadRequest, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeBadRequest, Message: "wait"}})
 		return
 	}
 	deadline := time.NewTimer(wait)
@@ -354,13 +354,13 @@ func (f *fakeServer) changes(w http.ResponseWriter, r *http.Request) {
 			for _, c := range cs {
 				hlc = max(hlc, c.UpdatedHLC)
 			}
-			writeTestJSON(w, http.StatusOK, Changes{Cursors: cs, HLC: hlc})
+			writeTestJSON(w, http.StatusOK, api.Changes{Cursors: cs, HLC: hlc})
 			return
 		}
 		select {
 		case <-ch:
 		case <-deadline.C:
-			writeTestJSON(w, http.StatusOK, Changes{Cursors: []Cursor{}, HLC: after})
+			writeTestJSON(w, http.StatusOK, api.Changes{Cursors: []Cursor{}, HLC: after})
 			return
 		case <-r.Context().Done():
 			return
@@ -374,7 +374,7 @@ func (f *fakeServer) events(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	if reject {
 		w.Header().Set("Retry-After", "0")
-		writeTestJSON(w, http.StatusServiceUnavailable, ErrorBody{ErrorDetail{CodeUnavailable, "no websockets today"}})
+		writeTestJSON(w, http.StatusServiceUnavailable, api.ErrorBody{Error: api.ErrorDetail{Code: api.CodeUnavailable, Message: "no websockets today"}})
 		return
 	}
 	conn, err := websocket.Accept(w, r, nil)
@@ -399,7 +399,7 @@ func (f *fakeServer) events(w http.ResponseWriter, r *http.Request) {
 	}()
 	ctx := conn.CloseRead(r.Context())
 	for i := range replay {
-		b, _ := json.Marshal(Event{Type: EventCursor, Cursor: &replay[i]})
+		b, _ := json.Marshal(Event{Type: api.EventCursor, Cursor: &replay[i]})
 		if conn.Write(ctx, websocket.MessageText, b) != nil {
 			return
 		}

@@ -1,6 +1,9 @@
 package client
 
-import "github.com/playhead/playhead/crdt"
+import (
+	"github.com/playhead/playhead/api"
+	"github.com/playhead/playhead/crdt"
+)
 
 // EventFilter is the device side of the push stream's bookkeeping: it drops
 // cursor events the device has already seen and keeps the watermark to
@@ -58,11 +61,11 @@ func (f *EventFilter) Cleared(video string) {
 // other types (acks, errors, types added later) never.
 func (f *EventFilter) Accept(ev *Event) bool {
 	switch ev.Type {
-	case EventCursor:
+	case api.EventCursor:
 		return ev.Cursor != nil && f.Cursor(ev.Cursor)
-	case EventTakeover:
+	case api.EventTakeover:
 		return true
-	case EventCleared:
+	case api.EventCleared:
 		if ev.Entry == "" { // one entry deleted leaves the cursor alone
 			f.Cleared(ev.Video)
 		}

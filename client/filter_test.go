@@ -3,6 +3,7 @@ package client
 import (
 	"testing"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -19,21 +20,21 @@ func TestEventFilter(t *testing.T) {
 		want  bool
 		after crdt.HLC
 	}{
-		{Event{Type: EventCursor, Cursor: cur("ep-1", "a", 10, 10, 100)}, true, 100},
-		{Event{Type: EventCursor, Cursor: cur("ep-1", "a", 10, 10, 100)}, false, 100}, // duplicate
-		{Event{Type: EventCursor, Cursor: cur("ep-1", "a", 10, 9, 90)}, false, 100},   // older
-		{Event{Type: EventCursor, Cursor: cur("ep-1", "b", 10, 10, 101)}, true, 101},  // session breaks the tie
-		{Event{Type: EventCursor, Cursor: cur("ep-2", "a", 1, 1, 102)}, true, 102},    // another video
-		{Event{Type: EventTakeover, Video: "ep-1", Session: "a", By: &TakeoverBy{"phone", "b"}}, true, 102},
-		{Event{Type: EventCleared, Video: "ep-1", Entry: "e1"}, true, 102}, // one entry: cursor stays
-		{Event{Type: EventCursor, Cursor: cur("ep-1", "a", 10, 10, 100)}, false, 102},
-		{Event{Type: EventCleared, Video: "ep-1"}, true, 102},
-		{Event{Type: EventCursor, Cursor: cur("ep-1", "a", 10, 10, 100)}, true, 102}, // news after the clear
-		{Event{Type: EventCursor, Cursor: cur("ep-2", "a", 1, 1, 102)}, false, 102},
-		{Event{Type: EventCleared}, true, 102}, // everything
-		{Event{Type: EventCursor, Cursor: cur("ep-2", "a", 1, 1, 102)}, true, 102},
+		{Event{Type: api.EventCursor, Cursor: cur("ep-1", "a", 10, 10, 100)}, true, 100},
+		{Event{Type: api.EventCursor, Cursor: cur("ep-1", "a", 10, 10, 100)}, false, 100}, // duplicate
+		{Event{Type: api.EventCursor, Cursor: cur("ep-1", "a", 10, 9, 90)}, false, 100},   // older
+		{Event{Type: api.EventCursor, Cursor: cur("ep-1", "b", 10, 10, 101)}, true, 101},  // session breaks the tie
+		{Event{Type: api.EventCursor, Cursor: cur("ep-2", "a", 1, 1, 102)}, true, 102},    // another video
+		{Event{Type: api.EventTakeover, Video: "ep-1", Session: "a", By: &api.TakeoverBy{Device: "phone", Session: "b"}}, true, 102},
+		{Event{Type: api.EventCleared, Video: "ep-1", Entry: "e1"}, true, 102}, // one entry: cursor stays
+		{Event{Type: api.EventCursor, Cursor: cur("ep-1", "a", 10, 10, 100)}, false, 102},
+		{Event{Type: api.EventCleared, Video: "ep-1"}, true, 102},
+		{Event{Type: api.EventCursor, Cursor: cur("ep-1", "a", 10, 10, 100)}, true, 102}, // news after the clear
+		{Event{Type: api.EventCursor, Cursor: cur("ep-2", "a", 1, 1, 102)}, false, 102},
+		{Event{Type: api.EventCleared}, true, 102}, // everything
+		{Event{Type: api.EventCursor, Cursor: cur("ep-2", "a", 1, 1, 102)}, true, 102},
 		{Event{Type: "ack"}, false, 102},
-		{Event{Type: EventCursor}, false, 102}, // no cursor
+		{Event{Type: api.EventCursor}, false, 102}, // no cursor
 	}
 	for i, s := range steps {
 		if got := f.Accept(&s.ev); got != s.want {

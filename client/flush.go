@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -28,8 +29,8 @@ type FlushResult struct {
 }
 
 // Flush replays the offline queue: per profile, in true version order, in
-// batches of at most MaxBatch (POST …/positions) — one batch unless more
-// than MaxBatch updates wait. It stops at the first batch that gets no
+// batches of at most api.MaxBatch (POST …/positions) — one batch unless more
+// than api.MaxBatch updates wait. It stops at the first batch that gets no
 // answer (ErrOffline) or a 429/503 (ErrRetryLater, and it holds back until
 // Retry-After has passed); what was not delivered stays queued. Call it
 // when connectivity returns; Report and Subscribe call it too.
@@ -74,7 +75,7 @@ func (c *Client) flush(ctx context.Context, w *watch, mayReset bool) (fr FlushRe
 	for {
 		c.mu.Lock()
 		held := c.heldLocked()
-		profile, batch := c.queue.Next(MaxBatch)
+		profile, batch := c.queue.Next(api.MaxBatch)
 		c.mu.Unlock()
 		if len(batch) == 0 {
 			return fr, nil
@@ -123,10 +124,10 @@ func (c *Client) resetForFlush(cause error, fr *FlushResult, w *watch) int {
 }
 
 // postBatch sends one batch and returns its results.
-func (c *Client) postBatch(ctx context.Context, profile string, batch []crdt.Update) ([]WriteResult, error) {
-	req := BatchRequest{Updates: make([]UpdateBody, len(batch))}
+func (c *Client) postBatch(ctx context.Context, profile string, batch []crdt.Update) ([]api.WriteResult, error) {
+	req := api.BatchRequest{Updates: make([]api.UpdateBody, len(batch))}
 	for i, u := range batch {
-		req.Updates[i] = NewUpdateBody(u, true)
+		req.Updates[i] = api.NewUpdateBody(u, true)
 	}
 	r, err := c.do(ctx, http.MethodPost, profilePath(profile, "positions"), nil, req, 0)
 	if err != nil {
@@ -135,7 +136,7 @@ func (c *Client) postBatch(ctx context.Context, profile string, batch []crdt.Upd
 	if r.status != http.StatusOK {
 		return nil, c.writeError(r)
 	}
-	var br BatchResponse
+	var br api.BatchResponse
 	if err := r.decode(&br); err != nil {
 		return nil, err
 	}
@@ -146,7 +147,7 @@ func (c *Client) postBatch(ctx context.Context, profile string, batch []crdt.Upd
 }
 
 // settle removes a delivered batch from the queue and counts it.
-func (c *Client) settle(profile string, batch []crdt.Update, results []WriteResult, fr *FlushResult, w *watch) {
+func (c *Client) settle(profile string, batch []crdt.Update, results []api.WriteResult, fr *FlushResult, w *watch) {
 	for i, u := range batch {
 		r := results[i]
 		c.observeCursor(r.Cursor)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -117,7 +118,7 @@ func (c *Client) writeError(r *response) error {
 // carries the Retry-After wait, and the error wraps ErrRetryLater.
 func (c *Client) apiError(r *response) error {
 	e := &APIError{Status: r.status}
-	var body ErrorBody
+	var body api.ErrorBody
 	if json.Unmarshal(r.body, &body) == nil && body.Error.Code != "" {
 		e.Code, e.Message = body.Error.Code, body.Error.Message
 	} else {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -25,7 +26,7 @@ const DefaultQueueLimit = 10_000
 // newest leaves out is carried over from the ones it replaces.
 //
 // Draining: Next returns one profile's updates in true version order (the
-// order they happened), at most MaxBatch; after the node answered, Remove
+// order they happened), at most api.MaxBatch; after the node answered, Remove
 // drops what was delivered. An update queued again meanwhile with a larger
 // version stays.
 //
@@ -99,10 +100,10 @@ func (q *Queue) Add(profile string, u crdt.Update) error {
 
 // Next returns the next batch to send: the profile of the oldest queued
 // update and that profile's updates in version order, at most n (<= 0 or
-// above MaxBatch: MaxBatch). It does not remove them.
+// above api.MaxBatch: api.MaxBatch). It does not remove them.
 func (q *Queue) Next(n int) (profile string, batch []crdt.Update) {
-	if n <= 0 || n > MaxBatch {
-		n = MaxBatch
+	if n <= 0 || n > api.MaxBatch {
+		n = api.MaxBatch
 	}
 	all := q.Items()
 	if len(all) == 0 {
@@ -229,7 +230,7 @@ func (q *Queue) save() error {
 // The queue file: a header line, then the JSON of the items.
 //
 //	playhead-queue 1 <crc32c of the JSON, 8 hex digits> <length of the JSON>\n
-//	[{"profile": "…", "update": {…UpdateBody with video…}}, …]
+//	[{"profile": "…", "update": {…api.UpdateBody with video…}}, …]
 //
 // The checksum and length catch a torn or truncated file even when what
 // survived happens to be valid JSON.
@@ -238,14 +239,14 @@ const queueMagic = "playhead-queue 1"
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
 type queueItemJSON struct {
-	Profile string     `json:"profile"`
-	Update  UpdateBody `json:"update"`
+	Profile string         `json:"profile"`
+	Update  api.UpdateBody `json:"update"`
 }
 
 func encodeQueue(items []Pending) []byte {
 	js := make([]queueItemJSON, len(items))
 	for i, p := range items {
-		js[i] = queueItemJSON{Profile: p.Profile, Update: NewUpdateBody(p.Update, true)}
+		js[i] = queueItemJSON{Profile: p.Profile, Update: api.NewUpdateBody(p.Update, true)}
 	}
 	body, err := json.Marshal(js)
 	if err != nil { // strings and integers only: cannot happen
@@ -282,7 +283,7 @@ func decodeQueue(data []byte) ([]Pending, error) {
 	}
 	out := make([]Pending, 0, len(js))
 	for _, j := range js {
-		u, err := j.Update.Update("")
+		u, err := updateOf(j.Update, "")
 		if err != nil || checkID(ErrCorruptQueue, "profile", j.Profile) != nil {
 			continue // one bad item does not spoil the others
 		}

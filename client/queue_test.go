@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -101,8 +102,8 @@ func TestQueueOrder(t *testing.T) {
 	}
 }
 
-// TestQueueChunks: more than MaxBatch updates drain in chunks of at most
-// MaxBatch, each in version order and after the previous one.
+// TestQueueChunks: more than api.MaxBatch updates drain in chunks of at most
+// api.MaxBatch, each in version order and after the previous one.
 func TestQueueChunks(t *testing.T) {
 	q := mustQueue(t, nil, 0)
 	const n = 1203
@@ -112,7 +113,7 @@ func TestQueueChunks(t *testing.T) {
 	var sizes []int
 	var last crdt.Version
 	for q.Len() > 0 {
-		_, batch := q.Next(MaxBatch)
+		_, batch := q.Next(api.MaxBatch)
 		sizes = append(sizes, len(batch))
 		for _, u := range batch {
 			if !last.Less(versionOf(u)) {

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/playhead/playhead/api"
 )
 
 // This file holds the reads: resume cursor, continue watching, history.
@@ -48,7 +50,7 @@ func (c *Client) ContinueWatching(ctx context.Context, profile string, limit int
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var out ContinueWatchingResponse
+	var out api.ContinueWatchingResponse
 	if err := c.get(ctx, profilePath(profile, "continue-watching"), q, &out); err != nil {
 		return nil, err
 	}
@@ -58,15 +60,15 @@ func (c *Client) ContinueWatching(ctx context.Context, profile string, limit int
 // HistoryQuery selects a page of history. Zero fields are left out.
 type HistoryQuery struct {
 	Limit    int
-	Page     string // HistoryPage.NextPage of the previous page
+	Page     string // api.HistoryPage.NextPage of the previous page
 	From, To time.Time
 	Q        string // matches the video id and the title
 }
 
 // History returns one page of the profile's history, newest first.
-func (c *Client) History(ctx context.Context, profile string, hq HistoryQuery) (HistoryPage, error) {
+func (c *Client) History(ctx context.Context, profile string, hq HistoryQuery) (api.HistoryPage, error) {
 	if err := checkID(ErrInvalidArgument, "profile", profile); err != nil {
-		return HistoryPage{}, err
+		return api.HistoryPage{}, err
 	}
 	q := url.Values{}
 	if hq.Limit > 0 {
@@ -84,7 +86,7 @@ func (c *Client) History(ctx context.Context, profile string, hq HistoryQuery) (
 	if hq.Q != "" {
 		q.Set("q", hq.Q)
 	}
-	var out HistoryPage
+	var out api.HistoryPage
 	err := c.get(ctx, profilePath(profile, "history"), q, &out)
 	return out, err
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -168,32 +169,32 @@ func (c *Client) reportViaQueue(ctx context.Context, profile string, u crdt.Upda
 
 // put sends one update. The error is nil for 200 and 409.
 func (c *Client) put(ctx context.Context, profile string, u crdt.Update) (Result, error) {
-	r, err := c.do(ctx, http.MethodPut, profilePath(profile, "positions", u.Video), nil, NewUpdateBody(u, false), 0)
+	r, err := c.do(ctx, http.MethodPut, profilePath(profile, "positions", u.Video), nil, api.NewUpdateBody(u, false), 0)
 	if err != nil {
 		return Result{}, err
 	}
 	switch r.status {
 	case http.StatusOK:
-		var wr WriteResult
+		var wr api.WriteResult
 		if err := r.decode(&wr); err != nil {
 			return Result{}, err
 		}
 		c.observeCursor(wr.Cursor)
 		return Result{Outcome: Applied, Cursor: wr.Cursor}, nil
 	case http.StatusConflict:
-		var sb StaleBody
+		var sb api.StaleBody
 		if err := r.decode(&sb); err != nil {
 			return Result{}, err
 		}
 		c.observeCursor(sb.Cursor)
-		return Result{Outcome: outcomeOf(u, WriteResult{Applied: sb.Applied, Cursor: sb.Cursor}), Cursor: sb.Cursor}, nil
+		return Result{Outcome: outcomeOf(u, api.WriteResult{Applied: sb.Applied, Cursor: sb.Cursor}), Cursor: sb.Cursor}, nil
 	}
 	return Result{}, c.writeError(r)
 }
 
 // outcomeOf classifies the node's answer to u: applied, or stale unless
 // the cursor is u itself (a retry of a write that had succeeded).
-func outcomeOf(u crdt.Update, wr WriteResult) Outcome {
+func outcomeOf(u crdt.Update, wr api.WriteResult) Outcome {
 	if wr.Applied || (wr.Cursor != nil && wr.Cursor.Version() == versionOf(u)) {
 		return Applied
 	}

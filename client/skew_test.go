@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -30,13 +31,13 @@ func sentVersions(t *testing.T, reqs []fakeReq) []crdt.Version {
 	for _, r := range reqs {
 		switch r.Method {
 		case http.MethodPut:
-			var b UpdateBody
+			var b api.UpdateBody
 			if err := json.Unmarshal(r.Body, &b); err != nil {
 				t.Fatal(err)
 			}
 			out = append(out, crdt.Version{Epoch: b.Epoch, Seq: b.Seq, Session: b.Session})
 		case http.MethodPost:
-			var br BatchRequest
+			var br api.BatchRequest
 			if err := json.Unmarshal(r.Body, &br); err != nil {
 				t.Fatal(err)
 			}
@@ -300,10 +301,10 @@ func TestAPIErrorClockSkew(t *testing.T) {
 		e    APIError
 		want bool
 	}{
-		{APIError{Status: 400, Code: CodeBadRequest, Message: `update 0 (video "v"): crdt: timestamp too far in the future: 600000 ms ahead (allowed 60000 ms); fix the device clock`}, true},
-		{APIError{Status: 400, Code: CodeBadRequest, Message: `crdt: timestamp too far in the future (update 0: …)`}, true},
-		{APIError{Status: 400, Code: CodeBadRequest, Message: "crdt: seq must not be below epoch"}, false},
-		{APIError{Status: 503, Code: CodeUnavailable, Message: "crdt: timestamp too far in the future"}, false},
+		{APIError{Status: 400, Code: api.CodeBadRequest, Message: `update 0 (video "v"): crdt: timestamp too far in the future: 600000 ms ahead (allowed 60000 ms); fix the device clock`}, true},
+		{APIError{Status: 400, Code: api.CodeBadRequest, Message: `crdt: timestamp too far in the future (update 0: …)`}, true},
+		{APIError{Status: 400, Code: api.CodeBadRequest, Message: "crdt: seq must not be below epoch"}, false},
+		{APIError{Status: 503, Code: api.CodeUnavailable, Message: "crdt: timestamp too far in the future"}, false},
 	} {
 		if got := c.e.ClockSkew(); got != c.want {
 			t.Errorf("ClockSkew(%v) = %v, want %v", &c.e, got, c.want)

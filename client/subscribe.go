@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -386,13 +387,13 @@ func (s *Subscription) poll(ctx context.Context) error {
 	if r.status != http.StatusOK {
 		return c.apiError(r)
 	}
-	var ch Changes
+	var ch api.Changes
 	if err := r.decode(&ch); err != nil {
 		return err
 	}
 	s.connected(ctx, TransportLongPoll)
 	for i := range ch.Cursors {
-		s.deliver(&Event{Type: EventCursor, Cursor: &ch.Cursors[i]})
+		s.deliver(&Event{Type: api.EventCursor, Cursor: &ch.Cursors[i]})
 	}
 	s.mu.Lock()
 	s.filter.Advance(ch.HLC)
@@ -402,7 +403,7 @@ func (s *Subscription) poll(ctx context.Context) error {
 
 // deliver passes ev to the handler unless the filter drops it.
 func (s *Subscription) deliver(ev *Event) {
-	if ev.Type == EventCursor {
+	if ev.Type == api.EventCursor {
 		s.c.observeCursor(ev.Cursor)
 	}
 	s.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -69,18 +70,18 @@ func TestSubscribePushes(t *testing.T) {
 
 	c1 := e.srv.write("kid", e.other("ep-1", "p1", 1000, 0))
 	ev := got.next(t)
-	if ev.Type != EventCursor || ev.Cursor == nil || ev.Cursor.Version() != c1.Version() || ev.Cursor.Device != "phone" {
+	if ev.Type != api.EventCursor || ev.Cursor == nil || ev.Cursor.Version() != c1.Version() || ev.Cursor.Device != "phone" {
 		t.Fatalf("event %+v, want the phone's cursor", ev)
 	}
 	// The same version again (a replay racing a push): dropped.
-	e.srv.send(Event{Type: EventCursor, Cursor: &c1})
+	e.srv.send(Event{Type: api.EventCursor, Cursor: &c1})
 	// Another session takes the video over: cursor, then takeover.
 	c2 := e.srv.write("kid", e.other("ep-1", "p2", 5000, 10))
-	if ev := got.next(t); ev.Type != EventCursor || ev.Cursor.Session != "p2" {
+	if ev := got.next(t); ev.Type != api.EventCursor || ev.Cursor.Session != "p2" {
 		t.Fatalf("event %+v, want p2's cursor (the duplicate must be dropped)", ev)
 	}
 	ev = got.next(t)
-	if ev.Type != EventTakeover || ev.Video != "ep-1" || ev.Session != "p1" || ev.By == nil ||
+	if ev.Type != api.EventTakeover || ev.Video != "ep-1" || ev.Session != "p1" || ev.By == nil ||
 		ev.By.Session != "p2" || ev.By.Device != "phone" {
 		t.Fatalf("event %+v, want takeover of p1 by p2", ev)
 	}
@@ -88,12 +89,12 @@ func TestSubscribePushes(t *testing.T) {
 		t.Fatalf("watermark %v, want %v", sub.After(), c2.UpdatedHLC)
 	}
 	// History cleared: then an older version is news again.
-	e.srv.send(Event{Type: EventCleared})
-	if ev := got.next(t); ev.Type != EventCleared || ev.Video != "" {
+	e.srv.send(Event{Type: api.EventCleared})
+	if ev := got.next(t); ev.Type != api.EventCleared || ev.Video != "" {
 		t.Fatalf("event %+v, want cleared (all)", ev)
 	}
-	e.srv.send(Event{Type: EventCursor, Cursor: &c1})
-	if ev := got.next(t); ev.Type != EventCursor || ev.Cursor.Session != "p1" {
+	e.srv.send(Event{Type: api.EventCursor, Cursor: &c1})
+	if ev := got.next(t); ev.Type != api.EventCursor || ev.Cursor.Session != "p1" {
 		t.Fatalf("event %+v, want p1's cursor again after the clear", ev)
 	}
 	// The clock learned the pushed versions: the next epoch beats them.
@@ -124,7 +125,7 @@ func TestSubscribeReconnectsWithAfter(t *testing.T) {
 	e.srv.set(func(f *fakeServer) { f.wsReject = false })
 
 	ev := got.next(t)
-	if ev.Type != EventCursor || ev.Cursor.Version() != c2.Version() {
+	if ev.Type != api.EventCursor || ev.Cursor.Version() != c2.Version() {
 		t.Fatalf("event %+v, want the cursor written while cut off", ev)
 	}
 	reqs := e.srv.requests("GET", "/v1/profiles/kid/events")
@@ -167,13 +168,13 @@ func TestSubscribeFallsBackToLongPoll(t *testing.T) {
 	}
 
 	c1 := e.srv.write("kid", e.other("ep-1", "p1", 1000, 0))
-	if ev := got.next(t); ev.Type != EventCursor || ev.Cursor.Version() != c1.Version() {
+	if ev := got.next(t); ev.Type != api.EventCursor || ev.Cursor.Version() != c1.Version() {
 		t.Fatalf("event %+v, want the cursor by long-poll", ev)
 	}
 	e.srv.set(func(f *fakeServer) { f.wsReject = false })
 	waitFor(t, "back on the websocket", func() bool { return sub.Transport() == TransportWebSocket })
 	c2 := e.srv.write("kid", e.other("ep-1", "p1", 2000, 5))
-	if ev := got.next(t); ev.Type != EventCursor || ev.Cursor.Version() != c2.Version() {
+	if ev := got.next(t); ev.Type != api.EventCursor || ev.Cursor.Version() != c2.Version() {
 		t.Fatalf("event %+v, want the next cursor", ev)
 	}
 	got.none(t, 50*time.Millisecond)

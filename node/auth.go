@@ -2,7 +2,6 @@ package node
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,22 +10,14 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/gossip"
 )
 
 // Device tokens (API.md "Auth"): HS256 JWTs signed with the cluster's
-// secret. The account comes only from the verified token, never from the
-// URL; the URL's profile must be one the token allows.
-
-// tokenClaims is the JWT payload.
-type tokenClaims struct {
-	Account string `json:"acct"`
-	// Profiles, when present (even empty), lists the only profiles the
-	// token may touch; absent means every profile of the account.
-	Profiles []string `json:"profiles,omitempty"`
-	Admin    bool     `json:"admin,omitempty"`
-	jwt.RegisteredClaims
-}
+// secret (api.IssueToken signs them; their payload is api.Claims). The
+// account comes only from the verified token, never from the URL; the URL's
+// profile must be one the token allows.
 
 // principal is who a verified token speaks for. Immutable once built (it is
 // shared through the token cache).
@@ -45,38 +36,6 @@ func (p *principal) allows(profile string) bool {
 // ref is the shard key of one of the principal's profiles.
 func (p *principal) ref(profile string) gossip.Ref {
 	return gossip.Ref{Account: p.account, Profile: profile}
-}
-
-// IssueToken returns a device token for account, valid for ttl from now.
-// profiles, if non-empty, restricts the token to those profiles; admin
-// allows the cluster endpoints. The secret must be at least MinSecretBytes.
-func IssueToken(secret []byte, account string, profiles []string, admin bool, ttl time.Duration, now time.Time) (string, error) {
-	if len(secret) < MinSecretBytes {
-		return "", fmt.Errorf("node: the auth secret is %d bytes; it must be at least %d", len(secret), MinSecretBytes)
-	}
-	if !validID(account) {
-		return "", fmt.Errorf("node: account %q is not an id (1-%d bytes of printable ASCII without '/')", account, MaxIDLen)
-	}
-	for _, p := range profiles {
-		if !validID(p) {
-			return "", fmt.Errorf("node: profile %q is not an id (1-%d bytes of printable ASCII without '/')", p, MaxIDLen)
-		}
-	}
-	if ttl <= 0 {
-		return "", fmt.Errorf("node: token ttl must be positive, got %v", ttl)
-	}
-	c := tokenClaims{
-		Account: account,
-		Admin:   admin,
-		RegisteredClaims: jwt.RegisteredClaims{
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-		},
-	}
-	if len(profiles) > 0 {
-		c.Profiles = profiles
-	}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 }
 
 // authenticator verifies tokens and caches the verified ones.
@@ -148,14 +107,14 @@ func (a *authenticator) verify(raw string) (*principal, error) {
 		}
 		a.onHit(false)
 	}
-	var c tokenClaims
+	var c api.Claims
 	_, err := a.parser.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return a.secret, nil })
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, errUnauthorized("token expired; get a new one")
 	case err != nil:
 		return nil, errUnauthorized("invalid token (must be an HS256 JWT signed with the cluster's secret, with acct and exp)")
-	case !validID(c.Account):
+	case !api.ValidID(c.Account):
 		return nil, errUnauthorized("invalid token: acct must be an id (1-128 bytes of printable ASCII without '/')")
 	}
 	p := &principal{account: c.Account, admin: c.Admin, exp: c.ExpiresAt.Time}

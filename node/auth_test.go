@@ -12,6 +12,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/playhead/playhead/api"
 )
 
 func TestIsolationBetweenAccountsAndProfiles(t *testing.T) {
@@ -108,7 +110,7 @@ func TestBadTokensAre401(t *testing.T) {
 	now := e.clock.Now()
 	exp := now.Add(time.Hour).Unix()
 	good := jwt.MapClaims{"acct": "acct-1", "exp": exp}
-	expired, err := IssueToken(testSecret, "acct-1", nil, false, time.Hour, now.Add(-2*time.Hour))
+	expired, err := api.IssueToken(testSecret, "acct-1", nil, false, time.Hour, now.Add(-2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +151,7 @@ func TestBadTokensAre401(t *testing.T) {
 
 func TestTokenCacheHonoursExpiry(t *testing.T) {
 	e := newEnv(t)
-	tok, err := IssueToken(testSecret, "acct-1", nil, false, time.Hour, e.clock.Now())
+	tok, err := api.IssueToken(testSecret, "acct-1", nil, false, time.Hour, e.clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,10 +167,10 @@ func TestTokenCacheHonoursExpiry(t *testing.T) {
 }
 
 func TestIssueTokenAndLoadSecret(t *testing.T) {
-	if _, err := IssueToken([]byte("short"), "a", nil, false, time.Hour, time.Now()); err == nil {
+	if _, err := api.IssueToken([]byte("short"), "a", nil, false, time.Hour, time.Now()); err == nil {
 		t.Fatal("IssueToken accepted a short secret")
 	}
-	if _, err := IssueToken(testSecret, "a/b", nil, false, time.Hour, time.Now()); err == nil {
+	if _, err := api.IssueToken(testSecret, "a/b", nil, false, time.Hour, time.Now()); err == nil {
 		t.Fatal("IssueToken accepted a bad account")
 	}
 	dir := t.TempDir()
@@ -186,7 +188,7 @@ func TestIssueTokenAndLoadSecret(t *testing.T) {
 		t.Fatal("LoadSecret of a missing file")
 	}
 	// Claims round trip.
-	tok, _ := IssueToken(testSecret, "acct", []string{"p1", "p2"}, true, time.Hour, time.Now())
+	tok, _ := api.IssueToken(testSecret, "acct", []string{"p1", "p2"}, true, time.Hour, time.Now())
 	a := newAuthenticator(testSecret, time.Now, 10, func(bool) {})
 	p1, err := a.verify(tok)
 	if err != nil || p1.account != "acct" || !p1.admin || !p1.allows("p2") || p1.allows("p3") {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/playhead/playhead/api"
 )
 
 // BenchmarkHTTPPut measures a PUT round trip through the whole stack: HTTP
@@ -28,7 +30,7 @@ func BenchmarkHTTPPut(b *testing.B) {
 	srv := httptest.NewServer(n.Handler())
 	defer srv.Close()
 	defer n.Shutdown(context.Background())
-	tok, _ := IssueToken(testSecret, "bench", nil, false, time.Hour, time.Now())
+	tok, _ := api.IssueToken(testSecret, "bench", nil, false, time.Hour, time.Now())
 	transport := &http.Transport{MaxIdleConnsPerHost: 256}
 	client := &http.Client{Transport: transport}
 	defer transport.CloseIdleConnections()

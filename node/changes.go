@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
 )
@@ -96,7 +97,7 @@ func (n *Node) writeChanges(w http.ResponseWriter, cursors []crdt.Cursor, after 
 		}
 	}
 	pol := n.svc.Policy()
-	out := make([]cursorJSON, 0, len(latest))
+	out := make([]api.Cursor, 0, len(latest))
 	hlc := after
 	for _, c := range latest {
 		out = append(out, toCursorJSON(c, pol))
@@ -106,8 +107,5 @@ func (n *Node) writeChanges(w http.ResponseWriter, cursors []crdt.Cursor, after 
 	if len(out) > 0 {
 		n.metrics.pushSent.WithLabelValues(transportLongPoll).Add(float64(len(out)))
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Cursors []cursorJSON `json:"cursors"`
-		HLC     crdt.HLC     `json:"hlc"`
-	}{out, hlc})
+	writeJSON(w, http.StatusOK, api.Changes{Cursors: out, HLC: hlc})
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/gossip/clusterkey"
 )
 
@@ -63,7 +64,7 @@ func startTestCluster(t testing.TB, n int) *testCluster {
 		tc.nodes = append(tc.nodes, nd)
 		tc.urls = append(tc.urls, "http://"+ln.Addr().String())
 	}
-	tok, err := IssueToken(testSecret, "acct-1", nil, false, time.Hour, time.Now())
+	tok, err := api.IssueToken(testSecret, "acct-1", nil, false, time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestClusterWriteReadAndPushAcrossNodes(t *testing.T) {
 	if st != 403 {
 		t.Fatalf("/v1/cluster without admin: %d %s", st, body)
 	}
-	admin, _ := IssueToken(testSecret, "acct-1", nil, true, time.Hour, time.Now())
+	admin, _ := api.IssueToken(testSecret, "acct-1", nil, true, time.Hour, time.Now())
 	tc.token = admin
 	st, body = tc.req(1, "GET", "/v1/cluster", nil)
 	var cs ClusterStatus
@@ -249,6 +250,6 @@ func BenchmarkSingleNodePut(b *testing.B) {
 	done := make(chan struct{})
 	go func() { nd.Serve(ctx, ln); close(done) }()
 	defer func() { cancel(); <-done }()
-	tok, _ := IssueToken(testSecret, "acct-1", nil, false, time.Hour, time.Now())
+	tok, _ := api.IssueToken(testSecret, "acct-1", nil, false, time.Hour, time.Now())
 	benchPuts(b, []string{"http://" + ln.Addr().String()}, tok)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
 	"github.com/playhead/playhead/gossip/ring"
@@ -38,10 +39,10 @@ const (
 
 	// MinSecretBytes is the shortest accepted auth secret (HS256 wants at
 	// least the hash size).
-	MinSecretBytes = 32
+	MinSecretBytes = api.MinSecretBytes
 	// MaxBatchUpdates is the most updates one batch POST may carry (API
 	// contract).
-	MaxBatchUpdates = 500
+	MaxBatchUpdates = api.MaxBatch
 )
 
 // Config configures a Node. Zero fields take their defaults in

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"sort"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -24,9 +25,7 @@ func (n *Node) continueWatching(c *call) error {
 		return err
 	}
 	items := continueRow(cursors, n.svc.Policy(), limit)
-	writeJSON(c.w, http.StatusOK, struct {
-		Items []cursorJSON `json:"items"`
-	}{items})
+	writeJSON(c.w, http.StatusOK, api.ContinueWatchingResponse{Items: items})
 	return nil
 }
 
@@ -41,17 +40,17 @@ func (n *Node) continueWatching(c *call) error {
 //     nextPlaceholder). A completed next episode shows nothing here (its own
 //     next_video may continue the chain);
 //   - each video shows at most once, at its newest position in the order.
-func continueRow(cursors []crdt.Cursor, pol crdt.Policy, limit int) []cursorJSON {
+func continueRow(cursors []crdt.Cursor, pol crdt.Policy, limit int) []api.Cursor {
 	byVideo := make(map[string]crdt.Cursor, len(cursors))
 	for _, c := range cursors {
 		byVideo[c.Video] = c
 	}
 	type row struct {
 		at  crdt.HLC // sort key
-		cur cursorJSON
+		cur api.Cursor
 	}
 	rows := make(map[string]row, len(cursors))
-	add := func(at crdt.HLC, cj cursorJSON) {
+	add := func(at crdt.HLC, cj api.Cursor) {
 		if old, ok := rows[cj.Video]; ok && (old.at > at || (old.at == at && old.cur.UpdatedHLC >= cj.UpdatedHLC)) {
 			return
 		}
@@ -90,7 +89,7 @@ func continueRow(cursors []crdt.Cursor, pol crdt.Policy, limit int) []cursorJSON
 	if len(out) > limit {
 		out = out[:limit]
 	}
-	items := make([]cursorJSON, len(out))
+	items := make([]api.Cursor, len(out))
 	for i, r := range out {
 		items[i] = r.cur
 	}
@@ -103,8 +102,8 @@ func continueRow(cursors []crdt.Cursor, pol crdt.Policy, limit int) []cursorJSON
 // series_id kept; epoch and seq "0", session and device empty (no device
 // has written it: version zero marks it synthetic); updated_at and
 // updated_hlc those of the completed episode, which is where it sorts.
-func nextPlaceholder(c crdt.Cursor) cursorJSON {
-	return cursorJSON{
+func nextPlaceholder(c crdt.Cursor) api.Cursor {
+	return api.Cursor{
 		Video:      c.NextVideo.Value,
 		State:      crdt.StateStopped.String(),
 		UpdatedAt:  formatHLCTime(c.UpdatedHLC),

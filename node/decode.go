@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -23,9 +24,9 @@ import (
 const (
 	// MaxIDLen is the longest id (profile, video, device, session, entry,
 	// series) in bytes.
-	MaxIDLen = 128
+	MaxIDLen = api.MaxIDLen
 	// MaxTitleLen is the longest title in bytes (valid UTF-8).
-	MaxTitleLen = 1024
+	MaxTitleLen = api.MaxTitleLen
 	// maxQueryLen is the longest history search text in bytes.
 	maxQueryLen = 256
 	// maxMsgIDLen is the longest WebSocket message id echoed in an ack.
@@ -48,9 +49,6 @@ func checkID(what, s string) *apiError {
 	}
 	return nil
 }
-
-// validID reports whether s is a valid id.
-func validID(s string) bool { return checkID("", s) == nil }
 
 // updateBody is the wire form of a position report (PUT body, batch item,
 // WebSocket update). Pointers tell "absent" from zero.
@@ -158,12 +156,12 @@ func (b *updateBody) update(pathVideo, prefix string) (crdt.Update, error) {
 // (the fuzz test's oracle).
 func checkUpdate(u crdt.Update) error {
 	for _, id := range []string{u.Video, u.Device, u.Session} {
-		if !validID(id) {
+		if !api.ValidID(id) {
 			return fmt.Errorf("bad id %q", id)
 		}
 	}
 	for _, id := range []string{u.SeriesID, u.NextVideo} {
-		if id != "" && !validID(id) {
+		if id != "" && !api.ValidID(id) {
 			return fmt.Errorf("bad optional id %q", id)
 		}
 	}

@@ -7,22 +7,9 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
-)
-
-// Error codes of the API (API.md "Errors"). A program switches on them.
-//
-// Wire enum: append only; never rename.
-const (
-	codeBadRequest   = "bad_request"
-	codeUnauthorized = "unauthorized"
-	codeForbidden    = "forbidden"
-	codeNotFound     = "not_found"
-	codeStaleWrite   = "stale_write"
-	codeTooLarge     = "too_large"
-	codeRateLimited  = "rate_limited"
-	codeUnavailable  = "unavailable"
 )
 
 // apiError is an error answered to the device: status, code and a message
@@ -39,33 +26,33 @@ func (e *apiError) Error() string { return e.code + ": " + e.msg }
 func (e *apiError) Unwrap() error { return e.cause }
 
 func errBadRequest(format string, args ...any) *apiError {
-	return &apiError{status: http.StatusBadRequest, code: codeBadRequest, msg: fmt.Sprintf(format, args...)}
+	return &apiError{status: http.StatusBadRequest, code: api.CodeBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
 func errUnauthorized(msg string) *apiError {
-	return &apiError{status: http.StatusUnauthorized, code: codeUnauthorized, msg: msg}
+	return &apiError{status: http.StatusUnauthorized, code: api.CodeUnauthorized, msg: msg}
 }
 
 func errForbidden(msg string) *apiError {
-	return &apiError{status: http.StatusForbidden, code: codeForbidden, msg: msg}
+	return &apiError{status: http.StatusForbidden, code: api.CodeForbidden, msg: msg}
 }
 
 func errNotFound(format string, args ...any) *apiError {
-	return &apiError{status: http.StatusNotFound, code: codeNotFound, msg: fmt.Sprintf(format, args...)}
+	return &apiError{status: http.StatusNotFound, code: api.CodeNotFound, msg: fmt.Sprintf(format, args...)}
 }
 
 func errTooLarge(limit int64) *apiError {
-	return &apiError{status: http.StatusRequestEntityTooLarge, code: codeTooLarge,
+	return &apiError{status: http.StatusRequestEntityTooLarge, code: api.CodeTooLarge,
 		msg: fmt.Sprintf("request body is over %d bytes; send fewer updates per batch", limit)}
 }
 
 func errRateLimited(retryAfter int) *apiError {
-	return &apiError{status: http.StatusTooManyRequests, code: codeRateLimited, retryAfter: retryAfter,
+	return &apiError{status: http.StatusTooManyRequests, code: api.CodeRateLimited, retryAfter: retryAfter,
 		msg: fmt.Sprintf("too many requests; retry after %d s", retryAfter)}
 }
 
 func errUnavailable(msg string, cause error) *apiError {
-	return &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, msg: msg, retryAfter: 1, cause: cause}
+	return &apiError{status: http.StatusServiceUnavailable, code: api.CodeUnavailable, msg: msg, retryAfter: 1, cause: cause}
 }
 
 // serviceError maps an error of gossip.Service to what the device gets.
@@ -77,12 +64,12 @@ func serviceError(err error) *apiError {
 	case errors.As(err, &ae):
 		return ae
 	case errors.Is(err, crdt.ErrClockSkew):
-		return &apiError{status: http.StatusBadRequest, code: codeBadRequest, cause: err,
+		return &apiError{status: http.StatusBadRequest, code: api.CodeBadRequest, cause: err,
 			msg: err.Error() + "; fix the device clock (keep it in step with the Playhead-HLC header) or let the node stamp epoch/seq"}
 	case errors.Is(err, crdt.ErrBadPosition), errors.Is(err, crdt.ErrBadState), errors.Is(err, crdt.ErrBadVersion), errors.Is(err, crdt.ErrEpochBehind):
-		return &apiError{status: http.StatusBadRequest, code: codeBadRequest, msg: err.Error(), cause: err}
+		return &apiError{status: http.StatusBadRequest, code: api.CodeBadRequest, msg: err.Error(), cause: err}
 	case errors.Is(err, gossip.ErrNotFound):
-		return &apiError{status: http.StatusNotFound, code: codeNotFound, msg: "not found", cause: err}
+		return &apiError{status: http.StatusNotFound, code: api.CodeNotFound, msg: "not found", cause: err}
 	case errors.Is(err, gossip.ErrUnavailable):
 		return errUnavailable("not enough replicas reachable; retry (nothing is lost by retrying)", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -91,20 +78,10 @@ func serviceError(err error) *apiError {
 	return errUnavailable("internal error; retry", err)
 }
 
-// errorBody is the wire form of every error: {"error": {"code", "message"}}.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
 // writeError answers e as JSON, with Retry-After when it has one.
 func writeError(w http.ResponseWriter, e *apiError) {
 	if e.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
 	}
-	writeJSON(w, e.status, errorBody{Error: errorDetail{Code: e.code, Message: e.msg}})
+	writeJSON(w, e.status, api.ErrorBody{Error: api.ErrorDetail{Code: e.code, Message: e.msg}})
 }

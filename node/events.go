@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
 )
@@ -145,9 +146,9 @@ func (s *stream) admit(ev *gossip.Event, fromReplay bool) bool {
 // endMessage says why the hub ended a subscription, for the device.
 func (s *stream) endMessage() (code, msg string) {
 	if s.sub.Err() == ErrShuttingDown {
-		return codeUnavailable, "node shutting down; reconnect with after=" + s.after.String()
+		return api.CodeUnavailable, "node shutting down; reconnect with after=" + s.after.String()
 	}
-	return codeUnavailable, "too slow to keep up; reconnect with after=" + s.after.String()
+	return api.CodeUnavailable, "too slow to keep up; reconnect with after=" + s.after.String()
 }
 
 // headerHasToken reports whether a comma-separated header holds token.

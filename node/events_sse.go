@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -48,7 +49,7 @@ func (s *stream) serveSSE(replay []crdt.Cursor) {
 		if !flush() {
 			return false
 		}
-		if typ != evError {
+		if typ != api.EventError {
 			n.metrics.pushSent.WithLabelValues(transportSSE).Inc()
 		}
 		return true
@@ -71,7 +72,7 @@ func (s *stream) serveSSE(replay []crdt.Cursor) {
 				continue
 			}
 			var id crdt.HLC
-			if typ == evCursor {
+			if typ == api.EventCursor {
 				id = s.after
 			}
 			if !send(typ, data, id) {
@@ -84,12 +85,12 @@ func (s *stream) serveSSE(replay []crdt.Cursor) {
 			}
 		case <-s.sub.Done():
 			code, msg := s.endMessage()
-			b, _ := json.Marshal(errorEventJSON{Type: evError, Error: errorDetail{Code: code, Message: msg}})
-			send(evError, b, 0)
+			b, _ := json.Marshal(api.ErrorEvent{Type: api.EventError, Error: api.ErrorDetail{Code: code, Message: msg}})
+			send(api.EventError, b, 0)
 			return
 		case <-expiry.C:
-			b, _ := json.Marshal(errorEventJSON{Type: evError, Error: errorDetail{Code: codeUnauthorized, Message: "token expired; reconnect with a new token and after=" + s.after.String()}})
-			send(evError, b, 0)
+			b, _ := json.Marshal(api.ErrorEvent{Type: api.EventError, Error: api.ErrorDetail{Code: api.CodeUnauthorized, Message: "token expired; reconnect with a new token and after=" + s.after.String()}})
+			send(api.EventError, b, 0)
 			return
 		case <-c.r.Context().Done():
 			return

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
 )
@@ -339,7 +340,7 @@ func (s *stream) wsHandleBatch(ctx context.Context, items []wsItem) []any {
 	}
 	n.countResults(res)
 	for j, i := range at {
-		replies[i] = ackJSON{Type: evAck, ID: items[i].id, Applied: res[j].Applied, Cursor: cursorPtr(res[j].Cursor, res[j].Found, n.svc.Policy())}
+		replies[i] = api.Ack{Type: api.EventAck, ID: items[i].id, Applied: res[j].Applied, Cursor: cursorPtr(res[j].Cursor, res[j].Found, n.svc.Policy())}
 	}
 	return replies
 }
@@ -385,7 +386,7 @@ func (s *stream) wsPut(ctx context.Context, id *string, ups []crdt.Update) any {
 		return s.wsPutError(id, err)
 	}
 	n.countResults(res)
-	return ackJSON{Type: evAck, ID: id, Applied: res[0].Applied, Cursor: cursorPtr(res[0].Cursor, res[0].Found, n.svc.Policy())}
+	return api.Ack{Type: api.EventAck, ID: id, Applied: res[0].Applied, Cursor: cursorPtr(res[0].Cursor, res[0].Found, n.svc.Policy())}
 }
 
 func (s *stream) wsPutError(id *string, err error) any {
@@ -409,10 +410,10 @@ func wsMessageID(raw json.RawMessage) (*string, error) {
 	return &id, nil
 }
 
-func wsError(id *string, err error) errorEventJSON {
+func wsError(id *string, err error) api.ErrorEvent {
 	var ae *apiError
 	if !errors.As(err, &ae) {
 		ae = serviceError(err)
 	}
-	return errorEventJSON{Type: evError, ID: id, Error: errorDetail{Code: ae.code, Message: ae.msg}}
+	return api.ErrorEvent{Type: api.EventError, ID: id, Error: api.ErrorDetail{Code: ae.code, Message: ae.msg}}
 }

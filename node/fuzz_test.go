@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -20,7 +21,7 @@ func FuzzDecodeUpdate(f *testing.F) {
 		u, err := decodeUpdate(data, video)
 		if err != nil {
 			var ae *apiError
-			if !errors.As(err, &ae) || ae.status != 400 || ae.code != codeBadRequest || ae.msg == "" {
+			if !errors.As(err, &ae) || ae.status != 400 || ae.code != api.CodeBadRequest || ae.msg == "" {
 				t.Fatalf("rejection is not a 400 bad_request with a message: %#v", err)
 			}
 			return

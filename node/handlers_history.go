@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
 )
@@ -44,7 +45,7 @@ func (k pageKey) token() string {
 
 func parsePageToken(s string) (*pageKey, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) < 9 || !validID(string(b[8:])) {
+	if err != nil || len(b) < 9 || !api.ValidID(string(b[8:])) {
 		return nil, errBadRequest("page=%q is not a page token from next_page", truncate(s))
 	}
 	return &pageKey{lastAt: crdt.HLC(binary.BigEndian.Uint64(b)), id: string(b[8:])}, nil
@@ -120,14 +121,11 @@ func (n *Node) history(c *call) error {
 		return err
 	}
 	page, next := historyPage(items, hq)
-	entries := make([]entryJSON, len(page))
+	entries := make([]api.HistoryEntry, len(page))
 	for i, it := range page {
 		entries[i] = toEntryJSON(it)
 	}
-	writeJSON(c.w, http.StatusOK, struct {
-		Entries  []entryJSON `json:"entries"`
-		NextPage *string     `json:"next_page"`
-	}{entries, next})
+	writeJSON(c.w, http.StatusOK, api.HistoryPage{Entries: entries, NextPage: next})
 	return nil
 }
 

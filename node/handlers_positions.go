@@ -3,6 +3,7 @@ package node
 import (
 	"net/http"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
 )
@@ -33,14 +34,14 @@ func (n *Node) putPosition(c *call) error {
 	r := res[0]
 	pol := n.svc.Policy()
 	if !r.Applied {
-		writeJSON(c.w, http.StatusConflict, staleJSON{
-			Error:   errorDetail{Code: codeStaleWrite, Message: staleMessage(r.Found)},
+		writeJSON(c.w, http.StatusConflict, api.StaleBody{
+			Error:   api.ErrorDetail{Code: api.CodeStaleWrite, Message: staleMessage(r.Found)},
 			Applied: false,
 			Cursor:  cursorPtr(r.Cursor, r.Found, pol),
 		})
 		return nil
 	}
-	writeJSON(c.w, http.StatusOK, writeResultJSON{Applied: true, Cursor: cursorPtr(r.Cursor, r.Found, pol)})
+	writeJSON(c.w, http.StatusOK, api.WriteResult{Applied: true, Cursor: cursorPtr(r.Cursor, r.Found, pol)})
 	return nil
 }
 
@@ -70,7 +71,7 @@ func (n *Node) postPositions(c *call) error {
 	if err := n.limitDevices(c.p.account, devices...); err != nil {
 		return err
 	}
-	results := make([]writeResultJSON, 0, len(ups))
+	results := make([]api.WriteResult, 0, len(ups))
 	if len(ups) > 0 {
 		res, err := n.put(c.r, c.ref, ups)
 		if err != nil {
@@ -78,12 +79,10 @@ func (n *Node) postPositions(c *call) error {
 		}
 		pol := n.svc.Policy()
 		for _, r := range res {
-			results = append(results, writeResultJSON{Applied: r.Applied, Cursor: cursorPtr(r.Cursor, r.Found, pol)})
+			results = append(results, api.WriteResult{Applied: r.Applied, Cursor: cursorPtr(r.Cursor, r.Found, pol)})
 		}
 	}
-	writeJSON(c.w, http.StatusOK, struct {
-		Results []writeResultJSON `json:"results"`
-	}{results})
+	writeJSON(c.w, http.StatusOK, api.BatchResponse{Results: results})
 	return nil
 }
 

@@ -1,6 +1,10 @@
 package node
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/playhead/playhead/api"
+)
 
 // GET /v1/profiles/{profile}/settings: {"history_paused": bool}.
 func (n *Node) getSettings(c *call) error {
@@ -8,7 +12,7 @@ func (n *Node) getSettings(c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusOK, settingsJSON{HistoryPaused: prof.HistoryPaused})
+	writeJSON(c.w, http.StatusOK, api.Settings{HistoryPaused: prof.HistoryPaused})
 	return nil
 }
 
@@ -27,6 +31,6 @@ func (n *Node) putSettings(c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(c.w, http.StatusOK, settingsJSON{HistoryPaused: prof.HistoryPaused})
+	writeJSON(c.w, http.StatusOK, api.Settings{HistoryPaused: prof.HistoryPaused})
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/storage"
 )
@@ -80,7 +81,7 @@ func newEnv(t testing.TB, opts ...func(*Config)) *env {
 
 // token issues a token valid for ten years of the test clock.
 func (e *env) token(account string, profiles ...string) string {
-	tok, err := IssueToken(testSecret, account, profiles, false, 10*365*24*time.Hour, e.clock.Now())
+	tok, err := api.IssueToken(testSecret, account, profiles, false, 10*365*24*time.Hour, e.clock.Now())
 	if err != nil {
 		panic(err)
 	}
@@ -88,7 +89,7 @@ func (e *env) token(account string, profiles ...string) string {
 }
 
 func (e *env) adminToken(account string) string {
-	tok, err := IssueToken(testSecret, account, nil, true, 10*365*24*time.Hour, e.clock.Now())
+	tok, err := api.IssueToken(testSecret, account, nil, true, 10*365*24*time.Hour, e.clock.Now())
 	if err != nil {
 		panic(err)
 	}
@@ -176,23 +177,16 @@ func want(t testing.TB, r *resp, status int, code string) {
 	}
 }
 
-// tCursor is a cursor as a test reads it.
+// tCursor is a cursor as a test reads it: api.Cursor, but with its HLCs
+// as the raw strings on the wire (the outer fields shadow the embedded ones
+// in encoding/json), so tests see exactly what the node wrote. The
+// embedded Epoch, Seq and UpdatedHLC (and so Version) stay zero: use
+// epoch(), seq() and updated().
 type tCursor struct {
-	Video      string `json:"video"`
-	PositionMs int64  `json:"position_ms"`
-	DurationMs int64  `json:"duration_ms"`
-	ResumeMs   int64  `json:"resume_ms"`
-	State      string `json:"state"`
-	Completed  bool   `json:"completed"`
-	Session    string `json:"session"`
-	Device     string `json:"device"`
+	api.Cursor
 	Epoch      string `json:"epoch"`
 	Seq        string `json:"seq"`
-	UpdatedAt  string `json:"updated_at"`
 	UpdatedHLC string `json:"updated_hlc"`
-	Title      string `json:"title"`
-	SeriesID   string `json:"series_id"`
-	NextVideo  string `json:"next_video"`
 }
 
 func (c tCursor) epoch() crdt.HLC   { return mustHLC(c.Epoch) }
@@ -207,30 +201,12 @@ func mustHLC(s string) crdt.HLC {
 	return h
 }
 
+// tWrite is a write's answer as a test reads it: api.WriteResult (200) or
+// api.StaleBody (409).
 type tWrite struct {
-	Applied bool     `json:"applied"`
-	Cursor  *tCursor `json:"cursor"`
-	Error   *struct {
-		Code string `json:"code"`
-	} `json:"error"`
-}
-
-type tEntry struct {
-	ID            string  `json:"id"`
-	Video         string  `json:"video"`
-	Title         string  `json:"title"`
-	Session       string  `json:"session"`
-	Device        string  `json:"device"`
-	StartedAt     string  `json:"started_at"`
-	LastAt        string  `json:"last_at"`
-	PositionMs    int64   `json:"position_ms"`
-	DurationMs    int64   `json:"duration_ms"`
-	CompletionPct float64 `json:"completion_pct"`
-}
-
-type tHistory struct {
-	Entries  []tEntry `json:"entries"`
-	NextPage *string  `json:"next_page"`
+	Applied bool             `json:"applied"`
+	Cursor  *tCursor         `json:"cursor"`
+	Error   *api.ErrorDetail `json:"error"`
 }
 
 // upd builds an update body; extra is key, value pairs.
@@ -276,11 +252,11 @@ func (e *env) get(tok, profile, video string) (tCursor, bool) {
 	return c, true
 }
 
-func (e *env) historyOf(tok, profile, query string) tHistory {
+func (e *env) historyOf(tok, profile, query string) api.HistoryPage {
 	e.t.Helper()
 	r := e.do("GET", "/v1/profiles/"+profile+"/history"+query, tok, nil)
 	want(e.t, r, 200, "")
-	var h tHistory
+	var h api.HistoryPage
 	r.decode(e.t, &h)
 	return h
 }
@@ -324,23 +300,19 @@ func (e *env) wsDial(tok, profile, query string) *websocket.Conn {
 	return c
 }
 
-// tEvent is a push event as a test reads it.
+// tEvent is any message of the push stream as a test reads it: the fields
+// of every api event type (CursorEvent, TakeoverEvent, ClearedEvent, Ack,
+// ErrorEvent), with pointers where a test must tell null from absent.
 type tEvent struct {
-	Type    string   `json:"type"`
-	Cursor  *tCursor `json:"cursor"`
-	Video   *string  `json:"video"`
-	Entry   string   `json:"entry"`
-	Session string   `json:"session"`
-	By      *struct {
-		Device  string `json:"device"`
-		Session string `json:"session"`
-	} `json:"by"`
-	ID      *string `json:"id"`
-	Applied bool    `json:"applied"`
-	Error   *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
+	Type    string           `json:"type"`
+	Cursor  *tCursor         `json:"cursor"`
+	Video   *string          `json:"video"`
+	Entry   string           `json:"entry"`
+	Session string           `json:"session"`
+	By      *api.TakeoverBy  `json:"by"`
+	ID      *string          `json:"id"`
+	Applied bool             `json:"applied"`
+	Error   *api.ErrorDetail `json:"error"`
 }
 
 // wsNext reads the next event within d.

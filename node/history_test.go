@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 )
 
@@ -104,7 +105,7 @@ func TestHistoryPagingVisitsEveryEntryOnce(t *testing.T) {
 		e.clock.Advance(time.Minute)
 	}
 	seen := map[string]bool{}
-	var all []tEntry
+	var all []api.HistoryEntry
 	page := ""
 	for pages := 0; ; pages++ {
 		if pages > 10 {

@@ -6,39 +6,23 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
 )
 
-// This file holds the wire types of responses and push events, and their
-// conversions from crdt and gossip values. Request decoding is in decode.go.
+// This file converts crdt and gossip values to the wire types of responses
+// and push events (package api) and writes JSON answers. Request decoding
+// is in decode.go.
 
 // timeLayout is RFC 3339 with milliseconds, always UTC ("Z").
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 func formatHLCTime(h crdt.HLC) string { return h.Time().Format(timeLayout) }
 
-// cursorJSON is a cursor as devices see it (API.md "Cursor").
-type cursorJSON struct {
-	Video      string   `json:"video"`
-	PositionMs int64    `json:"position_ms"`
-	DurationMs int64    `json:"duration_ms"`
-	ResumeMs   int64    `json:"resume_ms"`
-	State      string   `json:"state"`
-	Completed  bool     `json:"completed"`
-	Session    string   `json:"session"`
-	Device     string   `json:"device"`
-	Epoch      crdt.HLC `json:"epoch"`
-	Seq        crdt.HLC `json:"seq"`
-	UpdatedAt  string   `json:"updated_at"`
-	UpdatedHLC crdt.HLC `json:"updated_hlc"`
-	Title      string   `json:"title,omitempty"`
-	SeriesID   string   `json:"series_id,omitempty"`
-	NextVideo  string   `json:"next_video,omitempty"`
-}
-
-func toCursorJSON(c crdt.Cursor, pol crdt.Policy) cursorJSON {
-	return cursorJSON{
+// toCursorJSON is the cursor as devices see it.
+func toCursorJSON(c crdt.Cursor, pol crdt.Policy) api.Cursor {
+	return api.Cursor{
 		Video:      c.Video,
 		PositionMs: c.PositionMs,
 		DurationMs: c.DurationMs,
@@ -59,7 +43,7 @@ func toCursorJSON(c crdt.Cursor, pol crdt.Policy) cursorJSON {
 
 // cursorPtr converts a cursor that may be absent: nil (JSON null) when not
 // found.
-func cursorPtr(c crdt.Cursor, found bool, pol crdt.Policy) *cursorJSON {
+func cursorPtr(c crdt.Cursor, found bool, pol crdt.Policy) *api.Cursor {
 	if !found {
 		return nil
 	}
@@ -67,36 +51,10 @@ func cursorPtr(c crdt.Cursor, found bool, pol crdt.Policy) *cursorJSON {
 	return &j
 }
 
-// writeResultJSON is one result of a write (PUT body, batch item).
-type writeResultJSON struct {
-	Applied bool        `json:"applied"`
-	Cursor  *cursorJSON `json:"cursor"`
-}
-
-// staleJSON is the 409 body of a stale write.
-type staleJSON struct {
-	Error   errorDetail `json:"error"`
-	Applied bool        `json:"applied"`
-	Cursor  *cursorJSON `json:"cursor"`
-}
-
-// entryJSON is a history entry (API.md "History entry").
-type entryJSON struct {
-	ID            string  `json:"id"`
-	Video         string  `json:"video"`
-	Title         string  `json:"title,omitempty"`
-	Session       string  `json:"session"`
-	Device        string  `json:"device"`
-	StartedAt     string  `json:"started_at"`
-	LastAt        string  `json:"last_at"`
-	PositionMs    int64   `json:"position_ms"`
-	DurationMs    int64   `json:"duration_ms"`
-	CompletionPct float64 `json:"completion_pct"`
-}
-
-func toEntryJSON(it gossip.HistoryItem) entryJSON {
+// toEntryJSON is the history entry as devices see it.
+func toEntryJSON(it gossip.HistoryItem) api.HistoryEntry {
 	e := it.Entry
-	return entryJSON{
+	return api.HistoryEntry{
 		ID:            it.ID,
 		Video:         e.Video,
 		Title:         e.Title.Value,
@@ -108,59 +66,6 @@ func toEntryJSON(it gossip.HistoryItem) entryJSON {
 		DurationMs:    e.DurationMs,
 		CompletionPct: e.CompletionPct(),
 	}
-}
-
-// settingsJSON is the profile settings.
-type settingsJSON struct {
-	HistoryPaused bool `json:"history_paused"`
-}
-
-// Push events (API.md "Push events"). Event type names are a wire enum:
-// append only.
-const (
-	evCursor   = "cursor"
-	evTakeover = "takeover"
-	evCleared  = "cleared"
-	evAck      = "ack"
-	evError    = "error"
-)
-
-type cursorEventJSON struct {
-	Type   string     `json:"type"`
-	Cursor cursorJSON `json:"cursor"`
-}
-
-type takeoverEventJSON struct {
-	Type    string     `json:"type"`
-	Video   string     `json:"video"`
-	Session string     `json:"session"` // the superseded session
-	By      takeoverBy `json:"by"`
-}
-
-type takeoverBy struct {
-	Device  string `json:"device"`
-	Session string `json:"session"`
-}
-
-type clearedEventJSON struct {
-	Type  string  `json:"type"`
-	Video *string `json:"video"` // null: the whole history was cleared
-	// Entry names the one deleted entry when a single entry was deleted
-	// (then video is that entry's video and its cursor is untouched).
-	Entry string `json:"entry,omitempty"`
-}
-
-type ackJSON struct {
-	Type    string      `json:"type"`
-	ID      *string     `json:"id"`
-	Applied bool        `json:"applied"`
-	Cursor  *cursorJSON `json:"cursor"`
-}
-
-type errorEventJSON struct {
-	Type  string      `json:"type"`
-	ID    *string     `json:"id"`
-	Error errorDetail `json:"error"`
 }
 
 // encodeEvent returns the type name and JSON of a push event.
@@ -178,19 +83,19 @@ func encodeEvent(ev *gossip.Event, pol crdt.Policy) (string, []byte) {
 func eventValue(ev *gossip.Event, pol crdt.Policy) (string, any) {
 	switch ev.Type {
 	case gossip.EventCursor:
-		return evCursor, cursorEventJSON{Type: evCursor, Cursor: toCursorJSON(ev.Cursor, pol)}
+		return api.EventCursor, api.CursorEvent{Type: api.EventCursor, Cursor: toCursorJSON(ev.Cursor, pol)}
 	case gossip.EventTakeover:
-		return evTakeover, takeoverEventJSON{
-			Type: evTakeover, Video: ev.Video, Session: ev.Superseded.Version.Session,
-			By: takeoverBy{Device: ev.Cursor.Device, Session: ev.Cursor.Version.Session},
+		return api.EventTakeover, api.TakeoverEvent{
+			Type: api.EventTakeover, Video: ev.Video, Session: ev.Superseded.Version.Session,
+			By: api.TakeoverBy{Device: ev.Cursor.Device, Session: ev.Cursor.Version.Session},
 		}
 	case gossip.EventCleared:
-		c := clearedEventJSON{Type: evCleared, Entry: ev.Entry}
+		c := api.ClearedEvent{Type: api.EventCleared, Entry: ev.Entry}
 		if ev.Video != "" {
 			video := ev.Video
 			c.Video = &video
 		}
-		return evCleared, c
+		return api.EventCleared, c
 	}
 	return "", nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
@@ -37,7 +38,7 @@ func TestMalformedInputIs4xxAndChangesNothing(t *testing.T) {
 	tok := e.token("acct-1")
 	kids := e.token("acct-1", "kids")
 	now := e.clock.Now()
-	expired, _ := IssueToken(testSecret, "acct-1", nil, false, time.Minute, now.Add(-time.Hour))
+	expired, _ := api.IssueToken(testSecret, "acct-1", nil, false, time.Minute, now.Add(-time.Hour))
 	exp := now.Add(time.Hour).Unix()
 	wrongAlg := signClaims(t, jwt.SigningMethodHS384, testSecret, jwt.MapClaims{"acct": "acct-1", "exp": exp})
 	wrongSecret := signClaims(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 40)), jwt.MapClaims{"acct": "acct-1", "exp": exp})

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/playhead/playhead/api"
 )
 
 // respWriter records what a handler answered, for the request log and the
@@ -34,7 +36,7 @@ func (w *respWriter) WriteHeader(code int) {
 		w.muxError = true
 		e := errNotFound("no such endpoint: %s %s (see API.md)", w.r.Method, truncate(w.r.URL.Path))
 		if code == http.StatusMethodNotAllowed {
-			e = &apiError{status: code, code: codeBadRequest,
+			e = &apiError{status: code, code: api.CodeBadRequest,
 				msg: fmt.Sprintf("method %s is not allowed here; allowed: %s", w.r.Method, w.Header().Get("Allow"))}
 		}
 		w.Header().Del("X-Content-Type-Options")
@@ -91,7 +93,7 @@ func (n *Node) instrument(next http.Handler) http.Handler {
 				n.log.Error("panic in handler", "request_id", rw.reqID, "method", r.Method, "path", r.URL.Path,
 					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if rw.status == 0 {
-					writeError(rw, &apiError{status: http.StatusInternalServerError, code: codeUnavailable, msg: "internal error; retry"})
+					writeError(rw, &apiError{status: http.StatusInternalServerError, code: api.CodeUnavailable, msg: "internal error; retry"})
 				}
 			}
 			n.observe(rw, r, time.Since(start))
@@ -102,7 +104,7 @@ func (n *Node) instrument(next http.Handler) http.Handler {
 
 // requestID honours a sane incoming X-Request-Id, else issues one.
 func requestID(r *http.Request, g *requestIDs) string {
-	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && validID(id) && !strings.ContainsRune(id, ' ') {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && api.ValidID(id) && !strings.ContainsRune(id, ' ') {
 		return id
 	}
 	return g.next()

@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/storage"
 )
 
@@ -161,7 +162,7 @@ func TestStoreSyncMetricWithPebble(t *testing.T) {
 	srv := httptest.NewServer(n.Handler())
 	defer srv.Close()
 	defer n.Shutdown(context.Background())
-	tok, _ := IssueToken(testSecret, "a", nil, false, time.Hour, time.Now())
+	tok, _ := api.IssueToken(testSecret, "a", nil, false, time.Hour, time.Now())
 	req, _ := http.NewRequest("PUT", srv.URL+"/v1/profiles/me/positions/v", strings.NewReader(`{"position_ms":1,"duration_ms":600000,"device":"d","session":"s"}`))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	res, err := srv.Client().Do(req)
@@ -293,7 +294,7 @@ func TestRunServesAndShutsDownGracefully(t *testing.T) {
 		t.Fatal("not listening")
 	}
 	base := "http://" + n.Addr().String()
-	tok, _ := IssueToken(testSecret, "acct-1", nil, false, time.Hour, time.Now())
+	tok, _ := api.IssueToken(testSecret, "acct-1", nil, false, time.Hour, time.Now())
 	client := &http.Client{}
 	do := func(method, path, body string) (int, []byte) {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))

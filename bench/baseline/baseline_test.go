@@ -13,9 +13,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/bench"
 	"github.com/playhead/playhead/bench/baseline"
-	"github.com/playhead/playhead/node"
 )
 
 // startRedis runs a throwaway redis-server on a free port, or skips the
@@ -140,7 +140,7 @@ func TestServerUnderGenerator(t *testing.T) {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close(); s.Close() })
 	mint := func(p string) (string, error) {
-		return node.IssueToken(secret, "acct-"+p, nil, false, time.Hour, time.Now())
+		return api.IssueToken(secret, "acct-"+p, nil, false, time.Hour, time.Now())
 	}
 	for _, w := range []string{"put", "batch", "read", "propagation"} {
 		t.Run(w, func(t *testing.T) {

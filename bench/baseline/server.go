@@ -19,13 +19,14 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/playhead/playhead/api"
 )
 
 // Limits of the API subset, as playhead's.
 const (
 	maxBody  = 1 << 20
-	maxBatch = 500
-	maxIDLen = 128
+	maxBatch = api.MaxBatch
 )
 
 // Server is the baseline HTTP service. Safe for concurrent use.
@@ -79,7 +80,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // account authenticates r for profile and returns the account ("" when
 // the server runs without auth), or answers 401/403 and returns false.
 func (s *Server) account(w http.ResponseWriter, r *http.Request, profile string) (string, bool) {
-	if !validID(profile) {
+	if !api.ValidID(profile) {
 		writeErr(w, 400, "bad_request", "bad profile id")
 		return "", false
 	}
@@ -101,18 +102,6 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request, profile string)
 		return "", false
 	}
 	return c.Account, true
-}
-
-func validID(s string) bool {
-	if s == "" || len(s) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '/' {
-			return false
-		}
-	}
-	return true
 }
 
 // hlcNumber accepts an HLC as a JSON string or number.
@@ -163,7 +152,7 @@ func validUpdate(u *Update) bool {
 		u.State = "playing"
 	}
 	return u.PositionMs != nil && u.DurationMs != nil && *u.DurationMs > 0 && *u.PositionMs >= 0 &&
-		*u.PositionMs <= *u.DurationMs && validID(u.Device) && validID(u.Session) && validID(u.Video)
+		*u.PositionMs <= *u.DurationMs && api.ValidID(u.Device) && api.ValidID(u.Session) && api.ValidID(u.Video)
 }
 
 // now is the server's HLC: physical ms << 16 | logical, never repeating.

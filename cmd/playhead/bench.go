@@ -19,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/bench"
 	"github.com/playhead/playhead/bench/baseline"
 	"github.com/playhead/playhead/node"
@@ -100,10 +101,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if secret != nil && *token == "" {
 		if *account == "per-profile" {
 			cfg.Mint = func(p string) (string, error) {
-				return node.IssueToken(secret, "acct-"+p, nil, false, 24*time.Hour, time.Now())
+				return api.IssueToken(secret, "acct-"+p, nil, false, 24*time.Hour, time.Now())
 			}
 		} else {
-			t, err := node.IssueToken(secret, *account, nil, false, 24*time.Hour, time.Now())
+			t, err := api.IssueToken(secret, *account, nil, false, 24*time.Hour, time.Now())
 			if err != nil {
 				return err
 			}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/gossip/clusterkey"
 	"github.com/playhead/playhead/node"
 )
@@ -118,7 +119,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	tok, err := node.IssueToken(secretHex, *account, nil, true, 24*time.Hour, time.Now())
+	tok, err := api.IssueToken(secretHex, *account, nil, true, 24*time.Hour, time.Now())
 	if err != nil {
 		return err
 	}

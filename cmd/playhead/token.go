@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/node"
 )
 
@@ -34,7 +35,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tok, err := node.IssueToken(secret, *account, profiles, *admin, *ttl, time.Now())
+	tok, err := api.IssueToken(secret, *account, profiles, *admin, *ttl, time.Now())
 	if err != nil {
 		return err
 	}

@@ -187,8 +187,8 @@ type runner struct {
 
 	// The ring's control plane: the production decision rules over the
 	// simulated membership.
-	ctrl      *ring.RingController
-	servers   []ring.RingServer
+	ctrl      *ring.Controller
+	servers   []ring.Server
 	left      map[ring.NodeID]bool
 	downSince map[ring.NodeID]int64
 
@@ -265,13 +265,13 @@ func Run(o RunOptions) (Report, error) {
 		if s.Rand().IntN(2) == 0 {
 			grace = time.Millisecond
 		}
-		ctrl, err := ring.NewRingController("n1", ring.RingControllerConfig{DeadNodeGrace: grace})
+		ctrl, err := ring.NewController("n1", ring.ControllerConfig{DeadNodeGrace: grace})
 		if err != nil {
 			return Report{}, err
 		}
 		r.ctrl = ctrl
 		for _, n := range s.Nodes() {
-			r.servers = append(r.servers, ring.RingServer{ID: n.ID, Addr: "sim/" + string(n.ID), Voter: true})
+			r.servers = append(r.servers, ring.Server{ID: n.ID, Addr: "sim/" + string(n.ID), Voter: true})
 		}
 	}
 	rng := s.Rand()
@@ -596,8 +596,8 @@ func (r *runner) fault() {
 // ringChange is a membership event: a new node joins, or a member leaves
 // gracefully. (Crashes are membership events too: a node dead longer than
 // the grace period loses its partitions.) The ring itself changes only
-// through the production rules: the leader's gossip.RingController decides
-// from the membership view, as RingReconciler does over raft.
+// through the production rules: the leader's ring.Controller decides
+// from the membership view, as raftring.Reconciler does over raft.
 func (r *runner) ringChange() {
 	s, rng := r.s, r.s.Rand()
 	r.rep.RingChanges++
@@ -643,7 +643,7 @@ func (r *runner) reconcileRing() {
 		}
 		r.ctrl.Observe(m)
 	}
-	view := ring.RingView{Servers: slices.Clone(r.servers), MaxVoters: 5}
+	view := ring.View{Servers: slices.Clone(r.servers), MaxVoters: 5}
 	for id, owned := range s.Table().Load() {
 		if owned > 0 {
 			view.Members = append(view.Members, id)
@@ -652,12 +652,12 @@ func (r *runner) reconcileRing() {
 	slices.Sort(view.Members)
 	for _, a := range r.ctrl.Decide(s.Now(), view) {
 		switch a.Kind {
-		case ring.RingRemoveServer:
-			r.servers = slices.DeleteFunc(r.servers, func(x ring.RingServer) bool { return x.ID == a.ID })
-		case ring.RingAddServer:
-			r.servers = slices.DeleteFunc(r.servers, func(x ring.RingServer) bool { return x.ID == a.ID })
-			r.servers = append(r.servers, ring.RingServer{ID: a.ID, Addr: a.RaftAddr, Voter: a.Voter})
-		case ring.RingSetMembers:
+		case ring.RemoveServer:
+			r.servers = slices.DeleteFunc(r.servers, func(x ring.Server) bool { return x.ID == a.ID })
+		case ring.AddServer:
+			r.servers = slices.DeleteFunc(r.servers, func(x ring.Server) bool { return x.ID == a.ID })
+			r.servers = append(r.servers, ring.Server{ID: a.ID, Addr: a.RaftAddr, Voter: a.Voter})
+		case ring.SetMembers:
 			var idx []int
 			for i, n := range s.Nodes() {
 				if slices.Contains(a.Members, n.ID) {

@@ -15,8 +15,8 @@ import (
 	"github.com/playhead/playhead/storage"
 )
 
-// ClusterConfig configures a Cluster: the production driver of a Core.
-type ClusterConfig struct {
+// DriverConfig configures a Driver: the production driver of a Core.
+type DriverConfig struct {
 	// Core configures the replication logic; Core.Self is required.
 	Core CoreConfig
 	// Store is the node's durable store. Required.
@@ -34,11 +34,11 @@ type ClusterConfig struct {
 	TickInterval time.Duration
 }
 
-// Cluster runs a Core in one goroutine and serves gossip.Service on top of
+// Driver runs a Core in one goroutine and serves gossip.Service on top of
 // it: device requests from many goroutines are batched into the Core's
 // cycles, so all the writes of a cycle share one durable store write.
-type Cluster struct {
-	cfg  ClusterConfig
+type Driver struct {
+	cfg  DriverConfig
 	core *Core
 
 	transport Transport
@@ -55,10 +55,10 @@ type Cluster struct {
 	stats   CoreStats
 }
 
-var _ Service = (*Cluster)(nil)
+var _ Service = (*Driver)(nil)
 
-// NewCluster builds the driver; Start runs it.
-func NewCluster(cfg ClusterConfig) (*Cluster, error) {
+// NewDriver builds the driver; Start runs it.
+func NewDriver(cfg DriverConfig) (*Driver, error) {
 	if cfg.Store == nil || cfg.Clock == nil {
 		return nil, errors.New("gossip: a cluster needs a store and a clock")
 	}
@@ -80,20 +80,20 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	}
 	// Request ids start from the clock: an answer from before a restart,
 	// still in flight, must not complete a new request.
-	return &Cluster{cfg: cfg, core: core, in: make(chan func(), 4096), done: make(chan struct{}),
+	return &Driver{cfg: cfg, core: core, in: make(chan func(), 4096), done: make(chan struct{}),
 		waiting: map[uint64]chan Completion{}, nextID: uint64(cfg.Clock.NowMs()) << 16}, nil
 }
 
 // Start runs the driver loop over transport (which delivers inbound
 // frames to Deliver).
-func (c *Cluster) Start(transport Transport) {
+func (c *Driver) Start(transport Transport) {
 	c.transport = transport
 	c.wg.Add(1)
 	go c.loop()
 }
 
 // Close stops the loop; requests in flight fail with ErrUnavailable.
-func (c *Cluster) Close() {
+func (c *Driver) Close() {
 	c.closeOnce.Do(func() {
 		close(c.done)
 		c.wg.Wait()
@@ -106,7 +106,7 @@ func (c *Cluster) Close() {
 	})
 }
 
-func (c *Cluster) loop() {
+func (c *Driver) loop() {
 	defer c.wg.Done()
 	tick := time.NewTicker(c.cfg.TickInterval)
 	defer tick.Stop()
@@ -135,7 +135,7 @@ func (c *Cluster) loop() {
 }
 
 // cycle flushes the Core and carries out its Ready.
-func (c *Cluster) cycle() {
+func (c *Driver) cycle() {
 	if err := c.core.Flush(); err != nil {
 		c.cfg.Logger.Error("writing to the store failed", "err", err)
 	}
@@ -164,7 +164,7 @@ func (c *Cluster) cycle() {
 }
 
 // sendAll sends msgs to a peer in frames of bounded size.
-func (c *Cluster) sendAll(to ring.NodeID, msgs []Msg) {
+func (c *Driver) sendAll(to ring.NodeID, msgs []Msg) {
 	addr := c.cfg.AddrOf(to)
 	if addr == "" || c.transport == nil {
 		return
@@ -192,7 +192,7 @@ func (c *Cluster) sendAll(to ring.NodeID, msgs []Msg) {
 }
 
 // Deliver takes a frame from a peer (the transport's OnFrame).
-func (c *Cluster) Deliver(from ring.NodeID, frame []byte) {
+func (c *Driver) Deliver(from ring.NodeID, frame []byte) {
 	msgs, err := DecodeFrame(frame)
 	if err != nil {
 		c.cfg.Logger.Warn("bad replication frame", "peer", string(from), "err", err)
@@ -205,7 +205,7 @@ func (c *Cluster) Deliver(from ring.NodeID, frame []byte) {
 	})
 }
 
-func (c *Cluster) enqueue(f func()) bool {
+func (c *Driver) enqueue(f func()) bool {
 	select {
 	case c.in <- f:
 		return true
@@ -215,43 +215,43 @@ func (c *Cluster) enqueue(f func()) bool {
 }
 
 // SetTable installs a new ring.
-func (c *Cluster) SetTable(t ring.Table) { c.enqueue(func() { c.core.SetTable(t) }) }
+func (c *Driver) SetTable(t ring.Table) { c.enqueue(func() { c.core.SetTable(t) }) }
 
 // SetAlive records membership's view of a peer.
-func (c *Cluster) SetAlive(id ring.NodeID, alive bool) {
+func (c *Driver) SetAlive(id ring.NodeID, alive bool) {
 	c.enqueue(func() { c.core.SetAlive(id, alive) })
 }
 
 // SetInterest sets the profiles this node's subscribers follow.
-func (c *Cluster) SetInterest(refs []Ref) { c.enqueue(func() { c.core.SetInterest(refs) }) }
+func (c *Driver) SetInterest(refs []Ref) { c.enqueue(func() { c.core.SetInterest(refs) }) }
 
 // AddInterest adds one profile to those this node's subscribers follow.
-func (c *Cluster) AddInterest(ref Ref) {
+func (c *Driver) AddInterest(ref Ref) {
 	c.enqueue(func() { c.core.SetInterest(append(c.core.wanted, ref)) })
 }
 
-// Ready reports whether the node knows the ring.
-func (c *Cluster) Ready() bool {
+// HasRing reports whether the node knows the ring.
+func (c *Driver) HasRing() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ready
 }
 
 // Table returns the ring the node routes by, and whether it has one.
-func (c *Cluster) Table() (ring.Table, bool) {
+func (c *Driver) Table() (ring.Table, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.table, c.ready
 }
 
 // Stats returns the Core's counters as of the last cycle.
-func (c *Cluster) Stats() CoreStats {
+func (c *Driver) Stats() CoreStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.stats
 }
 
-func (c *Cluster) do(ctx context.Context, op Op) (Result, error) {
+func (c *Driver) do(ctx context.Context, op Op) (Result, error) {
 	ch := make(chan Completion, 1)
 	c.mu.Lock()
 	c.nextID++
@@ -273,7 +273,7 @@ func (c *Cluster) do(ctx context.Context, op Op) (Result, error) {
 }
 
 // Put implements Service.
-func (c *Cluster) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteResult, error) {
+func (c *Driver) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteResult, error) {
 	// Far-future versions are refused here, on the node the device talks
 	// to, against its clock.
 	nowMs := c.cfg.Clock.NowMs()
@@ -303,14 +303,14 @@ func WithLocalReplica(ctx context.Context) context.Context {
 }
 
 // Cursor implements Service.
-func (c *Cluster) Cursor(ctx context.Context, ref Ref, video string) (crdt.Cursor, bool, error) {
+func (c *Driver) Cursor(ctx context.Context, ref Ref, video string) (crdt.Cursor, bool, error) {
 	local, _ := ctx.Value(localReadKey{}).(bool)
 	res, err := c.do(ctx, Op{Kind: OpCursor, Ref: ref, Video: video, Local: local})
 	return res.Cursor, res.Found, err
 }
 
 // Cursors implements Service.
-func (c *Cluster) Cursors(ctx context.Context, ref Ref) ([]crdt.Cursor, error) {
+func (c *Driver) Cursors(ctx context.Context, ref Ref) ([]crdt.Cursor, error) {
 	res, err := c.do(ctx, Op{Kind: OpCursors, Ref: ref})
 	for _, cur := range res.Cursors {
 		c.core.local.hlc.Observe(cur.UpdatedHLC)
@@ -319,43 +319,43 @@ func (c *Cluster) Cursors(ctx context.Context, ref Ref) ([]crdt.Cursor, error) {
 }
 
 // History implements Service.
-func (c *Cluster) History(ctx context.Context, ref Ref) ([]HistoryItem, error) {
+func (c *Driver) History(ctx context.Context, ref Ref) ([]HistoryItem, error) {
 	res, err := c.do(ctx, Op{Kind: OpHistory, Ref: ref})
 	return res.History, err
 }
 
 // DeleteEntry implements Service.
-func (c *Cluster) DeleteEntry(ctx context.Context, ref Ref, id string) error {
+func (c *Driver) DeleteEntry(ctx context.Context, ref Ref, id string) error {
 	_, err := c.do(ctx, Op{Kind: OpDeleteEntry, Ref: ref, Entry: id})
 	return err
 }
 
 // DeleteVideo implements Service.
-func (c *Cluster) DeleteVideo(ctx context.Context, ref Ref, video string) error {
+func (c *Driver) DeleteVideo(ctx context.Context, ref Ref, video string) error {
 	_, err := c.do(ctx, Op{Kind: OpDeleteVideo, Ref: ref, Video: video})
 	return err
 }
 
 // DeleteAll implements Service.
-func (c *Cluster) DeleteAll(ctx context.Context, ref Ref) error {
+func (c *Driver) DeleteAll(ctx context.Context, ref Ref) error {
 	_, err := c.do(ctx, Op{Kind: OpDeleteAll, Ref: ref})
 	return err
 }
 
 // Profile implements Service.
-func (c *Cluster) Profile(ctx context.Context, ref Ref) (crdt.Profile, error) {
+func (c *Driver) Profile(ctx context.Context, ref Ref) (crdt.Profile, error) {
 	res, err := c.do(ctx, Op{Kind: OpProfile, Ref: ref})
 	return res.Profile, err
 }
 
 // SetHistoryPaused implements Service.
-func (c *Cluster) SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (crdt.Profile, error) {
+func (c *Driver) SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (crdt.Profile, error) {
 	res, err := c.do(ctx, Op{Kind: OpSetPaused, Ref: ref, Paused: paused})
 	return res.Profile, err
 }
 
 // Now implements Service: this node's HLC (safe from any goroutine).
-func (c *Cluster) Now() crdt.HLC { return c.core.local.hlc.Now(c.cfg.Clock.NowMs()) }
+func (c *Driver) Now() crdt.HLC { return c.core.local.hlc.Now(c.cfg.Clock.NowMs()) }
 
 // Policy implements Service.
-func (c *Cluster) Policy() crdt.Policy { return c.core.cfg.Local.Policy }
+func (c *Driver) Policy() crdt.Policy { return c.core.cfg.Local.Policy }

@@ -3,7 +3,7 @@ package gossip
 import "github.com/playhead/playhead/gossip/ring"
 
 // Transport carries opaque frames (an encoded batch of replication
-// messages) between nodes. The production implementation is TCPTransport;
+// messages) between nodes. The production implementation is tcp.Transport;
 // the simulator substitutes its own network.
 //
 // Delivery is best effort and FIFO per (sender, receiver) pair: a frame may

@@ -42,7 +42,7 @@ type ClusterOptions struct {
 	// the member with the smallest id founds the ring. The default value
 	// is 1 (a node without --join founds a cluster at once).
 	BootstrapExpect int
-	// Keys is the cluster keyring (gossip.LoadGossipKeys). Required.
+	// Keys is the cluster keyring (clusterkey.LoadAll). Required.
 	Keys [][]byte
 	// Replication and WriteQuorum: copies of each profile, and how many
 	// must be durable before a write is acknowledged. Defaults 3 and 2.
@@ -100,11 +100,11 @@ func (c ClusterOptions) Validate() error {
 type clusterParts struct {
 	opts      ClusterOptions
 	self      ring.NodeID
-	cl        *gossip.Cluster
-	transport *tcp.TCPTransport
-	ring      *raftring.RaftRing
+	cl        *gossip.Driver
+	transport *tcp.Transport
+	ring      *raftring.Ring
 	members   *memberlist.Memberlist
-	rec       *raftring.RingReconciler
+	rec       *raftring.Reconciler
 	hub       *Hub
 	httpAddr  func() string
 
@@ -146,7 +146,7 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	log := cfg.Logger.With("node", cfg.NodeID)
 	cp := &clusterParts{opts: o, self: ring.NodeID(cfg.NodeID), hub: hub, addrs: map[ring.NodeID]string{}, done: make(chan struct{})}
 
-	cl, err := gossip.NewCluster(gossip.ClusterConfig{
+	cl, err := gossip.NewDriver(gossip.DriverConfig{
 		Core:  gossip.CoreConfig{Self: cp.self, Local: cfg.localOptions(), WriteQuorum: o.WriteQuorum},
 		Store: store, Clock: cfg.Clock, Notifier: hub, AddrOf: cp.addrOf, Logger: log.With("component", "replication"),
 	})
@@ -158,7 +158,7 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: listening for replication on %s (--rpc-addr): %w", o.RPCAddr, err)
 	}
-	tr, err := tcp.NewTCPTransport(tcp.TCPConfig{Self: cp.self, Listener: rpcLn, Keys: o.Keys, MaxFrame: gossip.MaxFrame,
+	tr, err := tcp.New(tcp.Config{Self: cp.self, Listener: rpcLn, Keys: o.Keys, MaxFrame: gossip.MaxFrame,
 		OnFrame: cl.Deliver, Logger: log.With("component", "rpc")})
 	if err != nil {
 		rpcLn.Close()
@@ -171,7 +171,7 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	rpcPublic := advertise(o.AdvertiseHost, tr.Addr().String())
 	cp.setAddr(cp.self, rpcPublic)
 
-	rcfg := raftring.RaftRingConfig{NodeID: cp.self, DataDir: cfg.DataDir, BindAddr: o.RaftAddr,
+	rcfg := raftring.Config{NodeID: cp.self, DataDir: cfg.DataDir, BindAddr: o.RaftAddr,
 		Partitions: cfg.Partitions, Replicas: o.Replication,
 		AdvertiseAddr: advertiseOnly(o.AdvertiseHost, o.RaftAddr),
 		Bootstrap:     o.BootstrapExpect == 1 && len(o.Join) == 0,
@@ -179,7 +179,7 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	if o.Loopback {
 		rcfg.SetLoopbackTimings()
 	}
-	rr, err := raftring.OpenRaftRing(rcfg)
+	rr, err := raftring.Open(rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: opening the ring (raft) in %s: %w", cfg.DataDir, err)
 	}
@@ -189,8 +189,8 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 		cl.SetTable(t)
 	}
 
-	var recPtr atomic.Pointer[raftring.RingReconciler] // set once it runs
-	mcfg := memberlist.MemberlistConfig{NodeID: cp.self, BindAddr: o.GossipAddr,
+	var recPtr atomic.Pointer[raftring.Reconciler] // set once it runs
+	mcfg := memberlist.Config{NodeID: cp.self, BindAddr: o.GossipAddr,
 		AdvertiseAddr: advertiseOnly(o.AdvertiseHost, o.GossipAddr),
 		RPCAddr:       rpcPublic, HTTPAddr: advertise(o.AdvertiseHost, cfg.HTTPAddr), RaftAddr: advertise(o.AdvertiseHost, rr.Addr()), Keys: o.Keys,
 		OnChange: func(mb ring.Member) {
@@ -208,18 +208,18 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	if o.Loopback {
 		mcfg.SetLoopbackTimings()
 	}
-	members, err := memberlist.NewMemberlist(mcfg)
+	members, err := memberlist.New(mcfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: starting membership on %s (--gossip-addr): %w", o.GossipAddr, err)
 	}
 	cp.members = members
 	closers = append(closers, members.Shutdown)
-	rcc := raftring.RingReconcilerConfig{Membership: members, Ring: rr,
-		Controller: ring.RingControllerConfig{DeadNodeGrace: o.DeadNodeGrace}, Logger: log.With("component", "ring")}
+	rcc := raftring.ReconcilerConfig{Membership: members, Ring: rr,
+		Controller: ring.ControllerConfig{DeadNodeGrace: o.DeadNodeGrace}, Logger: log.With("component", "ring")}
 	if o.Loopback {
 		rcc.Interval = time.Second
 	}
-	rec, err := raftring.StartRingReconciler(rcc)
+	rec, err := raftring.StartReconciler(rcc)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -322,7 +322,7 @@ func (cp *clusterParts) background(log interface{ Info(string, ...any) }) {
 }
 
 func (cp *clusterParts) readyCheck() error {
-	if !cp.cl.Ready() {
+	if !cp.cl.HasRing() {
 		return errors.New("the ring is not known yet (joining)")
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
 	"github.com/playhead/playhead/gossip/ring"
+	"github.com/playhead/playhead/gossip/wallclock"
 )
 
 // Defaults for Config. Each is the value EnsureDefaults gives a zero field.
@@ -254,7 +255,7 @@ func (c *Config) EnsureDefaults() {
 		c.Logger = slog.Default()
 	}
 	if c.Clock == nil {
-		c.Clock = wallClock{}
+		c.Clock = wallclock.Clock{}
 	}
 }
 
@@ -334,8 +335,3 @@ func LoadSecret(path string) ([]byte, error) {
 	}
 	return b, nil
 }
-
-// wallClock is the production gossip.Clock.
-type wallClock struct{}
-
-func (wallClock) NowMs() int64 { return time.Now().UnixMilli() }

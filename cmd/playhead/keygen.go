@@ -29,7 +29,7 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	key, err := clusterkey.GenerateGossipKey()
+	key, err := clusterkey.Generate()
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ func TestKeygenPrintsAUsableKey(t *testing.T) {
 	if code := run([]string{"keygen"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	key, err := clusterkey.ParseGossipKey(out.String())
+	key, err := clusterkey.Parse(out.String())
 	if err != nil || len(key) != clusterkey.Size {
 		t.Fatalf("keygen printed %q: %v", out.String(), err)
 	}

@@ -90,7 +90,7 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 			if *gossipKeyFile == "" {
 				return cfg, fmt.Errorf("a cluster member needs --gossip-key-file (create one with `playhead keygen > cluster.key` and give every node the same file)")
 			}
-			keys, err := clusterkey.LoadGossipKeys(*gossipKeyFile)
+			keys, err := clusterkey.LoadAll(*gossipKeyFile)
 			if err != nil {
 				return cfg, err
 			}

@@ -12,10 +12,10 @@ import (
 // Size is the size of a cluster key: 32 bytes (AES-256).
 const Size = 32
 
-// GenerateGossipKey returns a new random gossip key (GossipKeySize bytes from
+// Generate returns a new random gossip key (Size bytes from
 // crypto/rand), base64-encoded (standard alphabet, padded): what `playhead
 // keygen` prints and what a key file holds.
-func GenerateGossipKey() (string, error) {
+func Generate() (string, error) {
 	key := make([]byte, Size)
 	if _, err := rand.Read(key); err != nil {
 		return "", fmt.Errorf("clusterkey: generating a gossip key: %w", err)
@@ -23,9 +23,9 @@ func GenerateGossipKey() (string, error) {
 	return base64.StdEncoding.EncodeToString(key), nil
 }
 
-// ParseGossipKey decodes one base64 gossip key (surrounding whitespace
+// Parse decodes one base64 gossip key (surrounding whitespace
 // ignored) and checks its size.
-func ParseGossipKey(s string) ([]byte, error) {
+func Parse(s string) ([]byte, error) {
 	key, err := parseGossipKey([]byte(s))
 	if err != nil {
 		return nil, fmt.Errorf("clusterkey: gossip key %s", err)
@@ -33,7 +33,7 @@ func ParseGossipKey(s string) ([]byte, error) {
 	return key, nil
 }
 
-// parseGossipKey is ParseGossipKey with an error message that reads after
+// parseGossipKey is clusterkey.Parse with an error message that reads after
 // "gossip key".
 func parseGossipKey(b []byte) ([]byte, error) {
 	const hint = " (generate one with `playhead keygen`)"
@@ -52,10 +52,10 @@ func parseGossipKey(b []byte) ([]byte, error) {
 	return key[:n], nil
 }
 
-// LoadGossipKey reads a key file: the base64 of one GossipKeySize-byte key,
+// Load reads a key file: the base64 of one Size-byte key,
 // surrounding whitespace (a trailing newline) ignored.
-func LoadGossipKey(path string) ([]byte, error) {
-	keys, err := LoadGossipKeys(path)
+func Load(path string) ([]byte, error) {
+	keys, err := LoadAll(path)
 	if err != nil {
 		return nil, err
 	}
@@ -65,10 +65,10 @@ func LoadGossipKey(path string) ([]byte, error) {
 	return keys[0], nil
 }
 
-// LoadGossipKeys reads a keyring file: one base64 key per line, the primary
+// LoadAll reads a keyring file: one base64 key per line, the primary
 // (the one that encrypts) first; blank lines and lines starting with # are
 // ignored. During a rotation the file holds the new and the old key.
-func LoadGossipKeys(path string) ([][]byte, error) {
+func LoadAll(path string) ([][]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("clusterkey: reading gossip key file: %w", err)

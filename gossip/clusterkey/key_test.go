@@ -9,15 +9,15 @@ import (
 )
 
 func TestMemberlistGossipKeyGenerate(t *testing.T) {
-	a, err := GenerateGossipKey()
+	a, err := Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := GenerateGossipKey()
+	b, _ := Generate()
 	if a == b {
 		t.Fatal("two generated keys are equal")
 	}
-	key, err := ParseGossipKey(a + "\n")
+	key, err := Parse(a + "\n")
 	if err != nil || len(key) != Size {
 		t.Fatalf("parse %q: %d bytes, %v", a, len(key), err)
 	}
@@ -32,18 +32,18 @@ func TestMemberlistGossipKeyLoad(t *testing.T) {
 		}
 		return p
 	}
-	k1, _ := GenerateGossipKey()
-	k2, _ := GenerateGossipKey()
+	k1, _ := Generate()
+	k2, _ := Generate()
 	short := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef"))
 
-	key, err := LoadGossipKey(write("one", k1+"\n"))
+	key, err := Load(write("one", k1+"\n"))
 	if err != nil || base64.StdEncoding.EncodeToString(key) != k1 {
 		t.Fatalf("one key with a newline: %v", err)
 	}
-	if _, err := LoadGossipKey(write("crlf", k1+"\r\n")); err != nil {
+	if _, err := Load(write("crlf", k1+"\r\n")); err != nil {
 		t.Fatalf("CRLF: %v", err)
 	}
-	keys, err := LoadGossipKeys(write("ring", "# rotation in progress\n"+k2+"\n\n"+k1+"\n"))
+	keys, err := LoadAll(write("ring", "# rotation in progress\n"+k2+"\n\n"+k1+"\n"))
 	if err != nil || len(keys) != 2 || base64.StdEncoding.EncodeToString(keys[0]) != k2 {
 		t.Fatalf("keyring: %d keys, %v", len(keys), err)
 	}
@@ -57,15 +57,15 @@ func TestMemberlistGossipKeyLoad(t *testing.T) {
 		{"two keys", k1 + "\n" + k2 + "\n", "holds 2 keys"},
 		{"duplicate", k1 + "\n" + k1 + "\n", "listed twice"},
 	} {
-		_, err := LoadGossipKey(write(tc.name, tc.content))
+		_, err := Load(write(tc.name, tc.content))
 		if err == nil || !strings.HasPrefix(err.Error(), "clusterkey: ") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error about %q", tc.name, err, tc.want)
 		}
 	}
-	if _, err := LoadGossipKey(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "no such file") {
+	if _, err := Load(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("missing file: %v", err)
 	}
-	if _, err := ParseGossipKey(short); err == nil || !strings.Contains(err.Error(), "playhead keygen") {
+	if _, err := Parse(short); err == nil || !strings.Contains(err.Error(), "playhead keygen") {
 		t.Errorf("short key: %v", err)
 	}
 }

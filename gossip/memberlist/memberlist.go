@@ -16,11 +16,11 @@ import (
 	"github.com/playhead/playhead/gossip"
 	"github.com/playhead/playhead/gossip/clusterkey"
 	"github.com/playhead/playhead/gossip/internal/hostport"
-	"github.com/playhead/playhead/gossip/internal/wallclock"
 	"github.com/playhead/playhead/gossip/ring"
+	"github.com/playhead/playhead/gossip/wallclock"
 )
 
-// Defaults of MemberlistConfig.
+// Defaults of memberlist.Config.
 const (
 	DefaultGossipBindAddr        = "0.0.0.0:7946"
 	DefaultGossipProbeInterval   = 1 * time.Second
@@ -41,9 +41,9 @@ var (
 	ErrGossipPlaintext = errors.New("memberlist: gossip encryption is off (started without keys); restart with a key to use keys")
 )
 
-// MemberlistConfig configures a Memberlist. The zero value of every field but
+// Config configures a Memberlist. The zero value of every field but
 // NodeID takes its default (EnsureDefaults). Durations are wall-clock time.
-type MemberlistConfig struct {
+type Config struct {
 	// NodeID is this node's name in the cluster: unique, and stable across
 	// restarts (a node that comes back under the same ID keeps its
 	// partitions). Required.
@@ -115,7 +115,7 @@ type MemberlistConfig struct {
 }
 
 // EnsureDefaults fills zero fields with their defaults.
-func (c *MemberlistConfig) EnsureDefaults() {
+func (c *Config) EnsureDefaults() {
 	if c.BindAddr == "" {
 		c.BindAddr = DefaultGossipBindAddr
 	}
@@ -148,7 +148,7 @@ func (c *MemberlistConfig) EnsureDefaults() {
 // SetLoopbackTimings shortens the protocol periods for clusters on one host
 // (tests): failures are detected in about a second instead of several, at
 // a traffic cost no real network should pay.
-func (c *MemberlistConfig) SetLoopbackTimings() {
+func (c *Config) SetLoopbackTimings() {
 	c.ProbeInterval = 200 * time.Millisecond
 	c.ProbeTimeout = 100 * time.Millisecond
 	c.SuspicionMult = 2
@@ -158,7 +158,7 @@ func (c *MemberlistConfig) SetLoopbackTimings() {
 }
 
 // Validate reports settings that cannot work, saying what to change.
-func (c MemberlistConfig) Validate() error {
+func (c Config) Validate() error {
 	if c.NodeID == "" {
 		return errors.New("memberlist: memberlist needs a node ID (--node-id)")
 	}
@@ -208,7 +208,7 @@ func (c MemberlistConfig) Validate() error {
 // It owns one goroutine, which delivers OnChange calls, and memberlist's own;
 // Shutdown stops them all.
 type Memberlist struct {
-	cfg         MemberlistConfig
+	cfg         Config
 	ml          *memberlist.Memberlist
 	keyring     *memberlist.Keyring // nil when plaintext
 	meta        []byte              // published node metadata
@@ -240,9 +240,9 @@ type Memberlist struct {
 
 var _ ring.Membership = (*Memberlist)(nil)
 
-// NewMemberlist starts memberlist on cfg.BindAddr. The node is alone until
+// New starts memberlist on cfg.BindAddr. The node is alone until
 // Join. Call Shutdown to stop it.
-func NewMemberlist(cfg MemberlistConfig) (*Memberlist, error) {
+func New(cfg Config) (*Memberlist, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err

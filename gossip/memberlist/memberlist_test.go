@@ -37,7 +37,7 @@ func (l *edgeMemberLog) saw(id ring.NodeID, s ring.MemberState) bool {
 func newTestMemberlist(t *testing.T, id string, keys ...[]byte) (*Memberlist, *edgeMemberLog) {
 	t.Helper()
 	log := &edgeMemberLog{}
-	cfg := MemberlistConfig{
+	cfg := Config{
 		NodeID:   ring.NodeID(id),
 		BindAddr: "127.0.0.1:0",
 		RPCAddr:  "rpc-" + id + ":7000",
@@ -48,7 +48,7 @@ func newTestMemberlist(t *testing.T, id string, keys ...[]byte) (*Memberlist, *e
 		Logger:   edgetest.Logger(),
 	}
 	cfg.SetLoopbackTimings()
-	m, err := NewMemberlist(cfg)
+	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,18 +250,18 @@ func TestMemberlistConfigValidate(t *testing.T) {
 	long := strings.Repeat("x", 200)
 	for _, tc := range []struct {
 		name string
-		edit func(*MemberlistConfig)
+		edit func(*Config)
 		want string
 	}{
-		{"no node id", func(c *MemberlistConfig) { c.NodeID = "" }, "node ID"},
-		{"bad bind", func(c *MemberlistConfig) { c.BindAddr = "localhost" }, "not host:port"},
-		{"named bind", func(c *MemberlistConfig) { c.BindAddr = "localhost:7946" }, "must be an IP"},
-		{"advertise without port", func(c *MemberlistConfig) { c.AdvertiseAddr = "10.0.0.1:0" }, "needs a port"},
-		{"short key", func(c *MemberlistConfig) { c.Keys = [][]byte{edgetest.Key(1), []byte("0123456789abcdef")} }, "key 2 is 16 bytes"},
-		{"long address", func(c *MemberlistConfig) { c.HTTPAddr = long }, "at most 128"},
-		{"probe timeout", func(c *MemberlistConfig) { c.ProbeTimeout = 2 * c.ProbeInterval }, "shorter than the probe interval"},
+		{"no node id", func(c *Config) { c.NodeID = "" }, "node ID"},
+		{"bad bind", func(c *Config) { c.BindAddr = "localhost" }, "not host:port"},
+		{"named bind", func(c *Config) { c.BindAddr = "localhost:7946" }, "must be an IP"},
+		{"advertise without port", func(c *Config) { c.AdvertiseAddr = "10.0.0.1:0" }, "needs a port"},
+		{"short key", func(c *Config) { c.Keys = [][]byte{edgetest.Key(1), []byte("0123456789abcdef")} }, "key 2 is 16 bytes"},
+		{"long address", func(c *Config) { c.HTTPAddr = long }, "at most 128"},
+		{"probe timeout", func(c *Config) { c.ProbeTimeout = 2 * c.ProbeInterval }, "shorter than the probe interval"},
 	} {
-		cfg := MemberlistConfig{NodeID: "n1"}
+		cfg := Config{NodeID: "n1"}
 		cfg.EnsureDefaults()
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("defaults: %v", err)

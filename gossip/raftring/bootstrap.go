@@ -11,7 +11,7 @@ import (
 // no raft state yet (for --bootstrap-expect: the node that founds the
 // cluster once enough members are seen). With state, or when another
 // bootstrap won, it does nothing.
-func (r *RaftRing) BootstrapNow() error {
+func (r *Ring) BootstrapNow() error {
 	boot := raft.Configuration{Servers: []raft.Server{{
 		Suffrage: raft.Voter, ID: raft.ServerID(r.cfg.NodeID), Address: r.trans.LocalAddr(),
 	}}}
@@ -23,7 +23,7 @@ func (r *RaftRing) BootstrapNow() error {
 
 // HasState reports whether this node belongs to a ring group: it has a
 // leader or a configuration with servers.
-func (r *RaftRing) HasState() bool {
+func (r *Ring) HasState() bool {
 	if addr, _ := r.raft.LeaderWithID(); addr != "" {
 		return true
 	}

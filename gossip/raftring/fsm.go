@@ -14,23 +14,23 @@ import (
 // replicas of 128-byte names is about 25 MB.
 const maxRingSnapshot = 64 << 20
 
-// ringFSM is the raft state machine of the ring: a RingState changed only by
-// RingState.SetMembers. Apply and Restore run on raft's FSM goroutine,
+// ringFSM is the raft state machine of the ring: a ring.State changed only by
+// ring.State.SetMembers. Apply and Restore run on raft's FSM goroutine,
 // Snapshot on it too and Persist on another; readers load the published
 // state at any time (it is immutable).
 type ringFSM struct {
-	state   atomic.Pointer[ring.RingState]
+	state   atomic.Pointer[ring.State]
 	changed chan struct{} // capacity 1: a new state was published
 	log     *slog.Logger
 }
 
 func newRingFSM(log *slog.Logger) *ringFSM {
 	f := &ringFSM{changed: make(chan struct{}, 1), log: log}
-	f.state.Store(&ring.RingState{})
+	f.state.Store(&ring.State{})
 	return f
 }
 
-func (f *ringFSM) publish(s ring.RingState) {
+func (f *ringFSM) publish(s ring.State) {
 	f.state.Store(&s)
 	select {
 	case f.changed <- struct{}{}:
@@ -44,7 +44,7 @@ func (f *ringFSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	cmd, err := ring.DecodeRingCommand(l.Data)
+	cmd, err := ring.DecodeCommand(l.Data)
 	if err != nil {
 		f.log.Error("ring: skipping a log entry that cannot be decoded", "index", l.Index, "err", err)
 		return err
@@ -72,7 +72,7 @@ func (f *ringFSM) Restore(rc io.ReadCloser) error {
 	if len(b) > maxRingSnapshot {
 		return fmt.Errorf("%w: snapshot larger than %d bytes", ring.ErrBadRingData, maxRingSnapshot)
 	}
-	s, err := ring.DecodeRingState(b)
+	s, err := ring.DecodeState(b)
 	if err != nil {
 		return err
 	}
@@ -80,10 +80,10 @@ func (f *ringFSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type ringFSMSnapshot struct{ s ring.RingState }
+type ringFSMSnapshot struct{ s ring.State }
 
 func (s ringFSMSnapshot) Persist(sink raft.SnapshotSink) error {
-	b, err := ring.EncodeRingState(s.s)
+	b, err := ring.EncodeState(s.s)
 	if err == nil {
 		_, err = sink.Write(b)
 	}

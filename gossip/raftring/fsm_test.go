@@ -63,13 +63,13 @@ func TestRaftRingStateFSM(t *testing.T) {
 	// A snapshot whose table breaks the invariant is refused.
 	broken := want
 	broken.Members = []ring.NodeID{"a"}
-	b, _ := ring.EncodeRingState(broken)
+	b, _ := ring.EncodeState(broken)
 	if err := g.Restore(io.NopCloser(bytes.NewReader(b))); !errors.Is(err, ring.ErrBadRingData) {
 		t.Fatalf("broken snapshot: %v", err)
 	}
-	if b, err := ring.EncodeRingState(ring.RingState{}); err != nil {
+	if b, err := ring.EncodeState(ring.State{}); err != nil {
 		t.Fatal(err)
-	} else if s, err := ring.DecodeRingState(b); err != nil || s.Table.Version != 0 {
+	} else if s, err := ring.DecodeState(b); err != nil || s.Table.Version != 0 {
 		t.Fatalf("empty state round trip: %+v, %v", s, err)
 	}
 }

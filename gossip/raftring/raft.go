@@ -19,7 +19,7 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// Defaults of RaftRingConfig.
+// Defaults of raftring.Config.
 const (
 	DefaultRaftBindAddr          = "0.0.0.0:7947"
 	DefaultReplicas              = 3
@@ -46,14 +46,14 @@ var (
 	// Leader); leadership may also have been lost during the call. Retry on
 	// the leader.
 	ErrNotRingLeader = errors.New("raftring: not the ring leader")
-	// ErrRingClosed: the RaftRing was shut down (or removed from the group).
+	// ErrRingClosed: the raftring.Ring was shut down (or removed from the group).
 	ErrRingClosed = errors.New("raftring: ring is shut down")
 )
 
-// RaftRingConfig configures a RaftRing. The zero value of every field but
+// Config configures a raftring.Ring. The zero value of every field but
 // NodeID and DataDir takes its default (EnsureDefaults). Durations are
 // wall-clock time.
-type RaftRingConfig struct {
+type Config struct {
 	// NodeID is this node's raft server ID: the same as its member ID.
 	// Required.
 	NodeID ring.NodeID
@@ -125,7 +125,7 @@ type RaftRingConfig struct {
 
 	// OnTable, if set, is called with the new table after each change is
 	// applied, and once at start when state was restored from disk. Calls
-	// come from one goroutine owned by the RaftRing, in order, never
+	// come from one goroutine owned by the raftring.Ring, in order, never
 	// concurrently; tables that change while a call runs are coalesced (the
 	// next call gets the latest). It must not block for long, nor call
 	// Shutdown. The default value is nil.
@@ -142,7 +142,7 @@ type RaftRingConfig struct {
 }
 
 // EnsureDefaults fills zero fields with their defaults.
-func (c *RaftRingConfig) EnsureDefaults() {
+func (c *Config) EnsureDefaults() {
 	if c.BindAddr == "" {
 		c.BindAddr = DefaultRaftBindAddr
 	}
@@ -187,7 +187,7 @@ func (c *RaftRingConfig) EnsureDefaults() {
 // SetLoopbackTimings shortens raft's timeouts for clusters on one host
 // (tests): a failover takes a few hundred milliseconds instead of seconds.
 // On a real network they would cause needless elections.
-func (c *RaftRingConfig) SetLoopbackTimings() {
+func (c *Config) SetLoopbackTimings() {
 	c.HeartbeatTimeout = 300 * time.Millisecond
 	c.ElectionTimeout = 300 * time.Millisecond
 	c.LeaderLeaseTimeout = 150 * time.Millisecond
@@ -196,7 +196,7 @@ func (c *RaftRingConfig) SetLoopbackTimings() {
 }
 
 // Validate reports settings that cannot work, saying what to change.
-func (c RaftRingConfig) Validate() error {
+func (c Config) Validate() error {
 	if c.NodeID == "" {
 		return errors.New("raftring: raft ring needs a node ID (--node-id)")
 	}
@@ -245,14 +245,14 @@ func (c RaftRingConfig) Validate() error {
 	return nil
 }
 
-// RaftRing is the ring configuration replicated by a hashicorp/raft group:
-// its state machine is a RingState, changed only by SetMembers commands.
+// Ring is the ring configuration replicated by a hashicorp/raft group:
+// its state machine is a ring.State, changed only by SetMembers commands.
 // All methods are safe for concurrent use.
 //
 // It owns one goroutine (OnTable and OnLeader calls) plus raft's own;
 // Shutdown stops them all.
-type RaftRing struct {
-	cfg         RaftRingConfig
+type Ring struct {
+	cfg         Config
 	raft        *raft.Raft
 	fsm         *ringFSM
 	trans       *raft.NetworkTransport
@@ -266,16 +266,16 @@ type RaftRing struct {
 	err  error // Shutdown's result
 }
 
-// OpenRaftRing opens (or creates) the node's raft state in cfg.DataDir,
+// Open opens (or creates) the node's raft state in cfg.DataDir,
 // starts the transport on cfg.BindAddr and joins the group it was part of.
 // A new node with Bootstrap founds a cluster of one; a new node without it
 // waits for a leader to add it (AddServer). Call Shutdown to stop it.
-func OpenRaftRing(cfg RaftRingConfig) (_ *RaftRing, err error) {
+func Open(cfg Config) (_ *Ring, err error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &RaftRing{
+	r := &Ring{
 		cfg:         cfg,
 		placeholder: ring.Table{Replicas: cfg.Replicas, Owners: make([][]ring.NodeID, cfg.Partitions)},
 		log:         cfg.Logger.With("component", "raft-ring"),
@@ -368,7 +368,7 @@ func OpenRaftRing(cfg RaftRingConfig) (_ *RaftRing, err error) {
 }
 
 // notify is the goroutine that calls OnTable and OnLeader.
-func (r *RaftRing) notify() {
+func (r *Ring) notify() {
 	defer r.wg.Done()
 	leaderCh := r.raft.LeaderCh()
 	for {
@@ -393,20 +393,20 @@ func (r *RaftRing) notify() {
 }
 
 // ID returns this node's ID.
-func (r *RaftRing) ID() ring.NodeID { return r.cfg.NodeID }
+func (r *Ring) ID() ring.NodeID { return r.cfg.NodeID }
 
 // Addr returns the raft address other servers reach this node at (the
 // bound port when BindAddr asked for port 0): what AddServer needs.
-func (r *RaftRing) Addr() string { return string(r.trans.LocalAddr()) }
+func (r *Ring) Addr() string { return string(r.trans.LocalAddr()) }
 
 // MaxVoters returns the voter cap AddServer applies.
-func (r *RaftRing) MaxVoters() int { return r.cfg.MaxVoters }
+func (r *Ring) MaxVoters() int { return r.cfg.MaxVoters }
 
 // Table returns the current table: the last one applied on this node
 // (followers may lag the leader by a heartbeat). Before the first
 // SetMembers it has Version 0 and no owners. The table is shared: do not
 // modify it.
-func (r *RaftRing) Table() ring.Table {
+func (r *Ring) Table() ring.Table {
 	if s := r.fsm.state.Load(); s.Table.Partitions() > 0 {
 		return s.Table
 	}
@@ -414,29 +414,29 @@ func (r *RaftRing) Table() ring.Table {
 }
 
 // RingMembers returns the member set the current table was computed for.
-func (r *RaftRing) RingMembers() []ring.NodeID {
+func (r *Ring) RingMembers() []ring.NodeID {
 	return slices.Clone(r.fsm.state.Load().Members)
 }
 
 // IsLeader reports whether this node is the raft leader now.
-func (r *RaftRing) IsLeader() bool { return r.raft.State() == raft.Leader }
+func (r *Ring) IsLeader() bool { return r.raft.State() == raft.Leader }
 
 // Leader returns the leader's ID and raft address as this node knows them;
 // empty if there is no leader (an election is running, or no quorum).
-func (r *RaftRing) Leader() (ring.NodeID, string) {
+func (r *Ring) Leader() (ring.NodeID, string) {
 	addr, id := r.raft.LeaderWithID()
 	return ring.NodeID(id), string(addr)
 }
 
 // Servers returns the raft group's latest configuration.
-func (r *RaftRing) Servers() ([]ring.RingServer, error) {
+func (r *Ring) Servers() ([]ring.Server, error) {
 	f := r.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return nil, r.mapErr("reading the raft configuration", err)
 	}
-	var out []ring.RingServer
+	var out []ring.Server
 	for _, s := range f.Configuration().Servers {
-		out = append(out, ring.RingServer{ID: ring.NodeID(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
+		out = append(out, ring.Server{ID: ring.NodeID(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
 	}
 	return out, nil
 }
@@ -445,7 +445,7 @@ func (r *RaftRing) Servers() ([]ring.RingServer, error) {
 // voter while the group has fewer than MaxVoters voters, else as a
 // non-voter; an existing non-voter is promoted when there is room. A server
 // already present as it should be is left alone. Leader only.
-func (r *RaftRing) AddServer(id ring.NodeID, raftAddr string) error {
+func (r *Ring) AddServer(id ring.NodeID, raftAddr string) error {
 	if id == "" || raftAddr == "" {
 		return errors.New("raftring: adding a ring server needs an ID and a raft address")
 	}
@@ -471,12 +471,12 @@ func (r *RaftRing) AddServer(id ring.NodeID, raftAddr string) error {
 
 // RemoveServer removes a server from the raft group; removing one that is
 // not there is a no-op. A removed server shuts its raft down. Leader only.
-func (r *RaftRing) RemoveServer(id ring.NodeID) error {
+func (r *Ring) RemoveServer(id ring.NodeID) error {
 	servers, err := r.Servers()
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(servers, func(s ring.RingServer) bool { return s.ID == id }) {
+	if !slices.ContainsFunc(servers, func(s ring.Server) bool { return s.ID == id }) {
 		return nil
 	}
 	if err := r.raft.RemoveServer(raft.ServerID(id), 0, r.cfg.ApplyTimeout).Error(); err != nil {
@@ -486,9 +486,9 @@ func (r *RaftRing) RemoveServer(id ring.NodeID) error {
 }
 
 // SetMembers commits a new member set: once it returns nil, every replica
-// applies RingState.SetMembers with this node's Partitions and Replicas, so
+// applies ring.State.SetMembers with this node's Partitions and Replicas, so
 // all tables become the same Rebalance of the members. Leader only.
-func (r *RaftRing) SetMembers(members []ring.NodeID) error {
+func (r *Ring) SetMembers(members []ring.NodeID) error {
 	if len(members) == 0 {
 		return ring.ErrRingNoMembers
 	}
@@ -508,7 +508,7 @@ func (r *RaftRing) SetMembers(members []ring.NodeID) error {
 
 // Snapshot makes raft snapshot the state now (it also does on its own, see
 // SnapshotThreshold), so a restart replays less log.
-func (r *RaftRing) Snapshot() error {
+func (r *Ring) Snapshot() error {
 	if err := r.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
 		return r.mapErr("snapshotting the ring", err)
 	}
@@ -518,7 +518,7 @@ func (r *RaftRing) Snapshot() error {
 // TransferLeadership hands leadership to another voter: call it on the
 // leader before a graceful shutdown, so the cluster does not wait out an
 // election timeout. Leader only.
-func (r *RaftRing) TransferLeadership() error {
+func (r *Ring) TransferLeadership() error {
 	if err := r.raft.LeadershipTransfer().Error(); err != nil {
 		return r.mapErr("transferring ring leadership", err)
 	}
@@ -528,7 +528,7 @@ func (r *RaftRing) TransferLeadership() error {
 // Shutdown stops raft, the notification goroutine and the transport, and
 // closes the store. It is safe to call more than once. It does not leave
 // the group: the leader removes this server when membership says so.
-func (r *RaftRing) Shutdown() error {
+func (r *Ring) Shutdown() error {
 	r.once.Do(func() {
 		var errs []error
 		if err := r.raft.Shutdown().Error(); err != nil {
@@ -554,7 +554,7 @@ func (r *RaftRing) Shutdown() error {
 }
 
 // mapErr turns raft's errors into ours.
-func (r *RaftRing) mapErr(what string, err error) error {
+func (r *Ring) mapErr(what string, err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrNotVoter):

@@ -18,12 +18,12 @@ import (
 	"github.com/playhead/playhead/gossip/ring"
 )
 
-// ringNode is one RaftRing under test, with what it needs to restart.
+// ringNode is one raftring.Ring under test, with what it needs to restart.
 type ringNode struct {
 	id   ring.NodeID
 	dir  string
 	addr string
-	ring *RaftRing
+	ring *Ring
 
 	mu     sync.Mutex
 	tables []uint64 // versions delivered to OnTable
@@ -42,12 +42,12 @@ func (n *ringNode) sawVersion(v uint64) bool {
 
 // openRingNode opens (or reopens) n's ring at n.addr ("127.0.0.1:0" the
 // first time) in n.dir.
-func openRingNode(t *testing.T, n *ringNode, bootstrap bool, edit func(*RaftRingConfig)) {
+func openRingNode(t *testing.T, n *ringNode, bootstrap bool, edit func(*Config)) {
 	t.Helper()
 	if n.addr == "" {
 		n.addr = "127.0.0.1:0"
 	}
-	cfg := RaftRingConfig{
+	cfg := Config{
 		NodeID:    n.id,
 		DataDir:   n.dir,
 		BindAddr:  n.addr,
@@ -63,7 +63,7 @@ func openRingNode(t *testing.T, n *ringNode, bootstrap bool, edit func(*RaftRing
 	if edit != nil {
 		edit(&cfg)
 	}
-	r, err := OpenRaftRing(cfg)
+	r, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func startRingCluster(t *testing.T, n int) []*ringNode {
 		openRingNode(t, nodes[i], i == 0, nil)
 	}
 	for _, nd := range nodes[1:] {
-		onLeader(t, nodes, "adding "+string(nd.id), func(r *RaftRing) error { return r.AddServer(nd.id, nd.addr) })
+		onLeader(t, nodes, "adding "+string(nd.id), func(r *Ring) error { return r.AddServer(nd.id, nd.addr) })
 	}
 	servers, err := nodes[0].ring.Servers()
 	if err != nil {
@@ -97,9 +97,9 @@ func startRingCluster(t *testing.T, n int) []*ringNode {
 // under -race on a busy machine, leadership can move (a lease times out),
 // and ring changes are idempotent, so a test retries as the reconciler
 // would.
-func onLeader(t *testing.T, nodes []*ringNode, what string, op func(*RaftRing) error) *RaftRing {
+func onLeader(t *testing.T, nodes []*ringNode, what string, op func(*Ring) error) *Ring {
 	t.Helper()
-	var leader *RaftRing
+	var leader *Ring
 	edgetest.Eventually(t, 10*time.Second, func() string {
 		for _, nd := range nodes {
 			if nd.ring.IsLeader() {
@@ -158,7 +158,7 @@ func TestRaftRingReplicatesTable(t *testing.T) {
 		t.Fatalf("table before SetMembers: version %d, %d partitions", tb.Version, tb.Partitions())
 	}
 	members := []ring.NodeID{"n3", "n1", "n2", "n1"} // order and duplicates do not matter
-	onLeader(t, nodes, "set members", func(r *RaftRing) error { return r.SetMembers(members) })
+	onLeader(t, nodes, "set members", func(r *Ring) error { return r.SetMembers(members) })
 	sorted := []ring.NodeID{"n1", "n2", "n3"}
 	want := ring.NewTable(ring.DefaultPartitions, DefaultReplicas, sorted)
 	waitTable(t, nodes, want, sorted)
@@ -187,12 +187,12 @@ func TestRaftRingReplicatesTable(t *testing.T) {
 
 	// The same set again changes nothing; a new one rebalances from the
 	// current table, not from scratch.
-	leader := onLeader(t, nodes, "set the same members", func(r *RaftRing) error { return r.SetMembers(sorted) })
+	leader := onLeader(t, nodes, "set the same members", func(r *Ring) error { return r.SetMembers(sorted) })
 	if v := leader.Table().Version; v != want.Version {
 		t.Fatalf("no-op SetMembers bumped the version to %d", v)
 	}
 	four := []ring.NodeID{"n1", "n2", "n3", "n4"}
-	onLeader(t, nodes, "set four members", func(r *RaftRing) error { return r.SetMembers(four) })
+	onLeader(t, nodes, "set four members", func(r *Ring) error { return r.SetMembers(four) })
 	waitTable(t, nodes, ring.Rebalance(want, four), four)
 
 	for _, nd := range nodes {
@@ -218,7 +218,7 @@ func TestRaftRingReplicatesTable(t *testing.T) {
 func TestRaftRingFailover(t *testing.T) {
 	nodes := startRingCluster(t, 3)
 	all := []ring.NodeID{"n1", "n2", "n3"}
-	onLeader(t, nodes, "set members", func(r *RaftRing) error { return r.SetMembers(all) })
+	onLeader(t, nodes, "set members", func(r *Ring) error { return r.SetMembers(all) })
 	first := ring.NewTable(ring.DefaultPartitions, DefaultReplicas, all)
 	waitTable(t, nodes, first, all)
 
@@ -234,7 +234,7 @@ func TestRaftRingFailover(t *testing.T) {
 	for _, n := range rest {
 		keep = append(keep, n.id)
 	}
-	onLeader(t, rest, "set members after failover", func(r *RaftRing) error { return r.SetMembers(keep) })
+	onLeader(t, rest, "set members after failover", func(r *Ring) error { return r.SetMembers(keep) })
 	second := ring.Rebalance(first, keep)
 	waitTable(t, rest, second, keep)
 
@@ -251,7 +251,7 @@ func TestRaftRingFailover(t *testing.T) {
 // snapshot before any leader exists, then replays the log after it.
 func TestRaftRingRestartFromSnapshot(t *testing.T) {
 	n := &ringNode{id: "n1", dir: t.TempDir()}
-	openRingNode(t, n, true, func(c *RaftRingConfig) { c.Partitions = 256 })
+	openRingNode(t, n, true, func(c *Config) { c.Partitions = 256 })
 	waitLeader(t, []*ringNode{n})
 	abc := []ring.NodeID{"a", "b", "c"}
 	if err := n.ring.SetMembers(abc); err != nil {
@@ -277,7 +277,7 @@ func TestRaftRingRestartFromSnapshot(t *testing.T) {
 	}
 
 	// Bootstrap is ignored now that state exists.
-	openRingNode(t, n, true, func(c *RaftRingConfig) { c.Partitions = 256 })
+	openRingNode(t, n, true, func(c *Config) { c.Partitions = 256 })
 	if tb := n.ring.Table(); tb.Version < 1 || tb.Partitions() != 256 {
 		t.Fatalf("right after restart: version %d, %d partitions; want the snapshot's", tb.Version, tb.Partitions())
 	}
@@ -289,7 +289,7 @@ func TestRaftRingRestartFromSnapshot(t *testing.T) {
 func TestRaftRingNonvoter(t *testing.T) {
 	n1 := &ringNode{id: "n1", dir: t.TempDir()}
 	n2 := &ringNode{id: "n2", dir: t.TempDir()}
-	openRingNode(t, n1, true, func(c *RaftRingConfig) { c.MaxVoters = 1 })
+	openRingNode(t, n1, true, func(c *Config) { c.MaxVoters = 1 })
 	openRingNode(t, n2, false, nil)
 	waitLeader(t, []*ringNode{n1})
 	for range 2 { // the second is a no-op
@@ -301,7 +301,7 @@ func TestRaftRingNonvoter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []ring.RingServer{{ID: "n1", Addr: n1.addr, Voter: true}, {ID: "n2", Addr: n2.addr, Voter: false}}
+	want := []ring.Server{{ID: "n1", Addr: n1.addr, Voter: true}, {ID: "n2", Addr: n2.addr, Voter: false}}
 	if !reflect.DeepEqual(servers, want) {
 		t.Fatalf("servers %+v, want %+v", servers, want)
 	}
@@ -328,8 +328,8 @@ func TestRaftRingNonvoter(t *testing.T) {
 func TestRaftRingDataDirLocked(t *testing.T) {
 	n := &ringNode{id: "n1", dir: t.TempDir()}
 	openRingNode(t, n, true, nil)
-	cfg := RaftRingConfig{NodeID: "n1", DataDir: n.dir, BindAddr: "127.0.0.1:0"}
-	_, err := OpenRaftRing(cfg)
+	cfg := Config{NodeID: "n1", DataDir: n.dir, BindAddr: "127.0.0.1:0"}
+	_, err := Open(cfg)
 	if err == nil || !strings.Contains(err.Error(), "locked by another process") {
 		t.Fatalf("second open: %v", err)
 	}
@@ -338,19 +338,19 @@ func TestRaftRingDataDirLocked(t *testing.T) {
 func TestRaftRingConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		edit func(*RaftRingConfig)
+		edit func(*Config)
 		want string
 	}{
-		{"no node id", func(c *RaftRingConfig) { c.NodeID = "" }, "node ID"},
-		{"no data dir", func(c *RaftRingConfig) { c.DataDir = "" }, "data directory"},
-		{"unspecified bind", func(c *RaftRingConfig) { c.BindAddr = "0.0.0.0:7947" }, "set the raft advertise address"},
-		{"bad advertise", func(c *RaftRingConfig) { c.AdvertiseAddr = "0.0.0.0:7947" }, "specific IP"},
-		{"partitions", func(c *RaftRingConfig) { c.Partitions = 1 << 17 }, "partitions"},
-		{"voters", func(c *RaftRingConfig) { c.MaxVoters = 10 }, "max voters"},
-		{"lease", func(c *RaftRingConfig) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout }, "leader lease"},
-		{"election", func(c *RaftRingConfig) { c.ElectionTimeout = c.HeartbeatTimeout / 2 }, "election timeout"},
+		{"no node id", func(c *Config) { c.NodeID = "" }, "node ID"},
+		{"no data dir", func(c *Config) { c.DataDir = "" }, "data directory"},
+		{"unspecified bind", func(c *Config) { c.BindAddr = "0.0.0.0:7947" }, "set the raft advertise address"},
+		{"bad advertise", func(c *Config) { c.AdvertiseAddr = "0.0.0.0:7947" }, "specific IP"},
+		{"partitions", func(c *Config) { c.Partitions = 1 << 17 }, "partitions"},
+		{"voters", func(c *Config) { c.MaxVoters = 10 }, "max voters"},
+		{"lease", func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout }, "leader lease"},
+		{"election", func(c *Config) { c.ElectionTimeout = c.HeartbeatTimeout / 2 }, "election timeout"},
 	} {
-		cfg := RaftRingConfig{NodeID: "n1", DataDir: "/tmp/x", BindAddr: "127.0.0.1:0"}
+		cfg := Config{NodeID: "n1", DataDir: "/tmp/x", BindAddr: "127.0.0.1:0"}
 		cfg.EnsureDefaults()
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("defaults: %v", err)
@@ -383,18 +383,18 @@ func edgeGoroutines() []string {
 // earlier tests' peers may still be winding down.)
 func TestRaftRingShutdownStopsGoroutines(t *testing.T) {
 	baseline := len(edgeGoroutines())
-	rr, err := OpenRaftRing(RaftRingConfig{NodeID: "n1", DataDir: t.TempDir(), BindAddr: "127.0.0.1:0", Bootstrap: true,
+	rr, err := Open(Config{NodeID: "n1", DataDir: t.TempDir(), BindAddr: "127.0.0.1:0", Bootstrap: true,
 		OnTable: func(ring.Table) {}, OnLeader: func(bool) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := memberlist.MemberlistConfig{NodeID: "n1", BindAddr: "127.0.0.1:0", Keys: [][]byte{edgetest.Key(3)}, OnChange: func(ring.Member) {}}
+	cfg := memberlist.Config{NodeID: "n1", BindAddr: "127.0.0.1:0", Keys: [][]byte{edgetest.Key(3)}, OnChange: func(ring.Member) {}}
 	cfg.SetLoopbackTimings()
-	ml, err := memberlist.NewMemberlist(cfg)
+	ml, err := memberlist.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := StartRingReconciler(RingReconcilerConfig{Membership: ml, Ring: rr, Interval: 10 * time.Millisecond})
+	rec, err := StartReconciler(ReconcilerConfig{Membership: ml, Ring: rr, Interval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,29 +8,29 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/gossip"
-	"github.com/playhead/playhead/gossip/internal/wallclock"
 	"github.com/playhead/playhead/gossip/ring"
+	"github.com/playhead/playhead/gossip/wallclock"
 )
 
 // DefaultRingReconcileInterval is the default of
-// RingReconcilerConfig.Interval.
+// raftring.ReconcilerConfig.Interval.
 const DefaultRingReconcileInterval = 5 * time.Second
 
-// RingConfigurator is the ring configuration as the leader changes it.
-// RaftRing implements it; the simulator substitutes its own. Methods are
+// Configurator is the ring configuration as the leader changes it.
+// raftring.Ring implements it; the simulator substitutes its own. Methods are
 // safe for concurrent use; the changing ones block until committed (or
 // their timeout) and fail with ErrNotRingLeader off the leader.
-type RingConfigurator interface {
+type Configurator interface {
 	// IsLeader reports whether this node may change the ring now.
 	IsLeader() bool
 	// MaxVoters is the cap on voting servers AddServer applies.
 	MaxVoters() int
 	// Servers returns the group's servers.
-	Servers() ([]ring.RingServer, error)
+	Servers() ([]ring.Server, error)
 	// RingMembers returns the member set the current table was computed for.
 	RingMembers() []ring.NodeID
 	// AddServer adds or promotes a server, or updates its address (see
-	// RaftRing.AddServer).
+	// raftring.Ring.AddServer).
 	AddServer(id ring.NodeID, raftAddr string) error
 	// RemoveServer removes a server; a no-op if absent.
 	RemoveServer(id ring.NodeID) error
@@ -38,16 +38,16 @@ type RingConfigurator interface {
 	SetMembers(members []ring.NodeID) error
 }
 
-var _ RingConfigurator = (*RaftRing)(nil)
+var _ Configurator = (*Ring)(nil)
 
-// RingReconcilerConfig configures a RingReconciler.
-type RingReconcilerConfig struct {
+// ReconcilerConfig configures a raftring.Reconciler.
+type ReconcilerConfig struct {
 	// Membership is where members come from. Required.
 	Membership ring.Membership
 	// Ring is the ring configuration to change. Required.
-	Ring RingConfigurator
+	Ring Configurator
 	// Controller holds the decision rules' settings (DeadNodeGrace).
-	Controller ring.RingControllerConfig
+	Controller ring.ControllerConfig
 	// Interval is how often the reconciler runs without being notified: the
 	// bound on how late a dead member past its grace is removed, and the
 	// retry period after a failed change. Each run reads the membership and
@@ -63,7 +63,7 @@ type RingReconcilerConfig struct {
 }
 
 // EnsureDefaults fills zero fields with their defaults.
-func (c *RingReconcilerConfig) EnsureDefaults() {
+func (c *ReconcilerConfig) EnsureDefaults() {
 	c.Controller.EnsureDefaults()
 	if c.Interval == 0 {
 		c.Interval = DefaultRingReconcileInterval
@@ -77,7 +77,7 @@ func (c *RingReconcilerConfig) EnsureDefaults() {
 }
 
 // Validate reports settings that cannot work.
-func (c RingReconcilerConfig) Validate() error {
+func (c ReconcilerConfig) Validate() error {
 	if c.Membership == nil || c.Ring == nil {
 		return errors.New("raftring: ring reconciler needs a membership and a ring")
 	}
@@ -87,23 +87,23 @@ func (c RingReconcilerConfig) Validate() error {
 	return c.Controller.Validate()
 }
 
-// RingReconciler runs a RingController against a Membership and a
-// RingConfigurator: on every Notify and every Interval, if this node is the
+// Reconciler runs a ring.Controller against a Membership and a
+// raftring.Configurator: on every Notify and every Interval, if this node is the
 // ring leader, it feeds the controller the members and the ring's view and
 // carries out the actions it decides. It owns one goroutine; Stop ends it.
 //
-// Wiring a node, in this order: OpenRaftRing (Bootstrap on the first node
-// of a new cluster only); NewMemberlist with RaftAddr set to the ring's
-// Addr, its OnChange calling the reconciler's Notify; StartRingReconciler;
+// Wiring a node, in this order: raftring.Open (Bootstrap on the first node
+// of a new cluster only); memberlist.New with RaftAddr set to the ring's
+// Addr, its OnChange calling the reconciler's Notify; raftring.StartReconciler;
 // then Join the seeds. The ring's OnLeader should call Notify too; since
 // both callbacks exist before the reconciler does, hold it in an
 // atomic.Pointer (nil until started: the first run reads everything
 // anyway). Shutting down: Stop the reconciler; if the ring is the leader,
 // TransferLeadership; Leave the membership; Shutdown the ring, then the
 // membership.
-type RingReconciler struct {
-	cfg  RingReconcilerConfig
-	ctrl *ring.RingController // owned by the goroutine
+type Reconciler struct {
+	cfg  ReconcilerConfig
+	ctrl *ring.Controller // owned by the goroutine
 	log  *slog.Logger
 
 	wake chan struct{} // capacity 1
@@ -112,18 +112,18 @@ type RingReconciler struct {
 	once sync.Once
 }
 
-// StartRingReconciler starts the reconciler's goroutine; it runs once at
+// StartReconciler starts the reconciler's goroutine; it runs once at
 // once, then on Notify and every Interval.
-func StartRingReconciler(cfg RingReconcilerConfig) (*RingReconciler, error) {
+func StartReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ctrl, err := ring.NewRingController(cfg.Membership.LocalID(), cfg.Controller)
+	ctrl, err := ring.NewController(cfg.Membership.LocalID(), cfg.Controller)
 	if err != nil {
 		return nil, err
 	}
-	r := &RingReconciler{
+	r := &Reconciler{
 		cfg:  cfg,
 		ctrl: ctrl,
 		log:  cfg.Logger.With("component", "ring-reconciler"),
@@ -139,7 +139,7 @@ func StartRingReconciler(cfg RingReconcilerConfig) (*RingReconciler, error) {
 // Notify asks for a run soon; it never blocks. Wire it to the membership's
 // OnChange and the ring's OnLeader, so joins, leaves and a new leadership are
 // acted on at once rather than at the next interval.
-func (r *RingReconciler) Notify() {
+func (r *Reconciler) Notify() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -149,14 +149,14 @@ func (r *RingReconciler) Notify() {
 // Stop ends the goroutine, waiting for a change in progress (at most the
 // ring's apply timeout). Stop it before shutting down the ring and the
 // membership. It is safe to call more than once.
-func (r *RingReconciler) Stop() {
+func (r *Reconciler) Stop() {
 	r.once.Do(func() {
 		close(r.done)
 		r.wg.Wait()
 	})
 }
 
-func (r *RingReconciler) run() {
+func (r *Reconciler) run() {
 	defer r.wg.Done()
 	tick := time.NewTicker(r.cfg.Interval)
 	defer tick.Stop()
@@ -173,7 +173,7 @@ func (r *RingReconciler) run() {
 
 // reconcile is one run: decide, then act, stopping at the first sign of
 // lost leadership. A failed action is decided again next run.
-func (r *RingReconciler) reconcile() {
+func (r *Reconciler) reconcile() {
 	rc := r.cfg.Ring
 	if !rc.IsLeader() {
 		return
@@ -186,7 +186,7 @@ func (r *RingReconciler) reconcile() {
 		r.log.Warn("reading the ring's servers", "err", err)
 		return
 	}
-	view := ring.RingView{Servers: servers, Members: rc.RingMembers(), MaxVoters: rc.MaxVoters()}
+	view := ring.View{Servers: servers, Members: rc.RingMembers(), MaxVoters: rc.MaxVoters()}
 	for _, a := range r.ctrl.Decide(r.cfg.Clock.NowMs(), view) {
 		select {
 		case <-r.done:
@@ -195,11 +195,11 @@ func (r *RingReconciler) reconcile() {
 		}
 		var err error
 		switch a.Kind {
-		case ring.RingRemoveServer:
+		case ring.RemoveServer:
 			err = rc.RemoveServer(a.ID)
-		case ring.RingAddServer:
+		case ring.AddServer:
 			err = rc.AddServer(a.ID, a.RaftAddr)
-		case ring.RingSetMembers:
+		case ring.SetMembers:
 			err = rc.SetMembers(a.Members)
 		}
 		if err != nil {

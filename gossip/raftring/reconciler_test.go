@@ -37,11 +37,11 @@ func (f *edgeFakeMembership) Leave(time.Duration) error  { return nil }
 func (f *edgeFakeMembership) Shutdown() error            { return nil }
 func (f *edgeFakeMembership) LocalID() ring.NodeID       { return f.self }
 
-// edgeFakeRing is a RingConfigurator held in memory.
+// edgeFakeRing is a raftring.Configurator held in memory.
 type edgeFakeRing struct {
 	mu      sync.Mutex
 	leader  bool
-	servers []ring.RingServer
+	servers []ring.Server
 	members []ring.NodeID
 	runs    int // IsLeader calls: one per reconcile run
 }
@@ -53,7 +53,7 @@ func (f *edgeFakeRing) IsLeader() bool {
 	return f.leader
 }
 func (f *edgeFakeRing) MaxVoters() int { return 5 }
-func (f *edgeFakeRing) Servers() ([]ring.RingServer, error) {
+func (f *edgeFakeRing) Servers() ([]ring.Server, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.servers), nil
@@ -72,7 +72,7 @@ func (f *edgeFakeRing) AddServer(id ring.NodeID, addr string) error {
 func (f *edgeFakeRing) RemoveServer(id ring.NodeID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.servers = slices.DeleteFunc(f.servers, func(s ring.RingServer) bool { return s.ID == id })
+	f.servers = slices.DeleteFunc(f.servers, func(s ring.Server) bool { return s.ID == id })
 	return nil
 }
 func (f *edgeFakeRing) SetMembers(m []ring.NodeID) error {
@@ -103,9 +103,9 @@ func TestRingControllerReconciler(t *testing.T) {
 	ms.set(ringtest.Alive("n1", 0), ringtest.Alive("n2", 0), ringtest.Alive("n3", 0))
 	fr := &edgeFakeRing{leader: true, servers: ringtest.Voters("n1"), members: []ring.NodeID{"n1"}}
 	clock := &edgeFixedClock{}
-	r, err := StartRingReconciler(RingReconcilerConfig{
+	r, err := StartReconciler(ReconcilerConfig{
 		Membership: ms, Ring: fr, Clock: clock, Interval: 20 * time.Millisecond,
-		Controller: ring.RingControllerConfig{DeadNodeGrace: time.Minute},
+		Controller: ring.ControllerConfig{DeadNodeGrace: time.Minute},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -174,37 +174,37 @@ func TestRingControllerEndToEnd(t *testing.T) {
 	key := edgetest.Key(7)
 	type node struct {
 		ml   *memberlist.Memberlist
-		ring *RaftRing
-		rec  *RingReconciler
+		ring *Ring
+		rec  *Reconciler
 	}
 	nodes := make([]*node, 3)
 	for i := range nodes {
 		id := ring.NodeID(fmt.Sprintf("n%d", i+1))
-		var rec atomic.Pointer[RingReconciler]
+		var rec atomic.Pointer[Reconciler]
 		notify := func() {
 			if r := rec.Load(); r != nil {
 				r.Notify()
 			}
 		}
-		rcfg := RaftRingConfig{
+		rcfg := Config{
 			NodeID: id, DataDir: t.TempDir(), BindAddr: "127.0.0.1:0", Bootstrap: i == 0,
 			Partitions: 128, OnLeader: func(bool) { notify() }, Logger: edgetest.Logger(),
 		}
 		rcfg.SetLoopbackTimings()
-		rr, err := OpenRaftRing(rcfg)
+		rr, err := Open(rcfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		mcfg := memberlist.MemberlistConfig{
+		mcfg := memberlist.Config{
 			NodeID: id, BindAddr: "127.0.0.1:0", RaftAddr: rr.Addr(), Keys: [][]byte{key},
 			OnChange: func(ring.Member) { notify() }, Logger: edgetest.Logger(),
 		}
 		mcfg.SetLoopbackTimings()
-		ml, err := memberlist.NewMemberlist(mcfg)
+		ml, err := memberlist.New(mcfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := StartRingReconciler(RingReconcilerConfig{
+		r, err := StartReconciler(ReconcilerConfig{
 			Membership: ml, Ring: rr, Interval: 100 * time.Millisecond, Logger: edgetest.Logger(),
 		})
 		if err != nil {

@@ -8,11 +8,11 @@ import (
 	"time"
 )
 
-// DefaultDeadNodeGrace is the default of RingControllerConfig.DeadNodeGrace.
+// DefaultDeadNodeGrace is the default of ring.ControllerConfig.DeadNodeGrace.
 const DefaultDeadNodeGrace = 5 * time.Minute
 
-// RingControllerConfig configures a RingController.
-type RingControllerConfig struct {
+// ControllerConfig configures a ring.Controller.
+type ControllerConfig struct {
 	// DeadNodeGrace is how long a member may be dead (or missing from
 	// membership altogether) before the leader takes its partitions away and
 	// removes it from the raft group. Shorter outages are bridged by hinted
@@ -24,65 +24,65 @@ type RingControllerConfig struct {
 }
 
 // EnsureDefaults fills zero fields with their defaults.
-func (c *RingControllerConfig) EnsureDefaults() {
+func (c *ControllerConfig) EnsureDefaults() {
 	if c.DeadNodeGrace == 0 {
 		c.DeadNodeGrace = DefaultDeadNodeGrace
 	}
 }
 
 // Validate reports settings that cannot work.
-func (c RingControllerConfig) Validate() error {
+func (c ControllerConfig) Validate() error {
 	if c.DeadNodeGrace < 0 {
 		return fmt.Errorf("ring: dead node grace must not be negative, got %v", c.DeadNodeGrace)
 	}
 	return nil
 }
 
-// RingView is what the ring configuration holds now, as the leader reads it.
-type RingView struct {
+// View is what the ring configuration holds now, as the leader reads it.
+type View struct {
 	// Servers is the raft group's configuration.
-	Servers []RingServer
+	Servers []Server
 	// Members is the member set the current table was computed for.
 	Members []NodeID
-	// MaxVoters caps the raft voters (see RaftRingConfig.MaxVoters).
+	// MaxVoters caps the raft voters (see raftring.Config.MaxVoters).
 	MaxVoters int
 }
 
-// RingActionKind names what a RingAction asks of the ring. Wire enum (it
+// ActionKind names what a ring.Action asks of the ring. Wire enum (it
 // appears in simulator traces): append only.
-type RingActionKind uint8
+type ActionKind uint8
 
 const (
-	// RingRemoveServer: remove ID from the raft group.
-	RingRemoveServer RingActionKind = 1
-	// RingAddServer: add ID at RaftAddr to the raft group, or promote it to
+	// RemoveServer: remove ID from the raft group.
+	RemoveServer ActionKind = 1
+	// AddServer: add ID at RaftAddr to the raft group, or promote it to
 	// voter, or update its address; Voter says which suffrage it gets.
-	RingAddServer RingActionKind = 2
-	// RingSetMembers: commit Members as the ring's member set.
-	RingSetMembers RingActionKind = 3
+	AddServer ActionKind = 2
+	// SetMembers: commit Members as the ring's member set.
+	SetMembers ActionKind = 3
 )
 
-// RingAction is one change the leader should make to the ring.
-type RingAction struct {
-	Kind     RingActionKind
-	ID       NodeID   // RingRemoveServer, RingAddServer
-	RaftAddr string   // RingAddServer
-	Voter    bool     // RingAddServer
-	Members  []NodeID // RingSetMembers: sorted
+// Action is one change the leader should make to the ring.
+type Action struct {
+	Kind     ActionKind
+	ID       NodeID   // ring.RemoveServer, ring.AddServer
+	RaftAddr string   // ring.AddServer
+	Voter    bool     // ring.AddServer
+	Members  []NodeID // ring.SetMembers: sorted
 }
 
 // String renders the action for logs and traces.
-func (a RingAction) String() string {
+func (a Action) String() string {
 	switch a.Kind {
-	case RingRemoveServer:
+	case RemoveServer:
 		return "remove-server " + string(a.ID)
-	case RingAddServer:
+	case AddServer:
 		s := "add-nonvoter "
 		if a.Voter {
 			s = "add-voter "
 		}
 		return s + string(a.ID) + " " + a.RaftAddr
-	case RingSetMembers:
+	case SetMembers:
 		ids := make([]string, len(a.Members))
 		for i, m := range a.Members {
 			ids[i] = string(m)
@@ -93,11 +93,11 @@ func (a RingAction) String() string {
 	}
 }
 
-// RingController decides how the ring leader changes the ring configuration
+// Controller decides how the ring leader changes the ring configuration
 // when membership changes. It is a sans-I/O state machine: membership goes
 // in through Observe, the time and the ring's current configuration through
 // Decide, which returns the actions that bring the ring to where membership
-// says it should be. It keeps no timers; the wrapper (RingReconciler, or
+// says it should be. It keeps no timers; the wrapper (raftring.Reconciler, or
 // the simulator) calls Decide on every change and periodically.
 //
 // The rules: a member that joins (alive, with a raft address) is added to
@@ -112,8 +112,8 @@ func (a RingAction) String() string {
 // an action that failed is simply decided again next time, and a new leader
 // picks up where the old one stopped.
 //
-// A RingController is not safe for concurrent use.
-type RingController struct {
+// A Controller is not safe for concurrent use.
+type Controller struct {
 	self  NodeID
 	grace int64 // ms
 	// members holds each member's latest view from Observe.
@@ -124,8 +124,8 @@ type RingController struct {
 	absentSince map[NodeID]int64
 }
 
-// NewRingController returns a controller for the leader self.
-func NewRingController(self NodeID, cfg RingControllerConfig) (*RingController, error) {
+// NewController returns a controller for the leader self.
+func NewController(self NodeID, cfg ControllerConfig) (*Controller, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -133,7 +133,7 @@ func NewRingController(self NodeID, cfg RingControllerConfig) (*RingController, 
 	if self == "" {
 		return nil, errors.New("ring: ring controller needs its node ID")
 	}
-	return &RingController{
+	return &Controller{
 		self:        self,
 		grace:       cfg.DeadNodeGrace.Milliseconds(),
 		members:     map[NodeID]Member{},
@@ -143,7 +143,7 @@ func NewRingController(self NodeID, cfg RingControllerConfig) (*RingController, 
 
 // Observe records a member's latest view (from Membership.Members or a
 // MemberChangeFunc).
-func (c *RingController) Observe(m Member) {
+func (c *Controller) Observe(m Member) {
 	if m.ID == "" {
 		return
 	}
@@ -155,15 +155,15 @@ func (c *RingController) Observe(m Member) {
 // wants at time nowMs (ms since the Unix epoch), in the order to apply them:
 // removals, then additions and promotions, then the new member set. It
 // returns nil when the ring is as it should be.
-func (c *RingController) Decide(nowMs int64, v RingView) []RingAction {
+func (c *Controller) Decide(nowMs int64, v View) []Action {
 	wantRing, wantServer := c.wanted(nowMs, v)
 
-	var actions []RingAction
+	var actions []Action
 	// 1. Removals first, so promotions can fill the voter slots they free.
-	servers := make([]RingServer, 0, len(v.Servers))
+	servers := make([]Server, 0, len(v.Servers))
 	for _, s := range sortedServers(v.Servers) {
 		if !wantServer[s.ID] && s.ID != c.self {
-			actions = append(actions, RingAction{Kind: RingRemoveServer, ID: s.ID})
+			actions = append(actions, Action{Kind: RemoveServer, ID: s.ID})
 			continue
 		}
 		servers = append(servers, s)
@@ -178,7 +178,7 @@ func (c *RingController) Decide(nowMs int64, v RingView) []RingAction {
 		if !plan.Needed {
 			continue
 		}
-		actions = append(actions, RingAction{Kind: RingAddServer, ID: id, RaftAddr: m.RaftAddr, Voter: plan.Voter})
+		actions = append(actions, Action{Kind: AddServer, ID: id, RaftAddr: m.RaftAddr, Voter: plan.Voter})
 		servers = plan.Apply(servers, id, m.RaftAddr)
 	}
 	// 3. The member set.
@@ -186,7 +186,7 @@ func (c *RingController) Decide(nowMs int64, v RingView) []RingAction {
 	current := slices.Clone(v.Members)
 	slices.Sort(current)
 	if !slices.Equal(members, slices.Compact(current)) {
-		actions = append(actions, RingAction{Kind: RingSetMembers, Members: members})
+		actions = append(actions, Action{Kind: SetMembers, Members: members})
 	}
 	return actions
 }
@@ -198,7 +198,7 @@ func live(s MemberState) bool { return s == MemberAlive || s == MemberSuspect }
 // always; a dead member, or one the ring holds that membership does not
 // know, keeps the places it has until DeadNodeGrace is over (it gains none);
 // a member that left has none.
-func (c *RingController) wanted(nowMs int64, v RingView) (ring, servers map[NodeID]bool) {
+func (c *Controller) wanted(nowMs int64, v View) (ring, servers map[NodeID]bool) {
 	ring = map[NodeID]bool{c.self: true}
 	servers = map[NodeID]bool{c.self: true}
 	for id, m := range c.members {
@@ -260,9 +260,9 @@ type AddServerPlan struct {
 // is promoted when there is room; an existing server at another address is
 // re-added with its suffrage (raft updates the address). It is a pure
 // function.
-func PlanAddServer(servers []RingServer, id NodeID, addr string, maxVoters int) AddServerPlan {
+func PlanAddServer(servers []Server, id NodeID, addr string, maxVoters int) AddServerPlan {
 	voters := 0
-	var cur *RingServer
+	var cur *Server
 	for i := range servers {
 		if servers[i].Voter {
 			voters++
@@ -284,7 +284,7 @@ func PlanAddServer(servers []RingServer, id NodeID, addr string, maxVoters int) 
 }
 
 // apply returns servers after the plan was carried out for id at addr.
-func (p AddServerPlan) Apply(servers []RingServer, id NodeID, addr string) []RingServer {
+func (p AddServerPlan) Apply(servers []Server, id NodeID, addr string) []Server {
 	out := slices.Clone(servers)
 	for i := range out {
 		if out[i].ID == id {
@@ -292,12 +292,12 @@ func (p AddServerPlan) Apply(servers []RingServer, id NodeID, addr string) []Rin
 			return out
 		}
 	}
-	return append(out, RingServer{ID: id, Addr: addr, Voter: p.Voter})
+	return append(out, Server{ID: id, Addr: addr, Voter: p.Voter})
 }
 
-func sortedServers(s []RingServer) []RingServer {
+func sortedServers(s []Server) []Server {
 	out := slices.Clone(s)
-	slices.SortFunc(out, func(a, b RingServer) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	slices.SortFunc(out, func(a, b Server) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	return out
 }
 
@@ -310,8 +310,8 @@ func sortedIDs(set map[NodeID]bool) []NodeID {
 	return out
 }
 
-// RingServer is one server of the ring's raft group.
-type RingServer struct {
+// Server is one server of the ring's raft group.
+type Server struct {
 	ID    NodeID
 	Addr  string // raft transport address, host:port
 	Voter bool   // false: a non-voter, which replicates but does not vote

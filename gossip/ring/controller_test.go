@@ -18,10 +18,10 @@ func ctlWithState(m Member, s MemberState, since int64) Member {
 	return m
 }
 
-func ctlVoters(ids ...string) []RingServer {
-	out := make([]RingServer, len(ids))
+func ctlVoters(ids ...string) []Server {
+	out := make([]Server, len(ids))
 	for i, id := range ids {
-		out[i] = RingServer{ID: NodeID(id), Addr: id + ":7947", Voter: true}
+		out[i] = Server{ID: NodeID(id), Addr: id + ":7947", Voter: true}
 	}
 	return out
 }
@@ -34,7 +34,7 @@ func ctlIDs(s ...string) []NodeID {
 	return out
 }
 
-func ctlRender(actions []RingAction) string {
+func ctlRender(actions []Action) string {
 	out := make([]string, len(actions))
 	for i, a := range actions {
 		out[i] = a.String()
@@ -46,18 +46,18 @@ func ctlRender(actions []RingAction) string {
 // membership stories DESIGN.md §5 names and checks the actions it decides.
 func TestRingControllerDecide(t *testing.T) {
 	const t0 = int64(1_000_000)
-	three := RingView{Servers: ctlVoters("n1", "n2", "n3"), Members: ctlIDs("n1", "n2", "n3"), MaxVoters: 5}
+	three := View{Servers: ctlVoters("n1", "n2", "n3"), Members: ctlIDs("n1", "n2", "n3"), MaxVoters: 5}
 	for _, tc := range []struct {
 		name    string
 		observe []Member
 		now     int64
-		view    RingView
+		view    View
 		want    string
 	}{{
 		name:    "bootstrap: the leader alone sets itself as the member set",
 		observe: []Member{ctlAlive("n1", t0)},
 		now:     t0,
-		view:    RingView{Servers: ctlVoters("n1"), MaxVoters: 5},
+		view:    View{Servers: ctlVoters("n1"), MaxVoters: 5},
 		want:    "set-members n1",
 	}, {
 		name:    "join: added as a voter, then to the ring",
@@ -69,7 +69,7 @@ func TestRingControllerDecide(t *testing.T) {
 		name:    "join of several at once: one member set",
 		observe: []Member{ctlAlive("n1", t0), ctlAlive("n2", t0), ctlAlive("n3", t0)},
 		now:     t0,
-		view:    RingView{Servers: ctlVoters("n1"), Members: ctlIDs("n1"), MaxVoters: 5},
+		view:    View{Servers: ctlVoters("n1"), Members: ctlIDs("n1"), MaxVoters: 5},
 		want:    "add-voter n2 n2:7947; add-voter n3 n3:7947; set-members n1,n2,n3",
 	}, {
 		name:    "steady state: nothing to do",
@@ -112,7 +112,7 @@ func TestRingControllerDecide(t *testing.T) {
 		name:    "returns after removal: joins again",
 		observe: []Member{ctlAlive("n1", t0), ctlAlive("n2", t0), ctlAlive("n3", t0+2*testGraceMs)},
 		now:     t0 + 2*testGraceMs,
-		view:    RingView{Servers: ctlVoters("n1", "n2"), Members: ctlIDs("n1", "n2"), MaxVoters: 5},
+		view:    View{Servers: ctlVoters("n1", "n2"), Members: ctlIDs("n1", "n2"), MaxVoters: 5},
 		want:    "add-voter n3 n3:7947; set-members n1,n2,n3",
 	}, {
 		name:    "a dead member the ring never had gains nothing",
@@ -130,15 +130,15 @@ func TestRingControllerDecide(t *testing.T) {
 		name:    "6th server joins as a non-voter",
 		observe: []Member{ctlAlive("n1", t0), ctlAlive("n2", t0), ctlAlive("n3", t0), ctlAlive("n4", t0), ctlAlive("n5", t0), ctlAlive("n6", t0)},
 		now:     t0,
-		view:    RingView{Servers: ctlVoters("n1", "n2", "n3", "n4", "n5"), Members: ctlIDs("n1", "n2", "n3", "n4", "n5"), MaxVoters: 5},
+		view:    View{Servers: ctlVoters("n1", "n2", "n3", "n4", "n5"), Members: ctlIDs("n1", "n2", "n3", "n4", "n5"), MaxVoters: 5},
 		want:    "add-nonvoter n6 n6:7947; set-members n1,n2,n3,n4,n5,n6",
 	}, {
 		name: "a voter leaves: a non-voter is promoted into its slot",
 		observe: []Member{ctlAlive("n1", t0), ctlAlive("n2", t0), ctlAlive("n3", t0), ctlAlive("n4", t0),
 			ctlWithState(ctlAlive("n5", t0), MemberLeft, t0), ctlAlive("n6", t0)},
 		now: t0,
-		view: RingView{
-			Servers:   append(ctlVoters("n1", "n2", "n3", "n4", "n5"), RingServer{ID: "n6", Addr: "n6:7947"}),
+		view: View{
+			Servers:   append(ctlVoters("n1", "n2", "n3", "n4", "n5"), Server{ID: "n6", Addr: "n6:7947"}),
 			Members:   ctlIDs("n1", "n2", "n3", "n4", "n5", "n6"),
 			MaxVoters: 5,
 		},
@@ -157,7 +157,7 @@ func TestRingControllerDecide(t *testing.T) {
 		want:    "set-members n1,n2,n3,n4",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := NewRingController("n1", RingControllerConfig{})
+			c, err := NewController("n1", ControllerConfig{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,13 +175,13 @@ func TestRingControllerDecide(t *testing.T) {
 // membership never reported (the leader started after they died) get the
 // grace from when the controller first noticed them.
 func TestRingControllerAbsentMembers(t *testing.T) {
-	c, err := NewRingController("n1", RingControllerConfig{DeadNodeGrace: time.Minute})
+	c, err := NewController("n1", ControllerConfig{DeadNodeGrace: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Observe(ctlAlive("n1", 0))
 	c.Observe(ctlAlive("n2", 0))
-	view := RingView{Servers: ctlVoters("n1", "n2", "n3"), Members: ctlIDs("n1", "n2", "n3"), MaxVoters: 5}
+	view := View{Servers: ctlVoters("n1", "n2", "n3"), Members: ctlIDs("n1", "n2", "n3"), MaxVoters: 5}
 	const t0 = int64(50_000)
 	for _, step := range []struct {
 		now  int64
@@ -205,16 +205,16 @@ func TestRingControllerAbsentMembers(t *testing.T) {
 // TestRingControllerLevelTriggered: a decision that was not carried out is
 // decided again; one that was is not.
 func TestRingControllerLevelTriggered(t *testing.T) {
-	c, _ := NewRingController("n1", RingControllerConfig{})
+	c, _ := NewController("n1", ControllerConfig{})
 	for _, id := range []string{"n1", "n2"} {
 		c.Observe(ctlAlive(id, 0))
 	}
-	v := RingView{Servers: ctlVoters("n1"), Members: ctlIDs("n1"), MaxVoters: 5}
+	v := View{Servers: ctlVoters("n1"), Members: ctlIDs("n1"), MaxVoters: 5}
 	first := ctlRender(c.Decide(1, v))
 	if again := ctlRender(c.Decide(2, v)); again != first || first == "" {
 		t.Fatalf("not repeated: %q then %q", first, again)
 	}
-	v = RingView{Servers: ctlVoters("n1", "n2"), Members: ctlIDs("n1", "n2"), MaxVoters: 5}
+	v = View{Servers: ctlVoters("n1", "n2"), Members: ctlIDs("n1", "n2"), MaxVoters: 5}
 	if got := ctlRender(c.Decide(3, v)); got != "" {
 		t.Fatalf("after applying: %q", got)
 	}
@@ -224,7 +224,7 @@ func TestRingControllerPlanAddServer(t *testing.T) {
 	five := ctlVoters("a", "b", "c", "d", "e")
 	for _, tc := range []struct {
 		name    string
-		servers []RingServer
+		servers []Server
 		id      NodeID
 		addr    string
 		max     int
@@ -235,9 +235,9 @@ func TestRingControllerPlanAddServer(t *testing.T) {
 		{"new, cap 1", ctlVoters("a"), "b", "b:7947", 1, AddServerPlan{Needed: true, Voter: false}},
 		{"voter present", five, "c", "c:7947", 5, AddServerPlan{}},
 		{"voter moved", five, "c", "c:9", 5, AddServerPlan{Needed: true, Voter: true}},
-		{"non-voter, room: promote", append(ctlVoters("a"), RingServer{ID: "b", Addr: "b:7947"}), "b", "b:7947", 5, AddServerPlan{Needed: true, Voter: true}},
-		{"non-voter, full", append(slices.Clone(five), RingServer{ID: "f", Addr: "f:7947"}), "f", "f:7947", 5, AddServerPlan{}},
-		{"non-voter moved, full", append(slices.Clone(five), RingServer{ID: "f", Addr: "f:7947"}), "f", "f:1", 5, AddServerPlan{Needed: true, Voter: false}},
+		{"non-voter, room: promote", append(ctlVoters("a"), Server{ID: "b", Addr: "b:7947"}), "b", "b:7947", 5, AddServerPlan{Needed: true, Voter: true}},
+		{"non-voter, full", append(slices.Clone(five), Server{ID: "f", Addr: "f:7947"}), "f", "f:7947", 5, AddServerPlan{}},
+		{"non-voter moved, full", append(slices.Clone(five), Server{ID: "f", Addr: "f:7947"}), "f", "f:1", 5, AddServerPlan{Needed: true, Voter: false}},
 	} {
 		if got := PlanAddServer(tc.servers, tc.id, tc.addr, tc.max); got != tc.want {
 			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
@@ -246,10 +246,10 @@ func TestRingControllerPlanAddServer(t *testing.T) {
 }
 
 func TestRingControllerConfigValidate(t *testing.T) {
-	if _, err := NewRingController("n1", RingControllerConfig{DeadNodeGrace: -time.Second}); err == nil || !strings.HasPrefix(err.Error(), "ring: ") {
+	if _, err := NewController("n1", ControllerConfig{DeadNodeGrace: -time.Second}); err == nil || !strings.HasPrefix(err.Error(), "ring: ") {
 		t.Fatalf("negative grace: %v", err)
 	}
-	if _, err := NewRingController("", RingControllerConfig{}); err == nil {
+	if _, err := NewController("", ControllerConfig{}); err == nil {
 		t.Fatal("empty self accepted")
 	}
 }

@@ -9,18 +9,18 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// RingState is the replicated state of the ring configuration: the partition
+// State is the replicated state of the ring configuration: the partition
 // table and the member set it was computed for. Every node of the raft group
-// holds the same RingState, because every change is a command applied by
+// holds the same State, because every change is a command applied by
 // the pure function SetMembers, in log order. The simulator can hold one
 // directly, without raft.
 //
-// A RingState and its Table are immutable once published: SetMembers
+// A State and its Table are immutable once published: SetMembers
 // returns a new one and shares nothing that it changed.
 //
 // Invariant: Members is sorted and free of duplicates; when
 // Table.Version > 0, Table.Check(Members) holds.
-type RingState struct {
+type State struct {
 	Table   Table
 	Members []NodeID
 }
@@ -42,7 +42,7 @@ var (
 // partitions; later calls must pass the same number. changed is false, and
 // s is returned as is, when members and replicas are what s already holds.
 // It is deterministic: a pure function of s and its arguments.
-func (s RingState) SetMembers(partitions, replicas int, members []NodeID) (next RingState, changed bool, err error) {
+func (s State) SetMembers(partitions, replicas int, members []NodeID) (next State, changed bool, err error) {
 	if partitions < 1 || partitions > 1<<16 {
 		return s, false, fmt.Errorf("ring: partitions must be in [1, 65536], got %d", partitions)
 	}
@@ -70,7 +70,7 @@ func (s RingState) SetMembers(partitions, replicas int, members []NodeID) (next 
 		}
 		t.Replicas = replicas
 	}
-	return RingState{Table: Rebalance(t, members), Members: members}, true, nil
+	return State{Table: Rebalance(t, members), Members: members}, true, nil
 }
 
 // Ring commands are the entries of the raft log. Encoding: one command-type
@@ -82,7 +82,7 @@ const (
 	RingCmdSetMembers byte = 1
 )
 
-// setMembersCmd asks every replica to apply RingState.SetMembers.
+// setMembersCmd asks every replica to apply ring.State.SetMembers.
 type SetMembersCmd struct {
 	Members    []NodeID `msgpack:"m"`
 	Partitions int      `msgpack:"p"`
@@ -99,7 +99,7 @@ func EncodeSetMembers(c SetMembersCmd) ([]byte, error) {
 }
 
 // decodeRingCommand decodes a log entry. It never panics.
-func DecodeRingCommand(b []byte) (SetMembersCmd, error) {
+func DecodeCommand(b []byte) (SetMembersCmd, error) {
 	var c SetMembersCmd
 	if len(b) == 0 {
 		return c, fmt.Errorf("%w: empty command", ErrBadRingData)
@@ -125,7 +125,7 @@ type ringSnapshot struct {
 	Members  []NodeID   `msgpack:"m"`
 }
 
-func EncodeRingState(s RingState) ([]byte, error) {
+func EncodeState(s State) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.WriteByte(ringSnapshotV1)
 	snap := ringSnapshot{Version: s.Table.Version, Replicas: s.Table.Replicas, Owners: s.Table.Owners, Members: s.Members}
@@ -135,35 +135,35 @@ func EncodeRingState(s RingState) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// decodeRingState decodes a snapshot and checks the RingState invariant. It
+// decodeRingState decodes a snapshot and checks the ring.State invariant. It
 // never panics.
-func DecodeRingState(b []byte) (RingState, error) {
+func DecodeState(b []byte) (State, error) {
 	if len(b) == 0 {
-		return RingState{}, fmt.Errorf("%w: empty snapshot", ErrBadRingData)
+		return State{}, fmt.Errorf("%w: empty snapshot", ErrBadRingData)
 	}
 	if b[0] != ringSnapshotV1 {
-		return RingState{}, fmt.Errorf("%w: unknown snapshot format %d", ErrBadRingData, b[0])
+		return State{}, fmt.Errorf("%w: unknown snapshot format %d", ErrBadRingData, b[0])
 	}
 	var snap ringSnapshot
 	if err := decodeExact(b[1:], &snap); err != nil {
-		return RingState{}, fmt.Errorf("%w: snapshot: %v", ErrBadRingData, err)
+		return State{}, fmt.Errorf("%w: snapshot: %v", ErrBadRingData, err)
 	}
-	s := RingState{
+	s := State{
 		Table:   Table{Version: snap.Version, Replicas: snap.Replicas, Owners: snap.Owners},
 		Members: snap.Members,
 	}
 	if len(s.Table.Owners) > 1<<16 {
-		return RingState{}, fmt.Errorf("%w: snapshot has %d partitions", ErrBadRingData, len(s.Table.Owners))
+		return State{}, fmt.Errorf("%w: snapshot has %d partitions", ErrBadRingData, len(s.Table.Owners))
 	}
 	if !slices.IsSorted(s.Members) || len(slices.Compact(slices.Clone(s.Members))) != len(s.Members) {
-		return RingState{}, fmt.Errorf("%w: snapshot member set is not sorted and unique", ErrBadRingData)
+		return State{}, fmt.Errorf("%w: snapshot member set is not sorted and unique", ErrBadRingData)
 	}
 	if s.Table.Version > 0 {
 		if s.Table.Replicas < 1 || len(s.Members) == 0 {
-			return RingState{}, fmt.Errorf("%w: snapshot table has no members or replicas", ErrBadRingData)
+			return State{}, fmt.Errorf("%w: snapshot table has no members or replicas", ErrBadRingData)
 		}
 		if err := s.Table.Check(s.Members); err != nil {
-			return RingState{}, fmt.Errorf("%w: snapshot table: %v", ErrBadRingData, err)
+			return State{}, fmt.Errorf("%w: snapshot table: %v", ErrBadRingData, err)
 		}
 	}
 	return s, nil

@@ -8,7 +8,7 @@ import (
 
 // TestRaftRingStateSetMembers: the state machine's transitions.
 func TestRaftRingStateSetMembers(t *testing.T) {
-	var s RingState
+	var s State
 	s1, changed, err := s.SetMembers(64, 3, []NodeID{"b", "a", "c", "a"})
 	if err != nil || !changed {
 		t.Fatal(changed, err)
@@ -52,15 +52,15 @@ func TestRaftRingStateSetMembers(t *testing.T) {
 func FuzzRaftRingDecode(f *testing.F) {
 	cmd, _ := EncodeSetMembers(SetMembersCmd{Members: []NodeID{"a", "b", "c"}, Partitions: 8, Replicas: 3})
 	f.Add(cmd)
-	s, _, _ := RingState{}.SetMembers(8, 2, []NodeID{"a", "b", "c"})
-	snap, _ := EncodeRingState(s)
+	s, _, _ := State{}.SetMembers(8, 2, []NodeID{"a", "b", "c"})
+	snap, _ := EncodeState(s)
 	f.Add(snap)
 	f.Add([]byte{ringSnapshotV1, 0x80})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if c, err := DecodeRingCommand(b); err == nil {
-			_, _, _ = RingState{}.SetMembers(min(max(c.Partitions, 0), 64), min(c.Replicas, 8), c.Members)
+		if c, err := DecodeCommand(b); err == nil {
+			_, _, _ = State{}.SetMembers(min(max(c.Partitions, 0), 64), min(c.Replicas, 8), c.Members)
 		}
-		st, err := DecodeRingState(b)
+		st, err := DecodeState(b)
 		if err != nil {
 			return
 		}

@@ -19,7 +19,7 @@ var (
 // tcpPeer is the outbound side of one peer: its queue and the writer
 // goroutine (run) that owns its connection.
 type tcpPeer struct {
-	t    *TCPTransport
+	t    *Transport
 	id   ring.NodeID
 	wake chan struct{} // capacity 1: frames were queued
 

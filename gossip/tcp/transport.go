@@ -19,7 +19,7 @@ import (
 	"github.com/playhead/playhead/gossip/ring"
 )
 
-// Defaults of TCPConfig.
+// Defaults of tcp.Config.
 const (
 	DefaultTCPMaxFrame    = 4 << 20
 	DefaultTCPQueueLen    = 4096
@@ -36,15 +36,15 @@ const (
 	tcpLogEvery = 5 * time.Second
 )
 
-// Errors returned by TCPTransport.Send.
+// Errors returned by tcp.Transport.Send.
 var (
 	ErrTransportClosed = errors.New("tcp: transport closed")
 	ErrFrameTooLarge   = errors.New("tcp: frame exceeds the transport's MaxFrame")
 	ErrEmptyFrame      = errors.New("tcp: empty frame")
 )
 
-// TCPConfig configures a TCPTransport.
-type TCPConfig struct {
+// Config configures a tcp.Transport.
+type Config struct {
 	// Self is this node's id, sent in the handshake (1..255 bytes). Required.
 	Self ring.NodeID
 	// Listener takes the peers' connections; the transport owns it and
@@ -53,8 +53,8 @@ type TCPConfig struct {
 	// BindAddr is the host:port to listen on when Listener is nil
 	// ("127.0.0.1:0" picks a free port; Addr reports it).
 	BindAddr string
-	// Keys is the cluster keyring: 1..8 keys of GossipKeySize (32) bytes,
-	// the primary first (as LoadGossipKeys returns them). Inbound
+	// Keys is the cluster keyring: 1..8 keys of clusterkey.Size (32) bytes,
+	// the primary first (as clusterkey.LoadAll returns them). Inbound
 	// connections are accepted with any of them; outbound ones offer all,
 	// in order, and the first the peer also knows keys the connection —
 	// the primary whenever the peer has it. So a rotation works in any
@@ -109,7 +109,7 @@ type TCPConfig struct {
 }
 
 // EnsureDefaults fills in the zero fields with their defaults.
-func (c *TCPConfig) EnsureDefaults() {
+func (c *Config) EnsureDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -145,7 +145,7 @@ func (c *TCPConfig) EnsureDefaults() {
 }
 
 // Validate reports what is wrong with the configuration.
-func (c *TCPConfig) Validate() error {
+func (c *Config) Validate() error {
 	var errs []error
 	if c.Self == "" || len(c.Self) > 255 {
 		errs = append(errs, fmt.Errorf("the node id must be 1 to 255 bytes, got %d", len(c.Self)))
@@ -179,9 +179,9 @@ func (c *TCPConfig) Validate() error {
 	return nil
 }
 
-// TCPStats counts a TCPTransport's work since it started. Keepalives are
+// Stats counts a tcp.Transport's work since it started. Keepalives are
 // not counted as frames.
-type TCPStats struct {
+type Stats struct {
 	Sent, Received           uint64 // data frames written to / read from a connection
 	BytesSent, BytesReceived uint64 // their payload bytes
 	Dropped                  uint64 // frames dropped: queue full, too large, peer unreachable, Close
@@ -192,7 +192,7 @@ type TCPStats struct {
 	Refused                  uint64 // inbound connections closed unread: too many handshakes pending
 }
 
-// TCPTransport is the production Transport: one persistent, authenticated
+// Transport is the production Transport: one persistent, authenticated
 // and encrypted TCP connection per peer and direction. The wire protocol is
 // described in transport_tcp_wire.go.
 //
@@ -202,8 +202,8 @@ type TCPStats struct {
 // connection, a reader and a keepalive writer.
 //
 // Lock order: t.mu before tcpPeer.mu; t.randMu and t.logMu are leaves.
-type TCPTransport struct {
-	cfg    TCPConfig
+type Transport struct {
+	cfg    Config
 	ln     net.Listener
 	ctx    context.Context // cancelled by Close: aborts dials
 	cancel context.CancelFunc
@@ -229,11 +229,11 @@ type TCPTransport struct {
 	logSkip map[string]int
 }
 
-var _ gossip.Transport = (*TCPTransport)(nil)
+var _ gossip.Transport = (*Transport)(nil)
 
-// NewTCPTransport validates cfg, listens if cfg.Listener is nil, and starts
+// New validates cfg, listens if cfg.Listener is nil, and starts
 // accepting peers.
-func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
+func New(cfg Config) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -249,28 +249,28 @@ func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 			return nil, fmt.Errorf("tcp: listening for replication on %s: %w", cfg.BindAddr, err)
 		}
 	}
-	t := newTCPTransport(cfg, ln)
+	t := newTransport(cfg, ln)
 	t.spawn(t.acceptLoop)
 	return t, nil
 }
 
-// newTCPTransport builds a transport that does not accept yet (tests drive
+// newTransport builds a transport that does not accept yet (tests drive
 // serve and session directly).
-func newTCPTransport(cfg TCPConfig, ln net.Listener) *TCPTransport {
+func newTransport(cfg Config, ln net.Listener) *Transport {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &TCPTransport{cfg: cfg, ln: ln, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	return &Transport{cfg: cfg, ln: ln, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		hs: make(chan struct{}, tcpMaxHandshakes), peers: map[ring.NodeID]*tcpPeer{},
 		conns: map[net.Conn]struct{}{}, inbound: map[ring.NodeID]net.Conn{},
 		logLast: map[string]time.Time{}, logSkip: map[string]int{}}
 }
 
 // Addr returns the listener's address.
-func (t *TCPTransport) Addr() net.Addr { return t.ln.Addr() }
+func (t *Transport) Addr() net.Addr { return t.ln.Addr() }
 
 // Stats returns the transport's counters.
-func (t *TCPTransport) Stats() TCPStats {
+func (t *Transport) Stats() Stats {
 	s := &t.stats
-	return TCPStats{Sent: s.sent.Load(), Received: s.received.Load(),
+	return Stats{Sent: s.sent.Load(), Received: s.received.Load(),
 		BytesSent: s.bytesSent.Load(), BytesReceived: s.bytesReceived.Load(), Dropped: s.dropped.Load(),
 		Dials: s.dials.Load(), DialFailures: s.dialFailures.Load(), Connects: s.connects.Load(),
 		Accepts: s.accepts.Load(), AuthFailures: s.authFailures.Load(), FrameErrors: s.frameErrors.Load(),
@@ -278,7 +278,7 @@ func (t *TCPTransport) Stats() TCPStats {
 }
 
 // Send queues frame for peer to at addr; see Transport.
-func (t *TCPTransport) Send(to ring.NodeID, addr string, frame []byte) error {
+func (t *Transport) Send(to ring.NodeID, addr string, frame []byte) error {
 	if len(frame) == 0 {
 		return ErrEmptyFrame
 	}
@@ -303,7 +303,7 @@ func (t *TCPTransport) Send(to ring.NodeID, addr string, frame []byte) error {
 }
 
 // Close stops the listener, writers and readers and waits for them.
-func (t *TCPTransport) Close() error {
+func (t *Transport) Close() error {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -329,7 +329,7 @@ func (t *TCPTransport) Close() error {
 
 // spawn runs f in a goroutine that Close waits for. Callers hold t.mu or
 // run in a goroutine spawned earlier, so Close's Wait cannot miss it.
-func (t *TCPTransport) spawn(f func()) {
+func (t *Transport) spawn(f func()) {
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -338,7 +338,7 @@ func (t *TCPTransport) spawn(f func()) {
 }
 
 // track registers c so Close closes it; false (and c closed) if closing.
-func (t *TCPTransport) track(c net.Conn) bool {
+func (t *Transport) track(c net.Conn) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -349,7 +349,7 @@ func (t *TCPTransport) track(c net.Conn) bool {
 	return true
 }
 
-func (t *TCPTransport) untrack(c net.Conn) {
+func (t *Transport) untrack(c net.Conn) {
 	t.mu.Lock()
 	delete(t.conns, c)
 	t.mu.Unlock()
@@ -358,7 +358,7 @@ func (t *TCPTransport) untrack(c net.Conn) {
 
 // warn logs at most one message of each kind per tcpLogEvery, with the
 // number suppressed since the last.
-func (t *TCPTransport) warn(kind, msg string, args ...any) {
+func (t *Transport) warn(kind, msg string, args ...any) {
 	now := time.Now()
 	t.logMu.Lock()
 	if now.Sub(t.logLast[kind]) < tcpLogEvery {
@@ -375,14 +375,14 @@ func (t *TCPTransport) warn(kind, msg string, args ...any) {
 	t.cfg.Logger.Warn(msg, args...)
 }
 
-func (t *TCPTransport) jitter(d time.Duration) time.Duration {
+func (t *Transport) jitter(d time.Duration) time.Duration {
 	t.randMu.Lock()
 	defer t.randMu.Unlock()
 	half := d / 2
 	return half + time.Duration(t.cfg.Rand.Int64N(int64(d-half)+1))
 }
 
-func (t *TCPTransport) acceptLoop() {
+func (t *Transport) acceptLoop() {
 	var delay time.Duration
 	for {
 		c, err := t.ln.Accept()
@@ -425,7 +425,7 @@ func (t *TCPTransport) acceptLoop() {
 
 // serve runs an inbound connection: handshake, then frames to OnFrame,
 // with keepalives going back.
-func (t *TCPTransport) serve(c net.Conn) {
+func (t *Transport) serve(c net.Conn) {
 	defer t.untrack(c)
 	c.SetDeadline(time.Now().Add(t.cfg.DialTimeout))
 	from, s, err := t.acceptHandshake(c, c)
@@ -468,7 +468,7 @@ func (t *TCPTransport) serve(c net.Conn) {
 
 // readFrames reads frames from c until an error, passing data frames to
 // deliver. A connection silent for 5 × KeepAlive times out.
-func (t *TCPTransport) readFrames(c net.Conn, rc *tcpCipher, deliver func([]byte)) error {
+func (t *Transport) readFrames(c net.Conn, rc *tcpCipher, deliver func([]byte)) error {
 	r := bufio.NewReaderSize(c, 64<<10)
 	idle := 5 * t.cfg.KeepAlive
 	var renewed time.Time
@@ -499,7 +499,7 @@ func isFrameError(err error) bool {
 
 // keepAlive sends the acceptor's keepalives on c until stop or a write
 // fails. It is c's only writer after the handshake.
-func (t *TCPTransport) keepAlive(c net.Conn, sc *tcpCipher, stop <-chan struct{}) {
+func (t *Transport) keepAlive(c net.Conn, sc *tcpCipher, stop <-chan struct{}) {
 	tick := time.NewTicker(t.cfg.KeepAlive)
 	defer tick.Stop()
 	w := bufio.NewWriterSize(c, 64)

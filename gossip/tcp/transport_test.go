@@ -33,7 +33,7 @@ func (b *inbox) count(from ring.NodeID) int {
 	return len(b.frames[from])
 }
 
-func newTestTransport(t *testing.T, id ring.NodeID, keys [][]byte, addr string) (*TCPTransport, *inbox) {
+func newTestTransport(t *testing.T, id ring.NodeID, keys [][]byte, addr string) (*Transport, *inbox) {
 	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -43,7 +43,7 @@ func newTestTransport(t *testing.T, id ring.NodeID, keys [][]byte, addr string) 
 		t.Fatal(err)
 	}
 	in := &inbox{}
-	tr, err := NewTCPTransport(TCPConfig{Self: id, Listener: l, Keys: keys, OnFrame: in.on})
+	tr, err := New(Config{Self: id, Listener: l, Keys: keys, OnFrame: in.on})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestTCPReconnectsAfterPeerRestart(t *testing.T) {
 func TestTCPOversizedAndOverflow(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	in := &inbox{}
-	a, err := NewTCPTransport(TCPConfig{Self: "a", Listener: l, Keys: [][]byte{key(1)}, OnFrame: in.on, MaxFrame: 100, QueueLen: 3})
+	a, err := New(Config{Self: "a", Listener: l, Keys: [][]byte{key(1)}, OnFrame: in.on, MaxFrame: 100, QueueLen: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +147,8 @@ func TestTCPCloseLeaksNoGoroutines(t *testing.T) {
 		l1, _ := net.Listen("tcp", "127.0.0.1:0")
 		l2, _ := net.Listen("tcp", "127.0.0.1:0")
 		in := &inbox{}
-		a, _ := NewTCPTransport(TCPConfig{Self: "a", Listener: l1, Keys: k, OnFrame: in.on})
-		b, _ := NewTCPTransport(TCPConfig{Self: "b", Listener: l2, Keys: k, OnFrame: in.on})
+		a, _ := New(Config{Self: "a", Listener: l1, Keys: k, OnFrame: in.on})
+		b, _ := New(Config{Self: "b", Listener: l2, Keys: k, OnFrame: in.on})
 		a.Send("b", l2.Addr().String(), []byte("x"))
 		b.Send("a", l1.Addr().String(), []byte("y"))
 		waitFor(t, "frames", func() bool { return in.count("a") == 1 && in.count("b") == 1 })
@@ -166,7 +166,7 @@ func FuzzTCPHandshake(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		srv, cli := net.Pipe()
-		tr := &TCPTransport{cfg: TCPConfig{Self: "a", Keys: [][]byte{key(1)}, MaxFrame: 1 << 10, DialTimeout: time.Second}}
+		tr := &Transport{cfg: Config{Self: "a", Keys: [][]byte{key(1)}, MaxFrame: 1 << 10, DialTimeout: time.Second}}
 		go func() { cli.Write(b); cli.Close() }()
 		go func() {
 			buf := make([]byte, 4096)
@@ -188,8 +188,8 @@ func BenchmarkTCPTransport(b *testing.B) {
 	l1, _ := net.Listen("tcp", "127.0.0.1:0")
 	l2, _ := net.Listen("tcp", "127.0.0.1:0")
 	var got sync.WaitGroup
-	a, _ := NewTCPTransport(TCPConfig{Self: "a", Listener: l1, Keys: k, OnFrame: func(ring.NodeID, []byte) {}, QueueLen: 1 << 20})
-	bt, _ := NewTCPTransport(TCPConfig{Self: "b", Listener: l2, Keys: k, OnFrame: func(ring.NodeID, []byte) { got.Done() }})
+	a, _ := New(Config{Self: "a", Listener: l1, Keys: k, OnFrame: func(ring.NodeID, []byte) {}, QueueLen: 1 << 20})
+	bt, _ := New(Config{Self: "b", Listener: l2, Keys: k, OnFrame: func(ring.NodeID, []byte) { got.Done() }})
 	defer a.Close()
 	defer bt.Close()
 	frame := make([]byte, 200)

@@ -244,7 +244,7 @@ func tcpNewSession(key []byte, dialer bool, keyIndex int, transcript ...[]byte) 
 // must not read ahead of the handshake): it returns the dialer's id and the
 // session. It reads at most 5+1+255+32 + 1+8·32 bytes. The caller sets the
 // deadline.
-func (t *TCPTransport) acceptHandshake(c net.Conn, r io.Reader) (ring.NodeID, *tcpSession, error) {
+func (t *Transport) acceptHandshake(c net.Conn, r io.Reader) (ring.NodeID, *tcpSession, error) {
 	from, _, helloD, err := readTCPHello(r)
 	if err != nil {
 		return "", nil, err
@@ -286,7 +286,7 @@ func (t *TCPTransport) acceptHandshake(c net.Conn, r io.Reader) (ring.NodeID, *t
 
 // dialHandshake runs the dialer's side on c, expecting to reach node want.
 // It reads at most 5+1+255+32 + 1+32 bytes. The caller sets the deadline.
-func (t *TCPTransport) dialHandshake(c net.Conn, want ring.NodeID) (*tcpSession, error) {
+func (t *Transport) dialHandshake(c net.Conn, want ring.NodeID) (*tcpSession, error) {
 	helloD := tcpHello(t.cfg.Self, tcpNonce())
 	if _, err := c.Write(helloD); err != nil {
 		return nil, err

@@ -28,7 +28,7 @@ import (
 // startTCP starts a transport on a free loopback port with cfg's zero
 // fields filled for tests; frames go to the returned inbox unless
 // cfg.OnFrame is set.
-func startTCP(t testing.TB, cfg TCPConfig) (*TCPTransport, *inbox) {
+func startTCP(t testing.TB, cfg Config) (*Transport, *inbox) {
 	t.Helper()
 	in := &inbox{}
 	if cfg.OnFrame == nil {
@@ -40,7 +40,7 @@ func startTCP(t testing.TB, cfg TCPConfig) (*TCPTransport, *inbox) {
 	if cfg.Keys == nil {
 		cfg.Keys = [][]byte{key(1)}
 	}
-	tr, err := NewTCPTransport(cfg)
+	tr, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,8 +80,8 @@ func checkNumbered(t *testing.T, what string, got [][]byte, n int) {
 func TestTCPTwoNodesManyFramesBothWays(t *testing.T) {
 	// The senders outrun the first dial: queue them all.
 	const n = 5000
-	a, inA := startTCP(t, TCPConfig{Self: "a", QueueLen: n})
-	b, inB := startTCP(t, TCPConfig{Self: "b", QueueLen: n})
+	a, inA := startTCP(t, Config{Self: "a", QueueLen: n})
+	b, inB := startTCP(t, Config{Self: "b", QueueLen: n})
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -100,7 +100,7 @@ func TestTCPTwoNodesManyFramesBothWays(t *testing.T) {
 	waitFor(t, "all frames", func() bool { return inB.count("a") == n && inA.count("b") == n })
 	checkNumbered(t, "a→b", inB.get("a"), n)
 	checkNumbered(t, "b→a", inA.get("b"), n)
-	for _, s := range []TCPStats{a.Stats(), b.Stats()} {
+	for _, s := range []Stats{a.Stats(), b.Stats()} {
 		if s.Sent != n || s.Received != n || s.Dropped != 0 || s.Connects != 1 || s.Accepts != 1 || s.AuthFailures != 0 {
 			t.Fatalf("stats: %+v", s)
 		}
@@ -109,10 +109,10 @@ func TestTCPTwoNodesManyFramesBothWays(t *testing.T) {
 
 func TestTCPThreeNodesFullMesh(t *testing.T) {
 	ids := []ring.NodeID{"n1", "n2", "n3"}
-	trs := map[ring.NodeID]*TCPTransport{}
+	trs := map[ring.NodeID]*Transport{}
 	ins := map[ring.NodeID]*inbox{}
 	for _, id := range ids {
-		trs[id], ins[id] = startTCP(t, TCPConfig{Self: id})
+		trs[id], ins[id] = startTCP(t, Config{Self: id})
 	}
 	const n = 2000
 	var wg sync.WaitGroup
@@ -176,7 +176,7 @@ func (h *countHandler) count(msg string) int {
 
 func TestTCPWrongKeyRejectedAndLogRateLimited(t *testing.T) {
 	logA, logB := &countHandler{}, &countHandler{}
-	fast := TCPConfig{BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond}
+	fast := Config{BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond}
 	cfgA, cfgB := fast, fast
 	cfgA.Self, cfgA.Keys, cfgA.Logger = "a", [][]byte{key(1)}, slog.New(logA)
 	cfgB.Self, cfgB.Keys, cfgB.Logger = "b", [][]byte{key(2)}, slog.New(logB)
@@ -200,7 +200,7 @@ func TestTCPWrongKeyRejectedAndLogRateLimited(t *testing.T) {
 		t.Fatalf("dialer logged %d handshake failures, want 1 (rate-limited)", n)
 	}
 	// b still serves peers with the right key.
-	c, _ := startTCP(t, TCPConfig{Self: "c", Keys: [][]byte{key(2)}})
+	c, _ := startTCP(t, Config{Self: "c", Keys: [][]byte{key(2)}})
 	c.Send("b", b.Addr().String(), []byte("hi"))
 	waitFor(t, "c→b", func() bool { return inB.count("c") == 1 })
 }
@@ -208,15 +208,15 @@ func TestTCPWrongKeyRejectedAndLogRateLimited(t *testing.T) {
 func TestTCPKeyRotationOverlap(t *testing.T) {
 	k1, k2, k3 := key(1), key(2), key(3)
 	// a has the new key k2 as its second; b already dropped k1.
-	a, inA := startTCP(t, TCPConfig{Self: "a", Keys: [][]byte{k1, k2}})
-	b, inB := startTCP(t, TCPConfig{Self: "b", Keys: [][]byte{k2}})
+	a, inA := startTCP(t, Config{Self: "a", Keys: [][]byte{k1, k2}})
+	b, inB := startTCP(t, Config{Self: "b", Keys: [][]byte{k2}})
 	a.Send("b", b.Addr().String(), []byte("x"))
 	b.Send("a", a.Addr().String(), []byte("y"))
 	waitFor(t, "frames both ways", func() bool { return inB.count("a") == 1 && inA.count("b") == 1 })
 
 	// No key in common: nothing crosses.
-	c, inC := startTCP(t, TCPConfig{Self: "c", Keys: [][]byte{k3, k2}})
-	d, inD := startTCP(t, TCPConfig{Self: "d", Keys: [][]byte{k1}})
+	c, inC := startTCP(t, Config{Self: "c", Keys: [][]byte{k3, k2}})
+	d, inD := startTCP(t, Config{Self: "d", Keys: [][]byte{k1}})
 	c.Send("d", d.Addr().String(), []byte("x"))
 	d.Send("c", c.Addr().String(), []byte("y"))
 	waitFor(t, "refusals", func() bool { return c.Stats().AuthFailures > 0 && d.Stats().AuthFailures > 0 })
@@ -231,8 +231,8 @@ func pipeHandshake(t *testing.T, dialKeys, acceptKeys [][]byte) (d, a *tcpSessio
 	cli, srv := net.Pipe()
 	defer cli.Close()
 	defer srv.Close()
-	dialer := &TCPTransport{cfg: TCPConfig{Self: "d", Keys: dialKeys}}
-	acceptor := &TCPTransport{cfg: TCPConfig{Self: "a", Keys: acceptKeys}}
+	dialer := &Transport{cfg: Config{Self: "d", Keys: dialKeys}}
+	acceptor := &Transport{cfg: Config{Self: "a", Keys: acceptKeys}}
 	var aerr error
 	done := make(chan struct{})
 	go func() {
@@ -291,13 +291,13 @@ func TestTCPHandshakeKeyChoice(t *testing.T) {
 }
 
 func TestTCPPeerRestartReconnects(t *testing.T) {
-	a, _ := startTCP(t, TCPConfig{Self: "a"})
-	b, inB := startTCP(t, TCPConfig{Self: "b"})
+	a, _ := startTCP(t, Config{Self: "a"})
+	b, inB := startTCP(t, Config{Self: "b"})
 	addr := b.Addr().String()
 	a.Send("b", addr, []byte("before"))
 	waitFor(t, "first frame", func() bool { return inB.count("a") == 1 })
 	b.Close()
-	b2, inB2 := startTCP(t, TCPConfig{Self: "b", BindAddr: addr})
+	b2, inB2 := startTCP(t, Config{Self: "b", BindAddr: addr})
 	_ = b2
 	// a noticed the close (its reader saw EOF): the first frame sent after
 	// the restart goes over a new connection.
@@ -316,8 +316,8 @@ func TestTCPPeerRestartReconnects(t *testing.T) {
 }
 
 func TestTCPOversizedFrame(t *testing.T) {
-	a, _ := startTCP(t, TCPConfig{Self: "a", MaxFrame: 4096})
-	b, inB := startTCP(t, TCPConfig{Self: "b", MaxFrame: 1000})
+	a, _ := startTCP(t, Config{Self: "a", MaxFrame: 4096})
+	b, inB := startTCP(t, Config{Self: "b", MaxFrame: 1000})
 	if err := a.Send("b", b.Addr().String(), make([]byte, 4097)); !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("Send of 4097 bytes: %v", err)
 	}
@@ -386,10 +386,10 @@ func newGate(t *testing.T, target string) *gate {
 }
 
 func TestTCPQueueOverflowDropsOldest(t *testing.T) {
-	b, inB := startTCP(t, TCPConfig{Self: "b"})
+	b, inB := startTCP(t, Config{Self: "b"})
 	t.Run("frames", func(t *testing.T) {
 		g := newGate(t, b.Addr().String())
-		a, _ := startTCP(t, TCPConfig{Self: "a", QueueLen: 3, DialTimeout: 5 * time.Second})
+		a, _ := startTCP(t, Config{Self: "a", QueueLen: 3, DialTimeout: 5 * time.Second})
 		for i := range 10 {
 			a.Send("b", g.ln.Addr().String(), []byte{byte(i)})
 		}
@@ -405,7 +405,7 @@ func TestTCPQueueOverflowDropsOldest(t *testing.T) {
 	})
 	t.Run("bytes", func(t *testing.T) {
 		g := newGate(t, b.Addr().String())
-		a, _ := startTCP(t, TCPConfig{Self: "a2", QueueBytes: 250, DialTimeout: 5 * time.Second})
+		a, _ := startTCP(t, Config{Self: "a2", QueueBytes: 250, DialTimeout: 5 * time.Second})
 		for i := range 5 {
 			f := make([]byte, 100)
 			f[0] = byte(i)
@@ -424,14 +424,14 @@ func TestTCPQueueOverflowDropsOldest(t *testing.T) {
 
 // rawDial completes a genuine handshake with tr as node self and returns
 // the connection and its session, so a test can write chosen bytes.
-func rawDial(t *testing.T, tr *TCPTransport, self ring.NodeID, keys [][]byte) (net.Conn, *tcpSession) {
+func rawDial(t *testing.T, tr *Transport, self ring.NodeID, keys [][]byte) (net.Conn, *tcpSession) {
 	t.Helper()
 	c, err := net.Dial("tcp", tr.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	d := &TCPTransport{cfg: TCPConfig{Self: self, Keys: keys}}
+	d := &Transport{cfg: Config{Self: self, Keys: keys}}
 	s, err := d.dialHandshake(c, tr.cfg.Self)
 	if err != nil {
 		t.Fatal(err)
@@ -459,7 +459,7 @@ func closedByPeer(c net.Conn) bool {
 }
 
 func TestTCPReplayReorderTamperRejected(t *testing.T) {
-	b, inB := startTCP(t, TCPConfig{Self: "b"})
+	b, inB := startTCP(t, Config{Self: "b"})
 	for _, tc := range []struct {
 		name  string
 		write func(s *tcpSession) [][]byte
@@ -510,7 +510,7 @@ func TestTCPReplayReorderTamperRejected(t *testing.T) {
 }
 
 func TestTCPHostileLengthAfterHandshake(t *testing.T) {
-	b, inB := startTCP(t, TCPConfig{Self: "b", MaxFrame: 1 << 10})
+	b, inB := startTCP(t, Config{Self: "b", MaxFrame: 1 << 10})
 	for _, n := range []uint32{0, 15, 1<<10 + 17, 1<<31 + 7, 0xffffffff} {
 		c, _ := rawDial(t, b, "m", [][]byte{key(1)})
 		var hdr [4]byte
@@ -526,7 +526,7 @@ func TestTCPHostileLengthAfterHandshake(t *testing.T) {
 }
 
 func TestTCPGarbageAndSilentInbound(t *testing.T) {
-	b, inB := startTCP(t, TCPConfig{Self: "b", DialTimeout: 200 * time.Millisecond})
+	b, inB := startTCP(t, Config{Self: "b", DialTimeout: 200 * time.Millisecond})
 	for _, junk := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "PHRP1\x01a", "PHRP2\x00", "PHRP2\x05abcde" + strings.Repeat("n", 32) + "\x09", ""} {
 		c, err := net.Dial("tcp", b.Addr().String())
 		if err != nil {
@@ -541,13 +541,13 @@ func TestTCPGarbageAndSilentInbound(t *testing.T) {
 	if s := b.Stats(); s.AuthFailures != 5 || s.Accepts != 0 {
 		t.Fatalf("stats: %+v", s)
 	}
-	a, _ := startTCP(t, TCPConfig{Self: "a"})
+	a, _ := startTCP(t, Config{Self: "a"})
 	a.Send("b", b.Addr().String(), []byte("still serving"))
 	waitFor(t, "a→b", func() bool { return inB.count("a") == 1 })
 }
 
 func TestTCPTooManyPendingHandshakes(t *testing.T) {
-	b, _ := startTCP(t, TCPConfig{Self: "b", DialTimeout: 10 * time.Second})
+	b, _ := startTCP(t, Config{Self: "b", DialTimeout: 10 * time.Second})
 	var conns []net.Conn
 	for range tcpMaxHandshakes {
 		c, err := net.Dial("tcp", b.Addr().String())
@@ -582,7 +582,7 @@ func TestTCPTooManyPendingHandshakes(t *testing.T) {
 func TestTCPSilentPeerDisconnected(t *testing.T) {
 	const ka = 40 * time.Millisecond
 	t.Run("acceptor closes a silent dialer", func(t *testing.T) {
-		b, _ := startTCP(t, TCPConfig{Self: "b", KeepAlive: ka})
+		b, _ := startTCP(t, Config{Self: "b", KeepAlive: ka})
 		c, _ := rawDial(t, b, "m", [][]byte{key(1)})
 		start := time.Now()
 		if !closedByPeer(c) {
@@ -599,14 +599,14 @@ func TestTCPSilentPeerDisconnected(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		a, _ := startTCP(t, TCPConfig{Self: "a", KeepAlive: ka})
+		a, _ := startTCP(t, Config{Self: "a", KeepAlive: ka})
 		a.Send("b", ln.Addr().String(), []byte("x"))
 		c, err := ln.Accept()
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		fake := &TCPTransport{cfg: TCPConfig{Self: "b", Keys: [][]byte{key(1)}}}
+		fake := &Transport{cfg: Config{Self: "b", Keys: [][]byte{key(1)}}}
 		if _, _, err := fake.acceptHandshake(c, c); err != nil {
 			t.Fatal(err)
 		}
@@ -622,8 +622,8 @@ func TestTCPSilentPeerDisconnected(t *testing.T) {
 // TestTCPDialerChecksAcceptorID: frames for b sent to an address now held
 // by c (reassigned address, stale membership) are not delivered to c.
 func TestTCPDialerChecksAcceptorID(t *testing.T) {
-	a, _ := startTCP(t, TCPConfig{Self: "a"})
-	c, inC := startTCP(t, TCPConfig{Self: "c"})
+	a, _ := startTCP(t, Config{Self: "a"})
+	c, inC := startTCP(t, Config{Self: "c"})
 	a.Send("b", c.Addr().String(), []byte("for b"))
 	waitFor(t, "the refusal", func() bool { return a.Stats().AuthFailures == 1 })
 	if inC.count("a") != 0 {
@@ -632,9 +632,9 @@ func TestTCPDialerChecksAcceptorID(t *testing.T) {
 }
 
 func TestTCPPeerAddressChange(t *testing.T) {
-	a, _ := startTCP(t, TCPConfig{Self: "a"})
-	b1, in1 := startTCP(t, TCPConfig{Self: "b"})
-	b2, in2 := startTCP(t, TCPConfig{Self: "b"})
+	a, _ := startTCP(t, Config{Self: "a"})
+	b1, in1 := startTCP(t, Config{Self: "b"})
+	b2, in2 := startTCP(t, Config{Self: "b"})
 	a.Send("b", b1.Addr().String(), []byte("1"))
 	waitFor(t, "frame at the first address", func() bool { return in1.count("a") == 1 })
 	a.Send("b", b2.Addr().String(), []byte("2"))
@@ -645,7 +645,7 @@ func TestTCPPeerAddressChange(t *testing.T) {
 }
 
 func TestTCPBindAddrAndConfigErrors(t *testing.T) {
-	tr, err := NewTCPTransport(TCPConfig{Self: "a", BindAddr: "127.0.0.1:0", Keys: [][]byte{key(1)}, OnFrame: func(ring.NodeID, []byte) {}})
+	tr, err := New(Config{Self: "a", BindAddr: "127.0.0.1:0", Keys: [][]byte{key(1)}, OnFrame: func(ring.NodeID, []byte) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -658,24 +658,24 @@ func TestTCPBindAddrAndConfigErrors(t *testing.T) {
 	if err := tr.Send("b", "127.0.0.1:1", []byte("x")); !errors.Is(err, ErrTransportClosed) {
 		t.Fatalf("Send after Close: %v", err)
 	}
-	ok := TCPConfig{Self: "a", BindAddr: "127.0.0.1:0", Keys: [][]byte{key(1)}, OnFrame: func(ring.NodeID, []byte) {}}
+	ok := Config{Self: "a", BindAddr: "127.0.0.1:0", Keys: [][]byte{key(1)}, OnFrame: func(ring.NodeID, []byte) {}}
 	for _, tc := range []struct {
 		want string
-		mod  func(*TCPConfig)
+		mod  func(*Config)
 	}{
-		{"node id", func(c *TCPConfig) { c.Self = "" }},
-		{"node id", func(c *TCPConfig) { c.Self = ring.NodeID(strings.Repeat("x", 256)) }},
-		{"bind address", func(c *TCPConfig) { c.BindAddr = "" }},
-		{"keyring", func(c *TCPConfig) { c.Keys = nil }},
-		{"keyring", func(c *TCPConfig) { c.Keys = make([][]byte, 9) }},
-		{"cluster key 1 is 16 bytes", func(c *TCPConfig) { c.Keys = [][]byte{make([]byte, 16)} }},
-		{"OnFrame", func(c *TCPConfig) { c.OnFrame = nil }},
-		{"BackoffMax", func(c *TCPConfig) { c.BackoffMin, c.BackoffMax = time.Second, time.Millisecond }},
-		{"listening", func(c *TCPConfig) { c.BindAddr = "256.0.0.1:0" }},
+		{"node id", func(c *Config) { c.Self = "" }},
+		{"node id", func(c *Config) { c.Self = ring.NodeID(strings.Repeat("x", 256)) }},
+		{"bind address", func(c *Config) { c.BindAddr = "" }},
+		{"keyring", func(c *Config) { c.Keys = nil }},
+		{"keyring", func(c *Config) { c.Keys = make([][]byte, 9) }},
+		{"cluster key 1 is 16 bytes", func(c *Config) { c.Keys = [][]byte{make([]byte, 16)} }},
+		{"OnFrame", func(c *Config) { c.OnFrame = nil }},
+		{"BackoffMax", func(c *Config) { c.BackoffMin, c.BackoffMax = time.Second, time.Millisecond }},
+		{"listening", func(c *Config) { c.BindAddr = "256.0.0.1:0" }},
 	} {
 		cfg := ok
 		tc.mod(&cfg)
-		if _, err := NewTCPTransport(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("want an error about %q, got %v", tc.want, err)
 		}
 	}
@@ -687,7 +687,7 @@ func transportGoroutines() []string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "gossip.(*TCPTransport)") || strings.Contains(g, "gossip.(*tcpPeer)") {
+		if strings.Contains(g, "tcp.(*Transport)") || strings.Contains(g, "tcp.(*tcpPeer)") {
 			out = append(out, g)
 		}
 	}
@@ -704,9 +704,9 @@ func TestTCPCloseStopsEverything(t *testing.T) {
 	}
 	before := runtime.NumGoroutine()
 	func() {
-		var trs []*TCPTransport
+		var trs []*Transport
 		for _, id := range []ring.NodeID{"a", "b", "c"} {
-			tr, err := NewTCPTransport(TCPConfig{Self: id, BindAddr: "127.0.0.1:0", Keys: [][]byte{key(1)},
+			tr, err := New(Config{Self: id, BindAddr: "127.0.0.1:0", Keys: [][]byte{key(1)},
 				OnFrame: func(ring.NodeID, []byte) {}, DialTimeout: 10 * time.Second})
 			if err != nil {
 				t.Fatal(err)
@@ -762,15 +762,15 @@ func FuzzTCPFrameReader(f *testing.F) {
 	f.Add([]byte{0, 0, 4, 16})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var delivered atomic.Int64
-		cfg := TCPConfig{Self: "a", Keys: [][]byte{key(1)}, MaxFrame: 1 << 10, DialTimeout: time.Second,
+		cfg := Config{Self: "a", Keys: [][]byte{key(1)}, MaxFrame: 1 << 10, DialTimeout: time.Second,
 			OnFrame: func(ring.NodeID, []byte) { delivered.Add(1) }}
 		cfg.EnsureDefaults()
-		tr := newTCPTransport(cfg, nil)
+		tr := newTransport(cfg, nil)
 		srv, cli := net.Pipe()
 		tr.hs <- struct{}{}
 		tr.track(srv)
 		tr.spawn(func() { tr.serve(srv) })
-		d := &TCPTransport{cfg: TCPConfig{Self: "m", Keys: [][]byte{key(1)}}}
+		d := &Transport{cfg: Config{Self: "m", Keys: [][]byte{key(1)}}}
 		if _, err := d.dialHandshake(cli, "a"); err != nil {
 			t.Fatal(err)
 		}
@@ -802,7 +802,7 @@ func FuzzTCPDialHandshake(f *testing.F) {
 		go io.Copy(io.Discard, srv)
 		go func() { srv.Write(b); srv.Close() }()
 		cli.SetDeadline(time.Now().Add(time.Second))
-		d := &TCPTransport{cfg: TCPConfig{Self: "a", Keys: [][]byte{key(1), key(2)}}}
+		d := &Transport{cfg: Config{Self: "a", Keys: [][]byte{key(1), key(2)}}}
 		if _, err := d.dialHandshake(cli, "b"); err == nil {
 			t.Fatal("handshake with a hostile acceptor succeeded")
 		}
@@ -817,8 +817,8 @@ func BenchmarkTCPTransportFlow(b *testing.B) {
 	const window = DefaultTCPQueueLen / 2
 	var got atomic.Int64
 	progress := make(chan struct{}, 1)
-	a, _ := startTCP(b, TCPConfig{Self: "a"})
-	rx, _ := startTCP(b, TCPConfig{Self: "b", OnFrame: func(ring.NodeID, []byte) {
+	a, _ := startTCP(b, Config{Self: "a"})
+	rx, _ := startTCP(b, Config{Self: "b", OnFrame: func(ring.NodeID, []byte) {
 		if got.Add(1)%512 == 0 {
 			select {
 			case progress <- struct{}{}:

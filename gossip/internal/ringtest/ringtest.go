@@ -17,10 +17,10 @@ func WithState(m ring.Member, s ring.MemberState, since int64) ring.Member {
 }
 
 // Voters are raft voters with the given ids and derived addresses.
-func Voters(ids ...string) []ring.RingServer {
-	out := make([]ring.RingServer, len(ids))
+func Voters(ids ...string) []ring.Server {
+	out := make([]ring.Server, len(ids))
 	for i, id := range ids {
-		out[i] = ring.RingServer{ID: ring.NodeID(id), Addr: id + ":7947", Voter: true}
+		out[i] = ring.Server{ID: ring.NodeID(id), Addr: id + ":7947", Voter: true}
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package gossip
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -89,6 +88,30 @@ func (c *CoreConfig) EnsureDefaults() {
 	}
 }
 
+// Validate reports settings that cannot work, naming the field and what is
+// allowed. Call it after EnsureDefaults (NewCore does both).
+func (c CoreConfig) Validate() error {
+	switch {
+	case c.Self == "":
+		return errors.New("gossip: CoreConfig.Self (the node id) is required")
+	case c.WriteQuorum < 1:
+		return fmt.Errorf("gossip: write quorum must be at least 1, got %d", c.WriteQuorum)
+	case c.ReadQuorum < 0:
+		return fmt.Errorf("gossip: read quorum must be 0 (one owner) or more, got %d", c.ReadQuorum)
+	case c.RequestTimeout <= 0:
+		return fmt.Errorf("gossip: request timeout must be positive, got %v", c.RequestTimeout)
+	case c.AEInterval <= 0:
+		return fmt.Errorf("gossip: anti-entropy interval must be positive, got %v", c.AEInterval)
+	case c.AEPartitions < 1:
+		return fmt.Errorf("gossip: anti-entropy partitions per round must be at least 1, got %d", c.AEPartitions)
+	case c.HintInterval <= 0:
+		return fmt.Errorf("gossip: hint interval must be positive, got %v", c.HintInterval)
+	case c.InterestLease <= 0:
+		return fmt.Errorf("gossip: interest lease must be positive, got %v", c.InterestLease)
+	}
+	return c.Local.Validate()
+}
+
 // Envelope is a message for a peer.
 type Envelope struct {
 	To  ring.NodeID
@@ -122,15 +145,16 @@ type Ready struct {
 // and carry out what it returns. Answers and acknowledgements wait for the
 // Flush that makes their records durable.
 //
-// The rules of a request are gossip.Local's: the Core runs a Local over a
-// buffering view of its store and replicates the records it wrote.
+// The rules of a request are the single-node coordinator's (rules.go, the
+// one write path): the Core runs them over a buffering view of its store
+// and replicates the records they wrote.
 //
 // A Core is not safe for concurrent use.
 type Core struct {
 	cfg   CoreConfig
 	store storage.Store
 	buf   *bufStore
-	local *Local
+	rules rules // the request rules; rules.hlc is the node's HLC (Clock)
 	nowMs int64
 
 	table     ring.Table
@@ -152,7 +176,6 @@ type Core struct {
 	heldEvents []Event
 	ready      Ready
 	flushedAt  []uint64 // writes whose local copy the next Flush makes durable
-	captured   []Event  // Local's events during the current request
 
 	// Hinted handoff (repl_hints.go).
 	hints        map[storage.Key]*hint
@@ -224,10 +247,7 @@ type coordWrite struct {
 // NewCore returns a Core over store, rebuilding its digests from it.
 func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 	cfg.EnsureDefaults()
-	if cfg.Self == "" {
-		return nil, errors.New("gossip: core needs its node id")
-	}
-	if err := cfg.Local.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	c := &Core{
@@ -255,12 +275,8 @@ func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 	c.hintSeq = uint64(nowMs) << 8
 	c.rr.next = uint64(nowMs) << 16
 	c.buf.flushHook = c.persist
-	local, err := NewLocal(c.buf, coreClock{c}, captureNotifier{c}, cfg.Local)
-	if err != nil {
-		return nil, err
-	}
-	c.local = local
-	c.buf.observe = local.hlc.Observe
+	c.rules = newRules(cfg.Local)
+	c.buf.observe = c.rules.hlc.Observe
 	if err := c.buf.rebuildDigests(cfg.Local.Partitions); err != nil {
 		return nil, fmt.Errorf("gossip: building digests: %w", err)
 	}
@@ -269,14 +285,6 @@ func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 	}
 	return c, nil
 }
-
-type coreClock struct{ c *Core }
-
-func (k coreClock) NowMs() int64 { return k.c.nowMs }
-
-type captureNotifier struct{ c *Core }
-
-func (n captureNotifier) Notify(evs []Event) { n.c.captured = append(n.c.captured, evs...) }
 
 // Stats returns the Core's counters.
 func (c *Core) Stats() CoreStats { return c.stats }
@@ -290,10 +298,17 @@ func (c *Core) Partition(ref Ref) uint16 {
 }
 
 // Now returns a fresh HLC of this node.
-func (c *Core) Now() crdt.HLC { return c.local.Now() }
+func (c *Core) Now() crdt.HLC { return c.rules.hlc.Now(c.nowMs) }
+
+// Clock returns the node's hybrid logical clock. It is the one part of a
+// Core that other goroutines may use while the Core runs (crdt.Clock is
+// safe for concurrent use): the driver stamps response headers and checks
+// and observes device timestamps with it from request goroutines. Every
+// other method must be called from the Core's goroutine.
+func (c *Core) Clock() *crdt.Clock { return c.rules.hlc }
 
 // Policy returns the resume and retention policy.
-func (c *Core) Policy() crdt.Policy { return c.local.Policy() }
+func (c *Core) Policy() crdt.Policy { return c.rules.opts.Policy }
 
 // Handoffs returns how many partitions this node still has to pull.
 func (c *Core) Handoffs() int { return len(c.handoff) }
@@ -454,27 +469,24 @@ func (c *Core) execute(origin ring.NodeID, reqID uint64, op Op) {
 		return
 	}
 	c.stats.Coordinated++
-	c.buf.capture = map[storage.Key]struct{}{}
-	c.captured = c.captured[:0]
-	res, err := c.run(op)
-	written := c.buf.capture
-	c.buf.capture = nil
-	events := slices.Clone(c.captured)
-	c.captured = c.captured[:0]
+	res, ch, err := c.run(op)
 	if err != nil {
 		c.answer(origin, reqID, op, Result{}, err, true)
 		return
 	}
-	c.heldEvents = append(c.heldEvents, events...)
-	if len(written) == 0 {
+	if len(ch.puts) > 0 {
+		c.buf.Write(ch.puts, nil) // the overlay: cannot fail
+	}
+	c.heldEvents = append(c.heldEvents, ch.events...)
+	if len(ch.puts) == 0 {
 		c.answer(origin, reqID, op, res, nil, true)
 		return
 	}
-	var puts []storage.Put
-	for k := range written {
-		rec, ok, _ := c.buf.Get(k)
-		if ok {
-			puts = append(puts, storage.Put{Key: k, Record: rec})
+	// Replicate the records as stored (the overlay's normal form).
+	puts := make([]storage.Put, 0, len(ch.puts))
+	for _, p := range ch.puts {
+		if rec, ok, _ := c.buf.Get(p.Key); ok {
+			puts = append(puts, storage.Put{Key: p.Key, Record: rec})
 		}
 	}
 	slices.SortFunc(puts, func(a, b storage.Put) int { return compareKeys(a.Key, b.Key) })
@@ -501,39 +513,47 @@ func (c *Core) execute(origin ring.NodeID, reqID uint64, op Op) {
 	}
 }
 
-func (c *Core) run(op Op) (Result, error) {
-	ctx := context.Background()
+// run applies op's rules to this node's state: the answer, and the change
+// to store, replicate and push.
+func (c *Core) run(op Op) (Result, change, error) {
+	v, r, now := c.buf, c.rules, c.nowMs
 	var res Result
+	var ch change
 	var err error
 	switch op.Kind {
 	case OpPut:
-		res.Writes, err = c.local.Put(ctx, op.Ref, op.Ups)
+		if err = r.checkPut(op.Ups, now); err == nil {
+			res.Writes, ch, err = r.put(v, op.Ref, op.Ups, now)
+		}
 	case OpCursor:
-		res.Cursor, res.Found, err = c.local.Cursor(ctx, op.Ref, op.Video)
+		res.Cursor, res.Found, err = r.cursor(v, op.Ref, op.Video, now)
 	case OpCursors:
-		res.Cursors, err = c.local.Cursors(ctx, op.Ref)
+		res.Cursors, err = r.cursors(v, op.Ref, now)
 	case OpHistory:
-		res.History, err = c.local.History(ctx, op.Ref)
+		res.History, err = r.history(v, op.Ref, now)
 	case OpProfile:
-		res.Profile, err = c.local.Profile(ctx, op.Ref)
+		res.Profile, err = r.profile(v, op.Ref)
 	case OpDeleteEntry:
-		err = c.local.DeleteEntry(ctx, op.Ref, op.Entry)
+		ch, err = r.deleteEntry(v, op.Ref, op.Entry, now)
 	case OpDeleteVideo:
-		err = c.local.DeleteVideo(ctx, op.Ref, op.Video)
+		ch, err = r.deleteVideo(v, op.Ref, op.Video, now)
 	case OpDeleteAll:
-		err = c.local.DeleteAll(ctx, op.Ref)
+		ch, err = r.deleteAll(v, op.Ref, now)
 	case OpSetPaused:
-		res.Profile, err = c.local.SetHistoryPaused(ctx, op.Ref, op.Paused)
+		res.Profile, ch, err = r.setPaused(v, op.Ref, op.Paused, now)
 	default:
 		err = fmt.Errorf("%w: unknown request kind %d", ErrUnavailable, op.Kind)
 	}
-	return res, err
+	if err != nil {
+		return Result{}, change{}, err
+	}
+	return res, ch, nil
 }
 
 // answer sends a request's outcome to its origin, held until the next
 // Flush when held is set (so nothing is answered before it is durable).
 func (c *Core) answer(origin ring.NodeID, reqID uint64, op Op, res Result, err error, held bool) {
-	res.HLC = c.local.hlc.Last()
+	res.HLC = c.rules.hlc.Last()
 	if origin == c.cfg.Self {
 		c.complete(reqID, res, err, held)
 		return
@@ -604,7 +624,7 @@ func (c *Core) Step(from ring.NodeID, m Msg) {
 		if m.Result != nil {
 			res = *m.Result
 		}
-		c.local.hlc.Observe(res.HLC)
+		c.rules.hlc.Observe(res.HLC)
 		restoreVideos(f.op, &res)
 		c.complete(m.ReqID, res, nil, false)
 	case MsgReplicate:
@@ -718,7 +738,7 @@ func (c *Core) mergeOne(put storage.Put, push bool) bool {
 			cur := merged.Cursor
 			cur.Video = put.Key.ID
 			prof, _, _ := c.buf.Get(storage.Key{Partition: put.Key.Partition, Account: ref.Account, Profile: ref.Profile, Kind: crdt.KindProfile})
-			if cur.Live(prof.Profile, c.local.Policy(), c.nowMs) {
+			if cur.Live(prof.Profile, c.Policy(), c.nowMs) {
 				c.heldEvents = append(c.heldEvents, Event{Ref: ref, Type: EventCursor, Cursor: cur.Shown(prof.Profile), Video: cur.Video})
 			}
 		}

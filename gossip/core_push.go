@@ -190,7 +190,7 @@ func (c *Core) liveSince(ref Ref, since crdt.HLC) ([]Event, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	pol := c.local.Policy()
+	pol := c.Policy()
 	var evs []Event
 	var sum uint64
 	err = c.buf.ScanProfile(p, ref.Account, ref.Profile, crdt.KindCursor, func(k storage.Key, r crdt.Record) error {

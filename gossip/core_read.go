@@ -169,7 +169,7 @@ func (c *Core) onProfileRecordsReply(from ring.NodeID, m Msg) {
 		return
 	}
 	delete(c.rr.reads, m.ReqID)
-	res, err := c.run(r.op)
+	res, _, err := c.run(r.op) // a read: no change
 	// Held: the answer may reflect records merged just now, not durable
 	// here until the next Flush.
 	c.answer(r.origin, r.reqID, r.op, res, err, true)

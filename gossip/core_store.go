@@ -15,17 +15,14 @@ const DigestBuckets = 64
 // request of a cycle: the cluster's group commit), reads see the overlay,
 // and every write keeps the partition digests up to date.
 //
-// It implements storage.Store so that the single-node coordinator (Local)
-// runs on it unchanged: the cluster executes Local's rules, it does not
-// copy them. Scans first flush the overlay (through flushHook), so they
-// read the base store only.
+// The request rules (rules.go) read through it as they read a store, so
+// the cluster executes the single-node rules, it does not copy them. Scans
+// first flush the overlay (through flushHook), so they read the base store
+// only.
 type bufStore struct {
 	base    storage.Store
 	overlay map[storage.Key]overlayOp
 	order   []storage.Key
-	// capture, when non-nil, receives every key written (the records a
-	// request produced, to replicate).
-	capture map[storage.Key]struct{}
 	digests map[uint16]*[DigestBuckets]uint64
 	// flushHook persists the overlay (the Core's flush).
 	flushHook func() error
@@ -99,9 +96,6 @@ func (s *bufStore) set(k storage.Key, op overlayOp) {
 		s.order = append(s.order, k)
 	}
 	s.overlay[k] = op
-	if s.capture != nil {
-		s.capture[k] = struct{}{}
-	}
 }
 
 // account moves the key's contribution to its partition digest from the

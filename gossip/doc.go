@@ -5,10 +5,20 @@
 // runs the core in one goroutine. The Transport and Membership interfaces are
 // its only ways to the network and the cluster view.
 //
-// The core (Core, Local and the files they use) is sans-I/O in the sense of
-// DESIGN.md §5: time comes from an injected Clock, storage is the
-// storage.Store interface, and it starts no goroutines; the simulator drives
-// it directly. Only driver.go (Cluster) owns a goroutine, around the core.
+// There is one write path. The request rules (rules.go) validate and stamp
+// a device's updates, merge them and every delete into the stored records
+// (crdt holds the merge rules) and say what to store, answer and push; they
+// read through a view and never write, lock or read a clock. Local, the
+// single-node coordinator, runs them under a profile's stripe lock over the
+// store; Core, the cluster coordinator, runs them on its goroutine over its
+// buffered store and replicates what they produced.
+//
+// The core (Core, the rules and the files they use) is sans-I/O in the sense
+// of DESIGN.md §5: time is passed in, storage is the storage.Store
+// interface, and it starts no goroutines; the simulator drives it directly.
+// Only driver.go (Driver) owns a goroutine, around the core. The node's HLC
+// (Core.Clock) is the one piece of core state that other goroutines touch;
+// crdt.Clock is lock-free.
 //
 // The I/O edges live in their own packages beside this one:
 //
@@ -17,4 +27,5 @@
 //	gossip/memberlist  membership and failure detection over hashicorp/memberlist
 //	gossip/tcp         the encrypted replication transport
 //	gossip/clusterkey  the cluster key: generate, parse, load
+//	gossip/wallclock   the one wall clock (a Clock) of the production process
 package gossip

@@ -34,6 +34,39 @@ type DriverConfig struct {
 	TickInterval time.Duration
 }
 
+// DefaultTickInterval is the default of DriverConfig.TickInterval.
+const DefaultTickInterval = 10 * time.Millisecond
+
+// EnsureDefaults fills zero fields with their defaults (and those of Core).
+func (c *DriverConfig) EnsureDefaults() {
+	c.Core.EnsureDefaults()
+	if c.Notifier == nil {
+		c.Notifier = nopNotifier{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = DefaultTickInterval
+	}
+	if c.AddrOf == nil {
+		c.AddrOf = func(ring.NodeID) string { return "" }
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c DriverConfig) Validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("gossip: DriverConfig.Store is required")
+	case c.Clock == nil:
+		return errors.New("gossip: DriverConfig.Clock is required (wallclock.Clock{} in production)")
+	case c.TickInterval <= 0:
+		return fmt.Errorf("gossip: tick interval must be positive, got %v", c.TickInterval)
+	}
+	return c.Core.Validate()
+}
+
 // Driver runs a Core in one goroutine and serves gossip.Service on top of
 // it: device requests from many goroutines are batched into the Core's
 // cycles, so all the writes of a cycle share one durable store write.
@@ -59,20 +92,9 @@ var _ Service = (*Driver)(nil)
 
 // NewDriver builds the driver; Start runs it.
 func NewDriver(cfg DriverConfig) (*Driver, error) {
-	if cfg.Store == nil || cfg.Clock == nil {
-		return nil, errors.New("gossip: a cluster needs a store and a clock")
-	}
-	if cfg.Notifier == nil {
-		cfg.Notifier = nopNotifier{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.TickInterval == 0 {
-		cfg.TickInterval = 10 * time.Millisecond
-	}
-	if cfg.AddrOf == nil {
-		cfg.AddrOf = func(ring.NodeID) string { return "" }
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	core, err := NewCore(cfg.Core, cfg.Store, cfg.Clock.NowMs())
 	if err != nil {
@@ -279,17 +301,17 @@ func (c *Driver) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteRe
 	nowMs := c.cfg.Clock.NowMs()
 	for i, u := range ups {
 		for _, h := range [2]crdt.HLC{u.Epoch, u.Seq} {
-			if err := c.core.local.hlc.Check(h, nowMs); err != nil {
+			if err := c.core.Clock().Check(h, nowMs); err != nil {
 				return nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
 			}
 		}
 	}
 	res, err := c.do(ctx, Op{Kind: OpPut, Ref: ref, Ups: ups})
 	for _, u := range ups {
-		c.core.local.hlc.Observe(max(u.Epoch, u.Seq))
+		c.core.Clock().Observe(max(u.Epoch, u.Seq))
 	}
 	for _, w := range res.Writes {
-		c.core.local.hlc.Observe(w.Cursor.UpdatedHLC)
+		c.core.Clock().Observe(w.Cursor.UpdatedHLC)
 	}
 	return res.Writes, err
 }
@@ -313,7 +335,7 @@ func (c *Driver) Cursor(ctx context.Context, ref Ref, video string) (crdt.Cursor
 func (c *Driver) Cursors(ctx context.Context, ref Ref) ([]crdt.Cursor, error) {
 	res, err := c.do(ctx, Op{Kind: OpCursors, Ref: ref})
 	for _, cur := range res.Cursors {
-		c.core.local.hlc.Observe(cur.UpdatedHLC)
+		c.core.Clock().Observe(cur.UpdatedHLC)
 	}
 	return res.Cursors, err
 }
@@ -355,7 +377,7 @@ func (c *Driver) SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (cr
 }
 
 // Now implements Service: this node's HLC (safe from any goroutine).
-func (c *Driver) Now() crdt.HLC { return c.core.local.hlc.Now(c.cfg.Clock.NowMs()) }
+func (c *Driver) Now() crdt.HLC { return c.core.Clock().Now(c.cfg.Clock.NowMs()) }
 
 // Policy implements Service.
 func (c *Driver) Policy() crdt.Policy { return c.core.cfg.Local.Policy }

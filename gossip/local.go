@@ -57,8 +57,10 @@ func (o LocalOptions) Validate() error {
 const lockStripes = 1024
 
 // Local is the coordinator of a single node that owns every partition: it
-// validates and stamps device updates, merges them (crdt) into the stored
-// records, writes them durably and emits push events. It implements Service.
+// runs the request rules (rules.go: validate and stamp device updates,
+// merge them and every delete into the stored records) under a profile's
+// stripe lock, writes what they produced durably and delivers their push
+// events. It implements Service. The cluster's Core runs the same rules.
 //
 // Locking: one stripe per profile hash serializes every read-merge-apply of
 // a profile (stamping reads the session's epoch, so it must be atomic with
@@ -80,7 +82,7 @@ const lockStripes = 1024
 type Local struct {
 	store    storage.Store
 	clock    Clock
-	hlc      *crdt.Clock
+	rules    rules // the request rules (rules.go); rules.hlc is the node's HLC
 	notifier Notifier
 	opts     LocalOptions
 
@@ -104,7 +106,7 @@ func NewLocal(store storage.Store, clock Clock, notifier Notifier, opts LocalOpt
 	return &Local{
 		store:    store,
 		clock:    clock,
-		hlc:      crdt.NewClock(opts.MaxClockSkew),
+		rules:    newRules(opts),
 		notifier: notifier,
 		opts:     opts,
 	}, nil
@@ -115,7 +117,7 @@ type nopNotifier struct{}
 func (nopNotifier) Notify([]Event) {}
 
 // Now implements Service.
-func (l *Local) Now() crdt.HLC { return l.hlc.Now(l.clock.NowMs()) }
+func (l *Local) Now() crdt.HLC { return l.rules.hlc.Now(l.clock.NowMs()) }
 
 // Policy implements Service.
 func (l *Local) Policy() crdt.Policy { return l.opts.Policy }
@@ -147,15 +149,16 @@ func (l *Local) lock(ref Ref) *stripe {
 	return s
 }
 
-// commit finishes a write made under s's lock: it applies puts and deletes
-// to the store, releases the lock once they are visible, waits until they
+// commit finishes a write made under s's lock: it applies the change's
+// records to the store, releases the lock once they are visible, waits until they
 // are durable, and then delivers events in s's apply order. On an error
 // nothing is delivered (the events' turn passes).
-func (l *Local) commit(s *stripe, puts []storage.Put, deletes []storage.Key, events []Event) error {
+func (l *Local) commit(s *stripe, ch change) error {
 	var wait func() error
 	var err error
-	if len(puts)+len(deletes) > 0 {
-		wait, err = storage.WriteNoWait(l.store, puts, deletes)
+	events := ch.events
+	if len(ch.puts) > 0 {
+		wait, err = storage.WriteNoWait(l.store, ch.puts, nil)
 	}
 	ticket := s.next
 	s.next++
@@ -189,329 +192,92 @@ func (l *Local) commit(s *stripe, puts []storage.Put, deletes []storage.Key, eve
 	}
 }
 
-func (l *Local) key(ref Ref, kind crdt.Kind, id string) storage.Key {
-	return storage.Key{Partition: l.Partition(ref), Account: ref.Account, Profile: ref.Profile, Kind: kind, ID: id}
-}
-
-// get reads one record; an absent record is the zero state of its kind.
-func (l *Local) get(k storage.Key) (crdt.Record, error) {
-	rec, ok, err := l.store.Get(k)
-	if err != nil {
-		return crdt.Record{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	if !ok {
-		rec = crdt.Record{Kind: k.Kind}
-		if k.Kind == crdt.KindCursor {
-			rec.Cursor.Video = k.ID
-		}
-	}
-	return rec, nil
-}
-
 // Put implements Service.
 func (l *Local) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteResult, error) {
 	nowMs := l.clock.NowMs()
-	for i, u := range ups {
-		if err := u.Validate(); err != nil {
-			return nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
-		}
-		for _, h := range [2]crdt.HLC{u.Epoch, u.Seq} {
-			if err := l.hlc.Check(h, nowMs); err != nil {
-				return nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
-			}
-		}
+	if err := l.rules.checkPut(ups, nowMs); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	s := l.lock(ref)
-	results, puts, events, err := l.putLocked(ref, ups, nowMs)
+	results, ch, err := l.rules.put(l.store, ref, ups, nowMs)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
 	}
-	if err := l.commit(s, puts, nil, events); err != nil {
+	if err := l.commit(s, ch); err != nil {
 		return nil, err
 	}
 	return results, nil
 }
 
-// putLocked is Put's read-merge under the profile's stripe: the results, the
-// records to write and the events to deliver once they are durable.
-func (l *Local) putLocked(ref Ref, ups []crdt.Update, nowMs int64) ([]WriteResult, []storage.Put, []Event, error) {
-	profRec, err := l.get(l.key(ref, crdt.KindProfile, ""))
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	prof := profRec.Profile
-	pol := l.opts.Policy
-
-	// Working state of the records this batch touches: stored state merged
-	// with the batch so far, and what was stored before it. Each update
-	// touches two records (its cursor and history entry), so works never
-	// grows past its capacity and pointers into it stay valid; small
-	// batches find their records by a linear scan, larger ones by a map.
-	type work struct {
-		key         storage.Key
-		stored, rec crdt.Record
-	}
-	works := make([]work, 0, 2*len(ups))
-	var index map[storage.Key]int
-	if len(ups) > 4 {
-		index = make(map[storage.Key]int, 2*len(ups))
-	}
-	load := func(k storage.Key) (*work, error) {
-		if index != nil {
-			if i, ok := index[k]; ok {
-				return &works[i], nil
-			}
-		} else {
-			for i := range works {
-				if works[i].key == k {
-					return &works[i], nil
-				}
-			}
-		}
-		rec, err := l.get(k)
-		if err != nil {
-			return nil, err
-		}
-		works = append(works, work{key: k, stored: rec, rec: rec})
-		if index != nil {
-			index[k] = len(works) - 1
-		}
-		return &works[len(works)-1], nil
-	}
-
-	results := make([]WriteResult, len(ups))
-	var events []Event
-	for i, u := range ups {
-		cw, err := load(l.key(ref, crdt.KindCursor, u.Video))
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		ew, err := load(l.key(ref, crdt.KindEntry, crdt.EntryID(u.Video, u.Session)))
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		// The HLC receive rule: the stamp is above the device's timestamps
-		// and everything this node issued before.
-		var now crdt.HLC
-		if remote := max(u.Epoch, u.Seq); remote != 0 {
-			if now, err = l.hlc.Update(remote, nowMs); err != nil {
-				return nil, nil, nil, err // checked above; only a racing clock could get here
-			}
-		} else {
-			now = l.hlc.Now(nowMs)
-		}
-		if err := u.CheckSession(ew.rec.Entry.Session); err != nil {
-			return nil, nil, nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
-		}
-		v := crdt.Stamp(u, ew.rec.Entry.Session, now)
-		delta := u.CursorDelta(v, now)
-
-		old := cw.rec.Cursor
-		cw.rec.Cursor = crdt.MergeCursor(old, delta)
-		ew.rec.Entry = crdt.MergeEntry(ew.rec.Entry, u.EntryDelta(v, now, !prof.HistoryPaused))
-
-		cur := cw.rec.Cursor.Shown(prof)
-		live := cur.Live(prof, pol, nowMs)
-		applied := crdt.Advances(old, delta) && live
-		results[i] = WriteResult{Applied: applied, Cursor: cur, Found: live}
-		if applied {
-			events = append(events, Event{Ref: ref, Type: EventCursor, Cursor: cur, Video: u.Video})
-			if old.Live(prof, pol, nowMs) && crdt.Takeover(old, cur) {
-				events = append(events, Event{Ref: ref, Type: EventTakeover, Cursor: cur, Superseded: old, Video: u.Video})
-			}
-		}
-	}
-
-	puts := make([]storage.Put, 0, len(works))
-	for i := range works {
-		if w := &works[i]; w.rec != w.stored {
-			puts = append(puts, storage.Put{Key: w.key, Record: w.rec})
-		}
-	}
-	return results, puts, events, nil
-}
-
 // Cursor implements Service.
 func (l *Local) Cursor(ctx context.Context, ref Ref, video string) (crdt.Cursor, bool, error) {
-	prof, err := l.get(l.key(ref, crdt.KindProfile, ""))
-	if err != nil {
-		return crdt.Cursor{}, false, err
-	}
-	rec, err := l.get(l.key(ref, crdt.KindCursor, video))
-	if err != nil {
-		return crdt.Cursor{}, false, err
-	}
-	if !rec.Cursor.Live(prof.Profile, l.opts.Policy, l.clock.NowMs()) {
-		return crdt.Cursor{}, false, nil
-	}
-	return rec.Cursor.Shown(prof.Profile), true, nil
-}
-
-// scan reads the profile record and every cursor (and entry, if entries is
-// set) of a profile.
-func (l *Local) scan(ref Ref, entries bool) (prof crdt.Profile, cursors []crdt.Cursor, items []HistoryItem, err error) {
-	p := l.Partition(ref)
-	err = l.store.ScanProfile(p, ref.Account, ref.Profile, 0, func(k storage.Key, r crdt.Record) error {
-		switch r.Kind {
-		case crdt.KindProfile:
-			prof = r.Profile
-		case crdt.KindCursor:
-			c := r.Cursor
-			c.Video = k.ID
-			cursors = append(cursors, c)
-		case crdt.KindEntry:
-			if entries {
-				items = append(items, HistoryItem{ID: k.ID, Entry: r.Entry})
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		err = fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return prof, cursors, items, err
+	return l.rules.cursor(l.store, ref, video, l.clock.NowMs())
 }
 
 // Cursors implements Service.
 func (l *Local) Cursors(ctx context.Context, ref Ref) ([]crdt.Cursor, error) {
-	prof, all, _, err := l.scan(ref, false)
-	if err != nil {
-		return nil, err
-	}
-	nowMs := l.clock.NowMs()
-	out := all[:0]
-	for _, c := range all {
-		if c.Live(prof, l.opts.Policy, nowMs) {
-			out = append(out, c.Shown(prof))
-		}
-	}
-	return out, nil
+	return l.rules.cursors(l.store, ref, l.clock.NowMs())
 }
 
 // History implements Service.
 func (l *Local) History(ctx context.Context, ref Ref) ([]HistoryItem, error) {
-	prof, cursors, items, err := l.scan(ref, true)
-	if err != nil {
-		return nil, err
-	}
-	videoCleared := make(map[string]crdt.HLC, len(cursors))
-	for _, c := range cursors {
-		if c.ClearedAt != 0 {
-			videoCleared[c.Video] = c.ClearedAt
-		}
-	}
-	nowMs := l.clock.NowMs()
-	out := items[:0]
-	for _, it := range items {
-		if vc := videoCleared[it.Entry.Video]; it.Entry.Visible(prof, vc, l.opts.Policy, nowMs) {
-			it.Entry = it.Entry.Shown(prof, vc)
-			out = append(out, it)
-		}
-	}
-	return out, nil
+	return l.rules.history(l.store, ref, l.clock.NowMs())
 }
 
 // DeleteEntry implements Service.
 func (l *Local) DeleteEntry(ctx context.Context, ref Ref, id string) error {
 	s := l.lock(ref)
-	put, err := l.deleteEntryLocked(ref, id)
+	ch, err := l.rules.deleteEntry(l.store, ref, id, l.clock.NowMs())
 	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	return l.commit(s, []storage.Put{put}, nil, []Event{{Ref: ref, Type: EventCleared, Video: put.Record.Entry.Video, Entry: id}})
-}
-
-func (l *Local) deleteEntryLocked(ref Ref, id string) (storage.Put, error) {
-	prof, err := l.get(l.key(ref, crdt.KindProfile, ""))
-	if err != nil {
-		return storage.Put{}, err
-	}
-	ek := l.key(ref, crdt.KindEntry, id)
-	rec, err := l.get(ek)
-	if err != nil {
-		return storage.Put{}, err
-	}
-	e := rec.Entry
-	if e.Rec.IsZero() {
-		return storage.Put{}, ErrNotFound
-	}
-	cur, err := l.get(l.key(ref, crdt.KindCursor, e.Video))
-	if err != nil {
-		return storage.Put{}, err
-	}
-	if !e.Visible(prof.Profile, cur.Cursor.ClearedAt, l.opts.Policy, l.clock.NowMs()) {
-		return storage.Put{}, ErrNotFound
-	}
-	rec.Entry = crdt.MergeEntry(e, e.Tombstone())
-	return storage.Put{Key: ek, Record: rec}, nil
+	return l.commit(s, ch)
 }
 
 // DeleteVideo implements Service.
 func (l *Local) DeleteVideo(ctx context.Context, ref Ref, video string) error {
 	s := l.lock(ref)
-	ck := l.key(ref, crdt.KindCursor, video)
-	rec, err := l.get(ck)
+	ch, err := l.rules.deleteVideo(l.store, ref, video, l.clock.NowMs())
 	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	// The deletion covers at least every write stored here: a write whose
-	// device clock ran ahead (within max_clock_skew) must not outlive a
-	// delete asked for after it (found by the simulator).
-	at := max(l.Now(), rec.Cursor.Version.Seq)
-	rec.Cursor = crdt.MergeCursor(rec.Cursor, crdt.Cursor{Video: video, ClearedAt: at})
-	return l.commit(s, []storage.Put{{Key: ck, Record: rec}}, nil, []Event{{Ref: ref, Type: EventCleared, Video: video}})
+	return l.commit(s, ch)
 }
 
 // DeleteAll implements Service.
 func (l *Local) DeleteAll(ctx context.Context, ref Ref) error {
 	s := l.lock(ref)
-	pk := l.key(ref, crdt.KindProfile, "")
-	rec, err := l.get(pk)
+	ch, err := l.rules.deleteAll(l.store, ref, l.clock.NowMs())
 	if err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	// As for one video: the deletion covers every write stored here, also
-	// one stamped by a device clock running ahead.
-	at := l.Now()
-	err = l.store.ScanProfile(pk.Partition, ref.Account, ref.Profile, crdt.KindCursor, func(_ storage.Key, r crdt.Record) error {
-		at = max(at, r.Cursor.Version.Seq)
-		return nil
-	})
-	if err != nil {
-		s.mu.Unlock()
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	rec.Profile = crdt.MergeProfile(rec.Profile, crdt.Profile{ClearedAt: at})
-	return l.commit(s, []storage.Put{{Key: pk, Record: rec}}, nil, []Event{{Ref: ref, Type: EventCleared}})
+	return l.commit(s, ch)
 }
 
 // Profile implements Service.
 func (l *Local) Profile(ctx context.Context, ref Ref) (crdt.Profile, error) {
-	rec, err := l.get(l.key(ref, crdt.KindProfile, ""))
-	return rec.Profile, err
+	return l.rules.profile(l.store, ref)
 }
 
 // SetHistoryPaused implements Service.
 func (l *Local) SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (crdt.Profile, error) {
 	s := l.lock(ref)
-	pk := l.key(ref, crdt.KindProfile, "")
-	rec, err := l.get(pk)
+	prof, ch, err := l.rules.setPaused(l.store, ref, paused, l.clock.NowMs())
 	if err != nil {
 		s.mu.Unlock()
 		return crdt.Profile{}, err
 	}
-	rec.Profile = crdt.MergeProfile(rec.Profile, crdt.Profile{HistoryPaused: paused, PausedAt: l.Now()})
-	if err := l.commit(s, []storage.Put{{Key: pk, Record: rec}}, nil, nil); err != nil {
+	if err := l.commit(s, ch); err != nil {
 		return crdt.Profile{}, err
 	}
-	return rec.Profile, nil
+	return prof, nil
 }
 
 // Sweep visits up to budget partitions, starting where the previous call

@@ -299,7 +299,7 @@ func TestPausedHistoryRecordsNothingButResumeWorks(t *testing.T) {
 		t.Fatal("paused: resume position must still be kept")
 	}
 	// The session's epoch is remembered while paused.
-	rec, _, _ := f.store.Get(f.l.key(f.ref, crdt.KindEntry, crdt.EntryID("v", "s1")))
+	rec, _, _ := f.store.Get(f.l.rules.key(f.ref, crdt.KindEntry, crdt.EntryID("v", "s1")))
 	if rec.Entry.Session.IsZero() || !rec.Entry.Rec.IsZero() || rec.Entry.PositionMs != 0 {
 		t.Fatalf("paused: only session memory may be stored, got %+v", rec.Entry)
 	}
@@ -331,7 +331,7 @@ func TestExpiryAndSweep(t *testing.T) {
 	if _, err := f.l.Sweep(f.clock.NowMs(), ring.DefaultPartitions); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := f.store.Get(f.l.key(f.ref, crdt.KindCursor, "old")); ok {
+	if _, ok, _ := f.store.Get(f.l.rules.key(f.ref, crdt.KindCursor, "old")); ok {
 		t.Fatal("sweep must purge the expired cursor record")
 	}
 	if len(f.history()) != 2 {

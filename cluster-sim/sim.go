@@ -32,8 +32,8 @@ type Options struct {
 	Seed        uint64
 	Nodes       int // the default value is 3
 	Partitions  int // the default value is 64 (small rings keep runs fast)
-	Replication int // the default value is 3
-	WriteQuorum int // the default value is 2
+	Replication int // the default value is ring.DefaultReplicas (3)
+	WriteQuorum int // the default value is gossip.DefaultWriteQuorum (2)
 	// Network: latency uniform in [MinLatencyMs, MaxLatencyMs]; each
 	// message lost with LossPct, duplicated with DupPct (percent).
 	MinLatencyMs, MaxLatencyMs int64
@@ -66,10 +66,10 @@ func (o *Options) ensureDefaults() {
 		o.Partitions = 64
 	}
 	if o.Replication == 0 {
-		o.Replication = 3
+		o.Replication = ring.DefaultReplicas
 	}
 	if o.WriteQuorum == 0 {
-		o.WriteQuorum = 2
+		o.WriteQuorum = gossip.DefaultWriteQuorum
 	}
 	if o.MaxLatencyMs == 0 {
 		o.MinLatencyMs, o.MaxLatencyMs = 1, 10

@@ -23,13 +23,15 @@ import (
 // coordinator, as `playhead serve` does without cluster flags.
 type ClusterOptions struct {
 	// GossipAddr is the host:port memberlist binds (UDP and TCP). Port 0
-	// picks one (tests). The default value is 127.0.0.1:7946.
+	// picks one (tests). The default value is 0.0.0.0:7946
+	// (memberlist.DefaultGossipBindAddr); a wildcard needs AdvertiseHost.
 	GossipAddr string
 	// RaftAddr is the host:port of the ring configuration's raft. The
-	// default value is 127.0.0.1:7947.
+	// default value is GossipAddr's host, port 7947
+	// (raftring.DefaultRaftBindAddr's port).
 	RaftAddr string
 	// RPCAddr is the host:port of replication traffic. The default value is
-	// 127.0.0.1:7948.
+	// GossipAddr's host, port 7948 (tcp.DefaultBindAddr's port).
 	RPCAddr string
 	// AdvertiseHost is the host (IP or name) other nodes reach this one at,
 	// when the addresses above bind a wildcard (0.0.0.0). The default value
@@ -45,7 +47,8 @@ type ClusterOptions struct {
 	// Keys is the cluster keyring (clusterkey.LoadAll). Required.
 	Keys [][]byte
 	// Replication and WriteQuorum: copies of each profile, and how many
-	// must be durable before a write is acknowledged. Defaults 3 and 2.
+	// must be durable before a write is acknowledged. The default values
+	// are ring.DefaultReplicas (3) and gossip.DefaultWriteQuorum (2).
 	Replication int
 	WriteQuorum int
 	// DeadNodeGrace is how long a dead member keeps its partitions. The
@@ -59,26 +62,38 @@ type ClusterOptions struct {
 // EnsureDefaults fills zero fields with their defaults.
 func (c *ClusterOptions) EnsureDefaults() {
 	if c.GossipAddr == "" {
-		c.GossipAddr = "127.0.0.1:7946"
+		c.GossipAddr = memberlist.DefaultGossipBindAddr
 	}
 	if c.RaftAddr == "" {
-		c.RaftAddr = "127.0.0.1:7947"
+		c.RaftAddr = sameHost(c.GossipAddr, raftring.DefaultRaftBindAddr)
 	}
 	if c.RPCAddr == "" {
-		c.RPCAddr = "127.0.0.1:7948"
+		c.RPCAddr = sameHost(c.GossipAddr, tcp.DefaultBindAddr)
 	}
 	if c.BootstrapExpect == 0 {
 		c.BootstrapExpect = 1
 	}
 	if c.Replication == 0 {
-		c.Replication = 3
+		c.Replication = ring.DefaultReplicas
 	}
 	if c.WriteQuorum == 0 {
-		c.WriteQuorum = 2
+		c.WriteQuorum = gossip.DefaultWriteQuorum
 	}
 	if c.DeadNodeGrace == 0 {
 		c.DeadNodeGrace = ring.DefaultDeadNodeGrace
 	}
+}
+
+// sameHost is def's port on addr's host: the raft and replication ports
+// default to the gossip address's host. A malformed addr gives def
+// (Validate reports the address).
+func sameHost(addr, def string) string {
+	host, _, err := net.SplitHostPort(addr)
+	_, port, err2 := net.SplitHostPort(def)
+	if err != nil || err2 != nil {
+		return def
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // Validate reports settings that cannot work.

@@ -21,7 +21,7 @@ import (
 // Defaults for Config. Each is the value EnsureDefaults gives a zero field.
 const (
 	DefaultHTTPAddr        = "127.0.0.1:8080"
-	DefaultMaxClockSkew    = 60 * time.Second
+	DefaultMaxClockSkew    = gossip.DefaultMaxClockSkew
 	DefaultMaxBodyBytes    = 1 << 20 // 1 MiB: the API contract's limit
 	DefaultDeviceRate      = 20.0    // writes per second per (account, device)
 	DefaultDeviceBurst     = 40

@@ -20,7 +20,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/playhead/playhead/gossip"
 	"github.com/playhead/playhead/gossip/clusterkey"
+	"github.com/playhead/playhead/gossip/memberlist"
+	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/node"
 )
 
@@ -51,9 +54,9 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 	fs.Var(&join, "join", "gossip addresses of cluster members to join, comma-separated or repeated")
 	bootstrapExpect := fs.Int("bootstrap-expect", 1, "members a new cluster waits for before founding its ring; with no --join and 1, a node runs alone")
 	gossipKeyFile := fs.String("gossip-key-file", "", "file with the cluster key (base64, 32 bytes; `playhead keygen` prints one); one per line to rotate, the first is used to send; required for a cluster")
-	replication := fs.Int("replication", 3, "copies of each profile kept in the cluster")
-	writeQuorum := fs.Int("write-quorum", 2, "copies that must be durable before a write is acknowledged")
-	deadGrace := fs.Duration("dead-node-grace", 5*time.Minute, "how long a dead node keeps its partitions before they move to others")
+	replication := fs.Int("replication", ring.DefaultReplicas, "copies of each profile kept in the cluster")
+	writeQuorum := fs.Int("write-quorum", gossip.DefaultWriteQuorum, "copies that must be durable before a write is acknowledged")
+	deadGrace := fs.Duration("dead-node-grace", ring.DefaultDeadNodeGrace, "how long a dead node keeps its partitions before they move to others")
 	loopback := fs.Bool("loopback-timings", false, "shorten failure detection and raft timings for a cluster on one host (tests, dev); never on a real network")
 	walSync := fs.Duration("wal-min-sync-interval", 0, "shortest time between two syncs of the write-ahead log: under load, writes arriving within it share the next sync (group commit sized by load, up to this much added latency); 0 = sync as soon as the previous sync ends")
 	recordCache := fs.Int("record-cache", 0, "records (cursors, history entries, profile settings; ~700 B of heap each) kept in memory in front of the store; 0 = 65536, negative = off")
@@ -96,18 +99,14 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 			}
 			g := *gossipAddr
 			if g == "" {
-				g = "0.0.0.0:7946"
+				g = memberlist.DefaultGossipBindAddr
 			}
 			host, _, err := net.SplitHostPort(g)
 			if err != nil {
 				return cfg, fmt.Errorf("--gossip-addr %q: %v", g, err)
 			}
-			if *rpcAddr == "" {
-				*rpcAddr = net.JoinHostPort(host, "7948")
-			}
-			if *raftAddr == "" {
-				*raftAddr = net.JoinHostPort(host, "7947")
-			}
+			// --rpc-addr and --raft-addr default to the gossip host
+			// (node.ClusterOptions.EnsureDefaults).
 			if host == "0.0.0.0" || host == "::" {
 				if *advertiseHost == "" {
 					return cfg, fmt.Errorf("--gossip-addr %s binds every interface: give --advertise-addr, the IP other nodes reach this one at", g)

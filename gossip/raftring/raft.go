@@ -22,7 +22,6 @@ import (
 // Defaults of raftring.Config.
 const (
 	DefaultRaftBindAddr          = "0.0.0.0:7947"
-	DefaultReplicas              = 3
 	DefaultMaxVoters             = 5
 	DefaultRaftHeartbeatTimeout  = 1000 * time.Millisecond
 	DefaultRaftElectionTimeout   = 1000 * time.Millisecond
@@ -150,7 +149,7 @@ func (c *Config) EnsureDefaults() {
 		c.Partitions = ring.DefaultPartitions
 	}
 	if c.Replicas == 0 {
-		c.Replicas = DefaultReplicas
+		c.Replicas = ring.DefaultReplicas
 	}
 	if c.MaxVoters == 0 {
 		c.MaxVoters = DefaultMaxVoters

@@ -160,7 +160,7 @@ func TestRaftRingReplicatesTable(t *testing.T) {
 	members := []ring.NodeID{"n3", "n1", "n2", "n1"} // order and duplicates do not matter
 	onLeader(t, nodes, "set members", func(r *Ring) error { return r.SetMembers(members) })
 	sorted := []ring.NodeID{"n1", "n2", "n3"}
-	want := ring.NewTable(ring.DefaultPartitions, DefaultReplicas, sorted)
+	want := ring.NewTable(ring.DefaultPartitions, ring.DefaultReplicas, sorted)
 	waitTable(t, nodes, want, sorted)
 	for _, nd := range nodes {
 		edgetest.Eventually(t, 2*time.Second, func() string {
@@ -219,7 +219,7 @@ func TestRaftRingFailover(t *testing.T) {
 	nodes := startRingCluster(t, 3)
 	all := []ring.NodeID{"n1", "n2", "n3"}
 	onLeader(t, nodes, "set members", func(r *Ring) error { return r.SetMembers(all) })
-	first := ring.NewTable(ring.DefaultPartitions, DefaultReplicas, all)
+	first := ring.NewTable(ring.DefaultPartitions, ring.DefaultReplicas, all)
 	waitTable(t, nodes, first, all)
 
 	old := waitLeader(t, nodes)
@@ -264,7 +264,7 @@ func TestRaftRingRestartFromSnapshot(t *testing.T) {
 	if err := n.ring.SetMembers(abcd); err != nil {
 		t.Fatal(err)
 	}
-	want := ring.Rebalance(ring.NewTable(256, DefaultReplicas, abc), abcd)
+	want := ring.Rebalance(ring.NewTable(256, ring.DefaultReplicas, abc), abcd)
 	if err := n.ring.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestRaftRingNonvoter(t *testing.T) {
 	if err := n1.ring.SetMembers(members); err != nil {
 		t.Fatal(err)
 	}
-	waitTable(t, []*ringNode{n1, n2}, ring.NewTable(ring.DefaultPartitions, DefaultReplicas, members), members)
+	waitTable(t, []*ringNode{n1, n2}, ring.NewTable(ring.DefaultPartitions, ring.DefaultReplicas, members), members)
 
 	if err := n1.ring.RemoveServer("n2"); err != nil {
 		t.Fatal(err)

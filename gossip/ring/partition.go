@@ -6,6 +6,11 @@ import "hash/fnv"
 // fixed for the life of a cluster: changing it re-homes every profile.
 const DefaultPartitions = 1024
 
+// DefaultReplicas is the replication factor: how many owners each
+// partition has. It is the one copy of this default (raftring.Config and
+// node.ClusterOptions take it from here).
+const DefaultReplicas = 3
+
 // PartitionOf returns the partition of a profile: FNV-1a (64-bit) of
 // account, a zero byte and profile, modulo n. The hash is stable across
 // processes, platforms and releases; it is part of the on-disk format.

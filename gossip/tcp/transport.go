@@ -21,6 +21,9 @@ import (
 
 // Defaults of tcp.Config.
 const (
+	// DefaultBindAddr is where a node listens for replication when not
+	// told (node.ClusterOptions.RPCAddr).
+	DefaultBindAddr       = "0.0.0.0:7948"
 	DefaultTCPMaxFrame    = 4 << 20
 	DefaultTCPQueueLen    = 4096
 	DefaultTCPQueueBytes  = 64 << 20

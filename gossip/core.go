@@ -187,14 +187,22 @@ type Core struct {
 
 	// Push interest held by this owner: ref → node → lease end (ms).
 	interest map[Ref]map[ring.NodeID]int64
-	// Refs this node's subscribers want, and when interest was last sent.
-	wanted       []Ref
+	// Refs this node's subscribers want (a set: ref → its index in
+	// wantedList, which renewal walks), and the renewal's progress: the
+	// next index, when it last ran, and the refs·ms it owes (renewal sends
+	// len(wantedList) refs per InterestLease/3, spread over the ticks).
+	wanted       map[Ref]int
+	wantedList   []Ref
+	renewNext    int
 	lastInterest int64
+	renewCredit  int64
+	lastExpire   int64 // when interest held here was last expired
 	// What this node was pushed of each wanted profile, and the marks of
 	// interested nodes this coordinator answers at the next Flush
 	// (core_push.go).
 	marks    map[Ref]*pushMark
 	catchUps []catchUp
+	queued   map[catchUp]struct{} // the set of catchUps, to drop duplicates in O(1)
 
 	// Anti-entropy: next partition to compare, last round.
 	aeNext  int
@@ -224,6 +232,7 @@ type CoreStats struct {
 	DroppedMessages, BadMessages uint64
 	DuplicateForwards            uint64
 	CatchUps                     uint64 // push catch-ups sent (core_push.go)
+	StoreErrors                  uint64 // store reads or writes that failed
 }
 
 type forwarded struct {
@@ -262,6 +271,8 @@ func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 		hintDirty: map[storage.Key]struct{}{},
 		hintsSent: map[uint64]hintBatch{},
 		interest:  map[Ref]map[ring.NodeID]int64{},
+		wanted:    map[Ref]int{},
+		queued:    map[catchUp]struct{}{},
 		marks:     map[Ref]*pushMark{},
 		handoff:   map[uint16][]ring.NodeID{},
 		pulled:    map[uint16]int64{},
@@ -360,29 +371,106 @@ func (c *Core) SetTable(t ring.Table) {
 	c.pullHandoffs()
 }
 
-// SetInterest sets the profiles this node's subscribers follow; interest
-// in new ones is registered with their owners at once, the rest on the
-// next renewal.
+// SetInterest sets the profiles this node's subscribers follow: the
+// difference from the current set is applied as AddInterest and
+// RemoveInterest would (linear in the set's size).
 func (c *Core) SetInterest(refs []Ref) {
-	fresh := make([]Ref, 0)
+	keep := make(map[Ref]struct{}, len(refs))
 	for _, r := range refs {
-		if !slices.Contains(c.wanted, r) {
-			fresh = append(fresh, r)
+		keep[r] = struct{}{}
+	}
+	var gone []Ref
+	for _, r := range c.wantedList {
+		if _, ok := keep[r]; !ok {
+			gone = append(gone, r)
 		}
 	}
-	c.wanted = slices.Clone(refs)
-	for r := range c.marks {
-		if !slices.Contains(refs, r) {
-			delete(c.marks, r)
-		}
-	}
+	c.RemoveInterest(gone...)
+	c.AddInterest(refs...)
+}
+
+// AddInterest adds profiles this node's subscribers follow. Interest in
+// each new one is registered with its owners at once; renewal keeps it.
+// Refs already followed cost a map lookup.
+func (c *Core) AddInterest(refs ...Ref) {
+	var fresh []Ref
 	for _, r := range refs {
+		if _, ok := c.wanted[r]; ok {
+			continue
+		}
+		c.wanted[r] = len(c.wantedList)
+		c.wantedList = append(c.wantedList, r)
 		c.markOf(r)
+		fresh = append(fresh, r)
 	}
 	if len(fresh) > 0 {
 		c.sendInterest(fresh)
 	}
 }
+
+// RemoveInterest drops profiles nobody here follows any more. Their
+// interest is no longer renewed and lapses at the owners within
+// InterestLease.
+func (c *Core) RemoveInterest(refs ...Ref) {
+	for _, r := range refs {
+		i, ok := c.wanted[r]
+		if !ok {
+			continue
+		}
+		last := len(c.wantedList) - 1
+		moved := c.wantedList[last]
+		c.wantedList[i] = moved
+		c.wanted[moved] = i
+		c.wantedList = c.wantedList[:last]
+		delete(c.wanted, r)
+		delete(c.marks, r)
+	}
+	if c.renewNext >= len(c.wantedList) {
+		c.renewNext = 0
+	}
+}
+
+// Interest returns how many profiles this node's subscribers follow.
+func (c *Core) Interest() int { return len(c.wantedList) }
+
+// renewInterest renews the interest of the profiles due: each is sent to
+// its owners once per InterestLease/3, and the work is spread over the
+// ticks in batches (of renewBatch, or the whole set when smaller), so a
+// node following 100k profiles never stalls a cycle to renew them all.
+func (c *Core) renewInterest() {
+	period := max(1, c.cfg.InterestLease.Milliseconds()/3)
+	if c.lastInterest == 0 {
+		// The first tick: every ref was sent when it was added.
+		c.lastInterest = c.nowMs
+		return
+	}
+	elapsed := c.nowMs - c.lastInterest
+	c.lastInterest = c.nowMs
+	n := len(c.wantedList)
+	if n == 0 {
+		c.renewCredit = 0
+		return
+	}
+	c.renewCredit = min(c.renewCredit+int64(n)*elapsed, int64(n)*period)
+	due := int(c.renewCredit / period)
+	if due < min(n, renewBatch) {
+		return
+	}
+	c.renewCredit -= int64(due) * period
+	batch := make([]Ref, 0, due)
+	for range due {
+		if c.renewNext >= n {
+			c.renewNext = 0
+		}
+		batch = append(batch, c.wantedList[c.renewNext])
+		c.renewNext++
+	}
+	c.sendInterest(batch)
+}
+
+// renewBatch is the fewest refs a renewal sends at once (unless fewer are
+// followed): small enough to bound a tick, large enough to fill messages.
+const renewBatch = 256
 
 // Submit takes a request of this node's API. Its answer comes out of Ready
 // as a Completion with the same id (ids are the caller's, unique among its
@@ -485,7 +573,7 @@ func (c *Core) execute(origin ring.NodeID, reqID uint64, op Op) {
 	// Replicate the records as stored (the overlay's normal form).
 	puts := make([]storage.Put, 0, len(ch.puts))
 	for _, p := range ch.puts {
-		if rec, ok, _ := c.buf.Get(p.Key); ok {
+		if rec, ok, _ := c.buf.Get(p.Key); ok { // in the overlay: cannot fail
 			puts = append(puts, storage.Put{Key: p.Key, Record: rec})
 		}
 	}
@@ -715,6 +803,9 @@ func (c *Core) mergeRecords(kvs []KeyValue, push bool) int {
 func (c *Core) mergeOne(put storage.Put, push bool) bool {
 	old, had, err := c.buf.Get(put.Key)
 	if err != nil {
+		// Not merged: the sender (replication, hints, anti-entropy)
+		// sends it again.
+		c.stats.StoreErrors++
 		return false
 	}
 	merged := put.Record
@@ -737,8 +828,12 @@ func (c *Core) mergeOne(put storage.Put, push bool) bool {
 		if len(c.interest[ref]) > 0 {
 			cur := merged.Cursor
 			cur.Video = put.Key.ID
-			prof, _, _ := c.buf.Get(storage.Key{Partition: put.Key.Partition, Account: ref.Account, Profile: ref.Profile, Kind: crdt.KindProfile})
-			if cur.Live(prof.Profile, c.Policy(), c.nowMs) {
+			prof, _, err := c.buf.Get(storage.Key{Partition: put.Key.Partition, Account: ref.Account, Profile: ref.Profile, Kind: crdt.KindProfile})
+			if err != nil {
+				// Unknown whether the cursor is visible: push nothing
+				// rather than a deleted position; catch-up sends it.
+				c.stats.StoreErrors++
+			} else if cur.Live(prof.Profile, c.Policy(), c.nowMs) {
 				c.heldEvents = append(c.heldEvents, Event{Ref: ref, Type: EventCursor, Cursor: cur.Shown(prof.Profile), Video: cur.Video})
 			}
 		}
@@ -764,6 +859,7 @@ func (c *Core) Flush() error {
 			}
 		}
 		c.heldDone, c.heldMsgs, c.heldEvents, c.flushedAt, c.catchUps = nil, nil, nil, nil, nil
+		clear(c.queued)
 		return err
 	}
 	c.ready.Completions = append(c.ready.Completions, c.heldDone...)
@@ -797,9 +893,13 @@ func (c *Core) persist() error {
 	c.stats.FlushedRecords += uint64(len(puts) + len(deletes))
 	if err := c.store.Write(puts, deletes); err != nil {
 		// The overlay is lost with the failed batch; the digests no longer
-		// match the store, so rebuild them. Changed hints stay marked and
-		// are written by the next Flush.
-		c.buf.rebuildDigests(c.cfg.Local.Partitions)
+		// match the store, so rebuild them (if that fails too they stay
+		// stale, and anti-entropy retries the rebuild). Changed hints stay
+		// marked and are written by the next Flush.
+		c.stats.StoreErrors++
+		if rerr := c.buf.rebuildDigests(c.cfg.Local.Partitions); rerr != nil {
+			c.stats.StoreErrors++
+		}
 		return err
 	}
 	clear(c.hintDirty)
@@ -871,9 +971,9 @@ func (c *Core) Tick(nowMs int64) {
 		c.replayHints()
 		c.pullHandoffs()
 	}
-	if lease := c.cfg.InterestLease.Milliseconds(); c.nowMs-c.lastInterest >= lease/3 {
-		c.lastInterest = c.nowMs
-		c.sendInterest(c.wanted)
+	c.renewInterest()
+	if lease := c.cfg.InterestLease.Milliseconds(); c.nowMs-c.lastExpire >= lease/3 {
+		c.lastExpire = c.nowMs
 		for r, set := range c.interest {
 			for n, until := range set {
 				if until <= c.nowMs {
@@ -929,6 +1029,12 @@ func (c *Core) antiEntropyRound() {
 	if !c.haveTable {
 		return
 	}
+	if c.buf.stale {
+		if err := c.buf.rebuildDigests(c.cfg.Local.Partitions); err != nil {
+			c.stats.StoreErrors++
+			return // digests that may lie are not sent
+		}
+	}
 	n := c.table.Partitions()
 	sent := 0
 	for i := 0; i < n && sent < c.cfg.AEPartitions; i++ {
@@ -967,6 +1073,9 @@ func (c *Core) onDigest(from ring.NodeID, m Msg) {
 	if len(m.Digest) != DigestBuckets || int(m.P) >= c.cfg.Local.Partitions {
 		c.stats.BadMessages++
 		return
+	}
+	if c.buf.stale {
+		return // our digests may lie; the next round rebuilds them
 	}
 	mine := c.buf.digest(m.P)
 	var diff uint64

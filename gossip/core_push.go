@@ -149,7 +149,8 @@ func (c *Core) queueCatchUps(from ring.NodeID, m Msg) {
 			continue
 		}
 		cu := catchUp{to: from, ref: r, mark: m.Marks[i]}
-		if !slices.Contains(c.catchUps, cu) {
+		if _, dup := c.queued[cu]; !dup {
+			c.queued[cu] = struct{}{}
 			c.catchUps = append(c.catchUps, cu)
 		}
 	}
@@ -160,6 +161,7 @@ func (c *Core) queueCatchUps(from ring.NodeID, m Msg) {
 func (c *Core) runCatchUps() {
 	cus := c.catchUps
 	c.catchUps = nil
+	clear(c.queued)
 	for _, cu := range cus {
 		evs, sum, err := c.liveSince(cu.ref, cu.mark.Since)
 		if err != nil || sum == cu.mark.Sum {

@@ -24,6 +24,10 @@ type bufStore struct {
 	overlay map[storage.Key]overlayOp
 	order   []storage.Key
 	digests map[uint16]*[DigestBuckets]uint64
+	// stale: a store read failed while a digest was being updated, so the
+	// digests may not match the records. Anti-entropy neither sends nor
+	// answers digests until rebuildDigests succeeds (they would lie).
+	stale bool
 	// flushHook persists the overlay (the Core's flush).
 	flushHook func() error
 	// observe, when set, is given the largest timestamp of every record
@@ -87,8 +91,12 @@ func (s *bufStore) Write(puts []storage.Put, deletes []storage.Key) error {
 }
 
 func (s *bufStore) set(k storage.Key, op overlayOp) {
-	old, had, _ := s.Get(k)
-	s.account(k, old, had, op.rec, !op.deleted)
+	old, had, err := s.Get(k)
+	if err != nil {
+		s.stale = true // the old record's share of the digest is unknown
+	} else {
+		s.account(k, old, had, op.rec, !op.deleted)
+	}
 	if !op.deleted && s.observe != nil {
 		s.observe(recordHLC(op.rec))
 	}
@@ -137,10 +145,12 @@ func (s *bufStore) pending() (puts []storage.Put, deletes []storage.Key) {
 
 func (s *bufStore) Close() error { return s.base.Close() }
 
-// rebuildDigests recomputes every digest from the base store: once, when
-// the Core starts (the overlay is empty then).
+// rebuildDigests recomputes every digest from the base store and the
+// overlay: when the Core starts, and after a store error left them stale.
+// On an error the digests stay stale.
 func (s *bufStore) rebuildDigests(partitions int) error {
 	s.digests = map[uint16]*[DigestBuckets]uint64{}
+	s.stale = true
 	for p := 0; p < partitions; p++ {
 		err := s.base.ScanPartition(uint16(p), func(k storage.Key, r crdt.Record) error {
 			s.digest(k.Partition)[bucketOf(k)] ^= itemHash(k, r)
@@ -153,6 +163,15 @@ func (s *bufStore) rebuildDigests(partitions int) error {
 			return err
 		}
 	}
+	for _, k := range s.order {
+		op := s.overlay[k]
+		old, had, err := s.base.Get(k)
+		if err != nil {
+			return err
+		}
+		s.account(k, old, had, op.rec, !op.deleted)
+	}
+	s.stale = false
 	return nil
 }
 

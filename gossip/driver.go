@@ -248,8 +248,15 @@ func (c *Driver) SetAlive(id ring.NodeID, alive bool) {
 func (c *Driver) SetInterest(refs []Ref) { c.enqueue(func() { c.core.SetInterest(refs) }) }
 
 // AddInterest adds one profile to those this node's subscribers follow.
+// It does not block (the hub calls it under its lock).
 func (c *Driver) AddInterest(ref Ref) {
-	c.enqueue(func() { c.core.SetInterest(append(c.core.wanted, ref)) })
+	c.enqueue(func() { c.core.AddInterest(ref) })
+}
+
+// RemoveInterest drops a profile this node's subscribers no longer follow.
+// It does not block (the hub calls it under its lock).
+func (c *Driver) RemoveInterest(ref Ref) {
+	c.enqueue(func() { c.core.RemoveInterest(ref) })
 }
 
 // HasRing reports whether the node knows the ring.

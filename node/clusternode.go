@@ -243,6 +243,7 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	closers = append(closers, func() error { rec.Stop(); return nil })
 
 	hub.SetOnFirstSubscriber(cl.AddInterest)
+	hub.SetOnLastSubscriber(cl.RemoveInterest)
 	cp.wg.Add(1)
 	go cp.background(log)
 
@@ -288,15 +289,15 @@ func (cp *clusterParts) setAddr(id ring.NodeID, addr string) {
 	cp.mu.Unlock()
 }
 
-// background joins the seeds (retrying), founds the ring when
-// --bootstrap-expect members are seen, and renews push interest.
+// background joins the seeds (retrying) and founds the ring when
+// --bootstrap-expect members are seen. (Push interest follows the hub's
+// first and last subscribers; the core renews it.)
 func (cp *clusterParts) background(log interface{ Info(string, ...any) }) {
 	defer cp.wg.Done()
 	joined := len(cp.opts.Join) == 0
 	var enoughSince time.Time
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	lastInterest := time.Time{}
 	for {
 		if !joined {
 			if n, err := cp.members.Join(cp.opts.Join); err == nil && n > 0 {
@@ -323,10 +324,6 @@ func (cp *clusterParts) background(log interface{ Info(string, ...any) }) {
 					log.Info("founded the ring", "members", len(alive))
 				}
 			}
-		}
-		if time.Since(lastInterest) > 3*time.Second {
-			lastInterest = time.Now()
-			cp.cl.SetInterest(cp.hub.Refs())
 		}
 		select {
 		case <-cp.done:

@@ -42,6 +42,7 @@ type Hub struct {
 	dropped atomic.Uint64
 
 	onFirst func(gossip.Ref) // set before use; see SetOnFirstSubscriber
+	onLast  func(gossip.Ref) // set before use; see SetOnLastSubscriber
 }
 
 var _ gossip.Notifier = (*Hub)(nil)
@@ -91,10 +92,15 @@ func (h *Hub) Subscribe(ref gossip.Ref) (*Subscription, error) {
 
 // SetOnFirstSubscriber sets a function called (under the hub's lock, so it
 // must not block) when a profile gets its first subscriber. A cluster uses
-// it to register push interest with the profile's owners at once; the
-// interest is then renewed from Refs and lapses when nobody subscribes.
-// Call it before the hub is in use.
+// it to register push interest with the profile's owners at once (the core
+// then renews it). Call it before the hub is in use.
 func (h *Hub) SetOnFirstSubscriber(f func(gossip.Ref)) { h.onFirst = f }
+
+// SetOnLastSubscriber sets a function called (under the hub's lock, so it
+// must not block) when a profile's last subscriber leaves. A cluster uses
+// it to stop renewing the profile's push interest. Call it before the hub
+// is in use.
+func (h *Hub) SetOnLastSubscriber(f func(gossip.Ref)) { h.onLast = f }
 
 // Refs returns the profiles that have subscribers now.
 func (h *Hub) Refs() []gossip.Ref {
@@ -136,6 +142,9 @@ func (s *Subscription) Close() {
 			h.active.Add(-1)
 			if len(set) == 0 {
 				delete(h.subs, s.ref)
+				if h.onLast != nil {
+					h.onLast(s.ref)
+				}
 			}
 		}
 	}

@@ -320,7 +320,7 @@ func (r *runner) finalCursor(k writeKey) (crdt.Cursor, crdt.HLC, bool) {
 // Faults do not excuse a missed push: a push lost on the way (a link's
 // loss, a partition) or never sent (the coordinating owner had just
 // restarted, with no interest leased yet) reaches the device's node by the
-// catch-up of the next interest renewal (gossip/core_push.go), without the
+// catch-up of the next interest renewal (gossip/push.go), without the
 // device reconnecting. RunOptions.LaxPush counts only cursors written after
 // the first liveness phase, as the checker did before that catch-up.
 func (r *runner) checkPushDelivery() {

@@ -31,7 +31,7 @@ func TestPushCheckersRun(t *testing.T) {
 // code does not have (see checkObservations). It runs only with
 // PLAYHEAD_SIM_KNOWN_GAPS=1 and passes while the gaps exist. (Pushes lost
 // when an owner restarts or a link drops them were one — seed 6 — until
-// interest renewals caught interested nodes up: gossip/core_push.go;
+// interest renewals caught interested nodes up: gossip/push.go;
 // TestPushCatchUpAfterFaults keeps that seed.)
 func TestKnownPushGaps(t *testing.T) {
 	if os.Getenv("PLAYHEAD_SIM_KNOWN_GAPS") == "" {
@@ -61,7 +61,7 @@ func TestKnownPushGaps(t *testing.T) {
 // TestPushCatchUpAfterFaults: seed 6 lost pushes for good (its n4 restarts
 // at the start of the liveness phase and coordinates queued updates with no
 // interest leased) until interest renewals caught interested nodes up
-// (gossip/core_push.go). With LaxPush the checker ignores those writes.
+// (gossip/push.go). With LaxPush the checker ignores those writes.
 func TestPushCatchUpAfterFaults(t *testing.T) {
 	rep, err := Run(ciRun(6))
 	if err != nil {

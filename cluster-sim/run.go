@@ -94,7 +94,7 @@ type RunOptions struct {
 	Mutate func(*gossip.CoreConfig)
 	// LaxPush makes the push-delivery checker require only the pushes of
 	// changes made once faults stopped and push interest was renewed, as it
-	// did before renewals caught interested nodes up (gossip/core_push.go).
+	// did before renewals caught interested nodes up (gossip/push.go).
 	// Off (the default), it requires a push of every change a subscribed
 	// device's profile had after it subscribed, faults or not (see
 	// checkPushDelivery).

@@ -37,13 +37,13 @@ type CoreConfig struct {
 	HintInterval time.Duration
 	// MaxHints bounds the records this node keeps hinted (all owners
 	// together); past it, the owners that missed a write are repaired by
-	// anti-entropy alone. Hints are durable (repl_hints.go): each costs one
+	// anti-entropy alone. Hints are durable (hints.go): each costs one
 	// stored record until its owners acknowledge it. A negative value
 	// disables hints. The default value is 100 000.
 	MaxHints int
 	// ReadQuorum is how many owners a read consults when the request does
 	// not say (Op.ReadQuorum): 1 reads one owner's copy; more merge the
-	// copies and repair the owners that differ (core_read.go). Capped at
+	// copies and repair the owners that differ (quorumread.go). Capped at
 	// the partition's owners. The default value is 1.
 	ReadQuorum int
 	// InterestLease is how long a push interest lasts unless renewed. The
@@ -177,7 +177,7 @@ type Core struct {
 	ready      Ready
 	flushedAt  []uint64 // writes whose local copy the next Flush makes durable
 
-	// Hinted handoff (repl_hints.go).
+	// Hinted handoff (hints.go).
 	hints        map[storage.Key]*hint
 	hintDirty    map[storage.Key]struct{} // hints changed since the last Flush
 	durableHints bool
@@ -199,7 +199,7 @@ type Core struct {
 	lastExpire   int64 // when interest held here was last expired
 	// What this node was pushed of each wanted profile, and the marks of
 	// interested nodes this coordinator answers at the next Flush
-	// (core_push.go).
+	// (push.go).
 	marks    map[Ref]*pushMark
 	catchUps []catchUp
 	queued   map[catchUp]struct{} // the set of catchUps, to drop duplicates in O(1)
@@ -211,7 +211,7 @@ type Core struct {
 	handoff map[uint16][]ring.NodeID // partitions gained, not yet pulled: old owners
 	pulled  map[uint16]int64         // when the last pull was sent
 
-	rr readRepair // quorum reads (core_read.go)
+	rr readRepair // quorum reads (quorumread.go)
 
 	stats CoreStats
 
@@ -231,7 +231,7 @@ type CoreStats struct {
 	EventsSent, RecordsMerged    uint64
 	DroppedMessages, BadMessages uint64
 	DuplicateForwards            uint64
-	CatchUps                     uint64 // push catch-ups sent (core_push.go)
+	CatchUps                     uint64 // push catch-ups sent (push.go)
 	StoreErrors                  uint64 // store reads or writes that failed
 }
 
@@ -370,107 +370,6 @@ func (c *Core) SetTable(t ring.Table) {
 	c.table, c.haveTable = t.Clone(), true
 	c.pullHandoffs()
 }
-
-// SetInterest sets the profiles this node's subscribers follow: the
-// difference from the current set is applied as AddInterest and
-// RemoveInterest would (linear in the set's size).
-func (c *Core) SetInterest(refs []Ref) {
-	keep := make(map[Ref]struct{}, len(refs))
-	for _, r := range refs {
-		keep[r] = struct{}{}
-	}
-	var gone []Ref
-	for _, r := range c.wantedList {
-		if _, ok := keep[r]; !ok {
-			gone = append(gone, r)
-		}
-	}
-	c.RemoveInterest(gone...)
-	c.AddInterest(refs...)
-}
-
-// AddInterest adds profiles this node's subscribers follow. Interest in
-// each new one is registered with its owners at once; renewal keeps it.
-// Refs already followed cost a map lookup.
-func (c *Core) AddInterest(refs ...Ref) {
-	var fresh []Ref
-	for _, r := range refs {
-		if _, ok := c.wanted[r]; ok {
-			continue
-		}
-		c.wanted[r] = len(c.wantedList)
-		c.wantedList = append(c.wantedList, r)
-		c.markOf(r)
-		fresh = append(fresh, r)
-	}
-	if len(fresh) > 0 {
-		c.sendInterest(fresh)
-	}
-}
-
-// RemoveInterest drops profiles nobody here follows any more. Their
-// interest is no longer renewed and lapses at the owners within
-// InterestLease.
-func (c *Core) RemoveInterest(refs ...Ref) {
-	for _, r := range refs {
-		i, ok := c.wanted[r]
-		if !ok {
-			continue
-		}
-		last := len(c.wantedList) - 1
-		moved := c.wantedList[last]
-		c.wantedList[i] = moved
-		c.wanted[moved] = i
-		c.wantedList = c.wantedList[:last]
-		delete(c.wanted, r)
-		delete(c.marks, r)
-	}
-	if c.renewNext >= len(c.wantedList) {
-		c.renewNext = 0
-	}
-}
-
-// Interest returns how many profiles this node's subscribers follow.
-func (c *Core) Interest() int { return len(c.wantedList) }
-
-// renewInterest renews the interest of the profiles due: each is sent to
-// its owners once per InterestLease/3, and the work is spread over the
-// ticks in batches (of renewBatch, or the whole set when smaller), so a
-// node following 100k profiles never stalls a cycle to renew them all.
-func (c *Core) renewInterest() {
-	period := max(1, c.cfg.InterestLease.Milliseconds()/3)
-	if c.lastInterest == 0 {
-		// The first tick: every ref was sent when it was added.
-		c.lastInterest = c.nowMs
-		return
-	}
-	elapsed := c.nowMs - c.lastInterest
-	c.lastInterest = c.nowMs
-	n := len(c.wantedList)
-	if n == 0 {
-		c.renewCredit = 0
-		return
-	}
-	c.renewCredit = min(c.renewCredit+int64(n)*elapsed, int64(n)*period)
-	due := int(c.renewCredit / period)
-	if due < min(n, renewBatch) {
-		return
-	}
-	c.renewCredit -= int64(due) * period
-	batch := make([]Ref, 0, due)
-	for range due {
-		if c.renewNext >= n {
-			c.renewNext = 0
-		}
-		batch = append(batch, c.wantedList[c.renewNext])
-		c.renewNext++
-	}
-	c.sendInterest(batch)
-}
-
-// renewBatch is the fewest refs a renewal sends at once (unless fewer are
-// followed): small enough to bound a tick, large enough to fill messages.
-const renewBatch = 256
 
 // Submit takes a request of this node's API. Its answer comes out of Ready
 // as a Completion with the same id (ids are the caller's, unique among its
@@ -686,7 +585,7 @@ func (c *Core) Step(from ring.NodeID, m Msg) {
 		}
 		if c.dedup.seen(m.Origin, m.ReqID, c.nowMs, c.dedupWindow()) {
 			c.stats.DuplicateForwards++
-			return // a copy of a request already taken (repl_dedup.go)
+			return // a copy of a request already taken (dedup.go)
 		}
 		op := *m.Op
 		if err := c.precheck(op); err != nil {
@@ -988,38 +887,6 @@ func (c *Core) Tick(nowMs int64) {
 	if c.nowMs-c.lastAE >= c.cfg.AEInterval.Milliseconds() {
 		c.lastAE = c.nowMs
 		c.antiEntropyRound()
-	}
-}
-
-func (c *Core) sendInterest(refs []Ref) {
-	if !c.haveTable || len(refs) == 0 {
-		return
-	}
-	byOwner := map[ring.NodeID][]Ref{}
-	marks := map[ring.NodeID][]InterestMark{}
-	for _, r := range refs {
-		mark := c.markOf(r).interestMark()
-		for _, o := range c.table.OwnersOf(c.Partition(r)) {
-			if o == c.cfg.Self {
-				set := c.interest[r]
-				if set == nil {
-					set = map[ring.NodeID]int64{}
-					c.interest[r] = set
-				}
-				set[o] = c.nowMs + c.cfg.InterestLease.Milliseconds()
-				// This node may be the coordinator itself: a change another
-				// node coordinated meanwhile (its view of who is alive
-				// differed) reached it only as a replica. Catch its own
-				// subscribers up from its own store, as it would another's.
-				c.queueCatchUps(c.cfg.Self, Msg{Refs: []Ref{r}, Marks: []InterestMark{mark}})
-				continue
-			}
-			byOwner[o] = append(byOwner[o], r)
-			marks[o] = append(marks[o], mark)
-		}
-	}
-	for _, o := range slices.Sorted(maps.Keys(byOwner)) {
-		c.send(o, Msg{Type: MsgInterest, Refs: byOwner[o], LeaseMs: c.cfg.InterestLease.Milliseconds(), Marks: marks[o]})
 	}
 }
 

@@ -20,6 +20,22 @@
 // (Core.Clock) is the one piece of core state that other goroutines touch;
 // crdt.Clock is lock-free.
 //
+// Files, one concern each:
+//
+//	core.go        Core: the cycle (Submit, Step, Tick, Flush, Ready), routing, coordination of writes
+//	rules.go       the request rules: stamp, merge, read, delete (the one write path)
+//	local.go       Local: the single-node coordinator (stripe locks, group commit, the sweep)
+//	driver.go      Driver: the goroutine around a Core in production; Service over it
+//	service.go     Service, Ref, events, Notifier, Clock: what the node asks of this package
+//	msg.go         peer messages and their frames; msgcheck.go bounds what a hostile frame allocates
+//	bufstore.go    the Core's buffered view of its store, and anti-entropy digests
+//	quorumread.go  reads that consult several owners and repair them
+//	hints.go       hinted handoff, durable
+//	dedup.go       forwarded-request dedup; clock.go keeps the HLC above every stored version
+//	interest.go    push interest, the follower's side; push.go the owner's side and catch-up
+//	transport.go   the Transport interface
+//	plant_*.go     bugs planted under build tags, to prove the simulator catches them
+//
 // The I/O edges live in their own packages beside this one:
 //
 //	gossip/ring        pure ring rules: node ids, the partition table, ring state, membership view, ring controller

@@ -2,7 +2,7 @@ package storage
 
 // HintPartition is the key range of hinted handoff: records a coordinator
 // keeps for an owner that did not acknowledge them, until it does
-// (gossip/repl_hints.go). A hint is stored under the key of the record it
+// (gossip/hints.go). A hint is stored under the key of the record it
 // carries with Partition set to HintPartition, so the value is an ordinary
 // record of the key's kind and the record's own partition is recomputed
 // from (account, profile).

@@ -197,7 +197,7 @@ func TestCoreInterestLeaseRenewsAndExpires(t *testing.T) {
 	n.cores[sub].SetInterest([]Ref{replRef})
 	n.cycle(sub)
 	n.deliver(n.take(is(MsgInterest, sub, co)))
-	// The registration's catch-up (core_push.go) brings the earlier write.
+	// The registration's catch-up (push.go) brings the earlier write.
 	n.cycle(co)
 	n.deliver(n.take(is(MsgEvents, co, sub)))
 	if got := pushes(20_000); got != 1 {

@@ -31,7 +31,7 @@ type bufStore struct {
 	// flushHook persists the overlay (the Core's flush).
 	flushHook func() error
 	// observe, when set, is given the largest timestamp of every record
-	// written, and of every record found by rebuildDigests (repl_clock.go).
+	// written, and of every record found by rebuildDigests (clock.go).
 	observe func(crdt.HLC)
 }
 

@@ -37,7 +37,7 @@ const (
 	MsgPull
 	// MsgInterest: the sender has subscribers for Refs for LeaseMs.
 	// Marks, when as long as Refs, say what the sender's subscribers were
-	// pushed of each (core_push.go): the partition's coordinator answers a
+	// pushed of each (push.go): the partition's coordinator answers a
 	// mark that differs from its own cursors with MsgEvents (catch-up).
 	MsgInterest
 	// MsgEvents: changes merged by the sender, for the receiver's

@@ -8,7 +8,7 @@ import (
 // A catch-up that carries all of a profile's live cursors resets what the
 // interested node noted of it: a cursor it was pushed and that was deleted
 // since (its cleared event lost) stops making the marks differ, so the
-// renewals after it cost no catch-up (core_push.go).
+// renewals after it cost no catch-up (push.go).
 func TestCoreCatchUpForgetsClearedCursors(t *testing.T) {
 	n := newReplNet(t, CoreConfig{InterestLease: 3 * time.Second, HintInterval: time.Hour, AEInterval: time.Hour})
 	co, sub := n.owners[0], n.owners[2]

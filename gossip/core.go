@@ -452,6 +452,12 @@ func (c *Core) route(origin ring.NodeID, reqID uint64, op Op) {
 // partition's owners; the answer goes to origin once WriteQuorum owners
 // have it durable.
 func (c *Core) execute(origin ring.NodeID, reqID uint64, op Op) {
+	if len(c.table.OwnersOf(c.Partition(op.Ref))) == 0 {
+		// No ring, or none for this partition: a write here could be
+		// acknowledged with no owner holding it. Never.
+		c.answer(origin, reqID, op, Result{}, fmt.Errorf("%w: partition %d has no owners in this node's ring", ErrUnavailable, c.Partition(op.Ref)), false)
+		return
+	}
 	if c.startQuorumRead(origin, reqID, op) {
 		return
 	}
@@ -590,6 +596,13 @@ func (c *Core) Step(from ring.NodeID, m Msg) {
 		op := *m.Op
 		if err := c.precheck(op); err != nil {
 			c.answer(m.Origin, m.ReqID, op, Result{}, err, false)
+			return
+		}
+		if !c.haveTable {
+			// Forwarded by a peer before this node knows the ring (it
+			// just restarted): the origin answers 503 and the device
+			// retries (found on real processes: this path panicked).
+			c.answer(m.Origin, m.ReqID, op, Result{}, fmt.Errorf("%w: the ring is not known yet", ErrUnavailable), false)
 			return
 		}
 		if m.Exec {

@@ -37,10 +37,17 @@ func NewTable(partitions, rf int, members []NodeID) Table {
 func (t Table) Partitions() int { return len(t.Owners) }
 
 // OwnersOf returns partition p's preference list (shared; do not modify).
-func (t Table) OwnersOf(p uint16) []NodeID { return t.Owners[p] }
+// A partition the table does not have (an empty table's, or one past its
+// size, as a peer's message may name) has no owners.
+func (t Table) OwnersOf(p uint16) []NodeID {
+	if int(p) >= len(t.Owners) {
+		return nil
+	}
+	return t.Owners[p]
+}
 
 // Owns reports whether n is one of partition p's owners.
-func (t Table) Owns(n NodeID, p uint16) bool { return slices.Contains(t.Owners[p], n) }
+func (t Table) Owns(n NodeID, p uint16) bool { return slices.Contains(t.OwnersOf(p), n) }
 
 // Load returns how many replicas of partitions each node holds.
 func (t Table) Load() map[NodeID]int {

@@ -45,6 +45,19 @@ func (f *EventFilter) Cursor(c *Cursor) bool {
 	return true
 }
 
+// Saw records that the device saw version v of video outside the stream
+// (a resume read, its own acknowledged write), so that an older push
+// arriving later is not news. The watermark does not move: other videos'
+// events below it may still be on their way.
+func (f *EventFilter) Saw(video string, v crdt.Version) {
+	if old, ok := f.seen[video]; !ok || old.Less(v) {
+		f.seen[video] = v
+	}
+}
+
+// Seen returns the largest version of video the filter has seen.
+func (f *EventFilter) Seen(video string) crdt.Version { return f.seen[video] }
+
 // Cleared forgets what was seen of video ("" for every video), after its
 // history was deleted: a later cursor may carry a smaller version than the
 // deleted one and is news all the same.

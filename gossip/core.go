@@ -233,6 +233,7 @@ type CoreStats struct {
 	DuplicateForwards            uint64
 	CatchUps                     uint64 // push catch-ups sent (push.go)
 	StoreErrors                  uint64 // store reads or writes that failed
+	SeenEscalations              uint64 // reads whose local copy was below the device's Seen (seen.go)
 }
 
 type forwarded struct {
@@ -458,7 +459,7 @@ func (c *Core) execute(origin ring.NodeID, reqID uint64, op Op) {
 		c.answer(origin, reqID, op, Result{}, fmt.Errorf("%w: partition %d has no owners in this node's ring", ErrUnavailable, c.Partition(op.Ref)), false)
 		return
 	}
-	if c.startQuorumRead(origin, reqID, op) {
+	if c.readSeen(origin, reqID, op) || c.startQuorumRead(origin, reqID, op) {
 		return
 	}
 	c.stats.Coordinated++

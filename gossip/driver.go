@@ -325,6 +325,17 @@ func (c *Driver) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteRe
 
 type localReadKey struct{}
 
+type readQuorumKey struct{}
+
+// WithReadQuorum asks a read (Service.Cursors through a Driver) to merge
+// the copies of q owners (capped at the partition's owners) and repair
+// them, instead of the configured read quorum. A push stream's replay uses
+// 2: the replay must not miss a change that the node already counted as
+// pushed, and one lagging replica cannot then hide it.
+func WithReadQuorum(ctx context.Context, q int) context.Context {
+	return context.WithValue(ctx, readQuorumKey{}, q)
+}
+
 // WithLocalReplica marks a read to be served by this node's own replica
 // (an operator inspecting one replica), not by the partition's coordinator.
 func WithLocalReplica(ctx context.Context) context.Context {
@@ -334,13 +345,14 @@ func WithLocalReplica(ctx context.Context) context.Context {
 // Cursor implements Service.
 func (c *Driver) Cursor(ctx context.Context, ref Ref, video string) (crdt.Cursor, bool, error) {
 	local, _ := ctx.Value(localReadKey{}).(bool)
-	res, err := c.do(ctx, Op{Kind: OpCursor, Ref: ref, Video: video, Local: local})
+	res, err := c.do(ctx, Op{Kind: OpCursor, Ref: ref, Video: video, Local: local, Seen: seenOf(ctx)})
 	return res.Cursor, res.Found, err
 }
 
 // Cursors implements Service.
 func (c *Driver) Cursors(ctx context.Context, ref Ref) ([]crdt.Cursor, error) {
-	res, err := c.do(ctx, Op{Kind: OpCursors, Ref: ref})
+	q, _ := ctx.Value(readQuorumKey{}).(int)
+	res, err := c.do(ctx, Op{Kind: OpCursors, Ref: ref, ReadQuorum: q})
 	for _, cur := range res.Cursors {
 		c.core.Clock().Observe(cur.UpdatedHLC)
 	}

@@ -80,11 +80,8 @@ func (c *Core) Interest() int { return len(c.wantedList) }
 // node following 100k profiles never stalls a cycle to renew them all.
 func (c *Core) renewInterest() {
 	period := max(1, c.cfg.InterestLease.Milliseconds()/3)
-	if c.lastInterest == 0 {
-		// The first tick: every ref was sent when it was added.
-		c.lastInterest = c.nowMs
-		return
-	}
+	// The first tick renews everything (a ref added before the ring was
+	// known was not sent when it was added).
 	elapsed := c.nowMs - c.lastInterest
 	c.lastInterest = c.nowMs
 	n := len(c.wantedList)

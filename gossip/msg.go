@@ -86,6 +86,12 @@ type Op struct {
 	// Local reads this node's replica instead of the coordinator's (an
 	// operator's check; never forwarded).
 	Local bool `msgpack:",omitempty"`
+	// Seen, for a read of one video's cursor (OpCursor): the largest
+	// version of it the device has seen (pushed, read or acknowledged).
+	// The answer is never older: the coordinator reads every live owner
+	// when its own copy is below Seen, and answers ErrUnavailable when
+	// no reachable owner has it (session consistency; seen.go).
+	Seen crdt.Version `msgpack:",omitempty"`
 }
 
 // Result is the answer to an Op.

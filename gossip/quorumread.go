@@ -170,6 +170,9 @@ func (c *Core) onProfileRecordsReply(from ring.NodeID, m Msg) {
 	}
 	delete(c.rr.reads, m.ReqID)
 	res, _, err := c.run(r.op) // a read: no change
+	if err == nil && !c.covers(r.op) {
+		res, err = Result{}, errNotSeen(r.op)
+	}
 	// Held: the answer may reflect records merged just now, not durable
 	// here until the next Flush.
 	c.answer(r.origin, r.reqID, r.op, res, err, true)

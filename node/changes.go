@@ -40,7 +40,8 @@ func (n *Node) changes(c *call) error {
 		return errUnavailable("node is shutting down; retry on another node", err)
 	}
 	defer sub.Close()
-	cursors, err := n.svc.Cursors(c.r.Context(), c.ref)
+	// Two owners' copies, merged, as a push stream's replay reads (events.go).
+	cursors, err := n.svc.Cursors(gossip.WithReadQuorum(c.r.Context(), 2), c.ref)
 	if err != nil {
 		return err
 	}

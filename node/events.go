@@ -59,7 +59,11 @@ func (n *Node) events(c *call) error {
 	defer sub.Close()
 	var replay []crdt.Cursor
 	if hasAfter {
-		cursors, err := n.svc.Cursors(c.r.Context(), c.ref)
+		// Two owners' copies, merged: the node's hub may already have
+		// counted a change as pushed (while this device was away), so a
+		// replay served by one lagging replica would lose it for good
+		// (found by the simulator; gossip.WithReadQuorum).
+		cursors, err := n.svc.Cursors(gossip.WithReadQuorum(c.r.Context(), 2), c.ref)
 		if err != nil {
 			return err
 		}

@@ -129,6 +129,13 @@ func (n *Node) getPosition(c *call) error {
 	default:
 		return errBadRequest("replica=%q: the only value is local", truncate(c.r.URL.Query().Get("replica")))
 	}
+	if h := c.r.Header.Get(seenHeader); h != "" {
+		seen, err := parseSeen(h)
+		if err != nil {
+			return err
+		}
+		ctx = gossip.WithSeen(ctx, seen)
+	}
 	cur, ok, err := n.svc.Cursor(ctx, c.ref, video)
 	if err != nil {
 		return err

@@ -42,6 +42,9 @@ type Client struct {
 	// returned. A clock-skew reset restarts the HLC from here, so the
 	// device still stamps above everything it has seen. Guarded by mu.
 	seenHLC crdt.HLC
+	// seen is the largest cursor version shown to this device, per profile
+	// and video (seen.go). Guarded by mu.
+	seen map[seenKey]crdt.Version
 	// tok is the bearer token. Guarded by mu.
 	tok string
 	// rnd is Config.Rand. Guarded by mu.

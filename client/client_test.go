@@ -458,3 +458,36 @@ func TestResume(t *testing.T) {
 		t.Fatalf("offline Resume: %v, want ErrOffline", err)
 	}
 }
+
+// TestResumeSendsWhatTheDeviceSaw: after the device is answered a cursor
+// (its own write here), a resume read of that video carries the version
+// in Playhead-Seen, so no node answers an older one; another video's read
+// carries none, and a delete of the video forgets it.
+func TestResumeSendsWhatTheDeviceSaw(t *testing.T) {
+	e := newEnv(t)
+	res, err := e.c.Report(ctxT(t), "kid", crdt.Update{Video: "ep-1", Device: "phone", Session: "p1", PositionMs: 1000,
+		DurationMs: 60_000, State: crdt.StatePlaying})
+	if err != nil || res.Cursor == nil {
+		t.Fatalf("Report = %+v, %v", res, err)
+	}
+	if _, err := e.c.Resume(ctxT(t), "kid", "ep-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.Resume(ctxT(t), "kid", "ep-2"); err != nil {
+		t.Fatal(err)
+	}
+	reads := e.srv.requests("GET", "/v1/profiles/kid/positions/")
+	if len(reads) != 2 {
+		t.Fatalf("%d reads, want 2", len(reads))
+	}
+	if want := formatSeen(res.Cursor.Version()); reads[0].Seen != want {
+		t.Errorf("Playhead-Seen = %q, want %q", reads[0].Seen, want)
+	}
+	if reads[1].Seen != "" {
+		t.Errorf("a video never seen sent Playhead-Seen %q", reads[1].Seen)
+	}
+	e.c.forget("kid", "ep-1")
+	if v := e.c.seenOf("kid", "ep-1"); !v.IsZero() {
+		t.Errorf("after forget: %v", v)
+	}
+}

@@ -62,6 +62,7 @@ type fakeReq struct {
 	Query        url.Values
 	Body         []byte
 	WS           bool
+	Seen         string // the Playhead-Seen header
 }
 
 type fakeStream struct {
@@ -103,7 +104,7 @@ func (f *fakeServer) middleware(h http.Handler) http.Handler {
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		f.mu.Lock()
 		f.reqs = append(f.reqs, fakeReq{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Body: body,
-			WS: strings.EqualFold(r.Header.Get("Upgrade"), "websocket")})
+			WS: strings.EqualFold(r.Header.Get("Upgrade"), "websocket"), Seen: r.Header.Get(seenHeader)})
 		f.mu.Unlock()
 		w.Header().Set(HeaderHLC, f.nowHLC().String())
 		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {

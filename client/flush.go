@@ -151,6 +151,7 @@ func (c *Client) settle(profile string, batch []crdt.Update, results []api.Write
 	for i, u := range batch {
 		r := results[i]
 		c.observeCursor(r.Cursor)
+		c.saw(profile, r.Cursor)
 		o := outcomeOf(u, r)
 		fr.Sent++
 		if o == Applied {

@@ -73,6 +73,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	c.authorize(req.Header)
 	req.Header.Set("Accept", "application/json")
+	if h, ok := ctx.Value(headersKey{}).([2]string); ok {
+		req.Header.Set(h[0], h[1])
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/api"
+	"github.com/playhead/playhead/crdt"
 )
 
 // This file holds the reads: resume cursor, continue watching, history.
@@ -22,22 +23,41 @@ func (c *Client) Resume(ctx context.Context, profile, video string) (*Cursor, er
 	if err := checkID(ErrInvalidArgument, "video", video); err != nil {
 		return nil, err
 	}
-	r, err := c.do(ctx, http.MethodGet, profilePath(profile, "positions", video), nil, nil, 0)
-	if err != nil {
-		return nil, err
-	}
-	switch r.status {
-	case http.StatusOK:
-		var cur Cursor
-		if err := r.decode(&cur); err != nil {
+	// An answer older than a version that reached the device while the
+	// read was in flight is read again, once.
+	for attempt := 0; ; attempt++ {
+		seen := c.seenOf(profile, video)
+		rctx := ctx
+		if !seen.IsZero() {
+			rctx = withHeader(ctx, seenHeader, formatSeen(seen))
+		}
+		r, err := c.do(rctx, http.MethodGet, profilePath(profile, "positions", video), nil, nil, 0)
+		if err != nil {
 			return nil, err
 		}
-		c.observeCursor(&cur)
-		return &cur, nil
-	case http.StatusNotFound:
-		return nil, nil
+		var cur *Cursor
+		switch r.status {
+		case http.StatusOK:
+			cur = new(Cursor)
+			if err := r.decode(cur); err != nil {
+				return nil, err
+			}
+			c.observeCursor(cur)
+		case http.StatusNotFound:
+		default:
+			return nil, c.apiError(r)
+		}
+		now := c.seenOf(profile, video)
+		var got crdt.Version
+		if cur != nil {
+			got = cur.Version()
+		}
+		if got.Less(now) && seen.Less(now) && attempt == 0 {
+			continue
+		}
+		c.saw(profile, cur)
+		return cur, nil
 	}
-	return nil, c.apiError(r)
 }
 
 // ContinueWatching returns the profile's "continue watching" row, newest

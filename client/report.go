@@ -180,6 +180,7 @@ func (c *Client) put(ctx context.Context, profile string, u crdt.Update) (Result
 			return Result{}, err
 		}
 		c.observeCursor(wr.Cursor)
+		c.saw(profile, wr.Cursor)
 		return Result{Outcome: Applied, Cursor: wr.Cursor}, nil
 	case http.StatusConflict:
 		var sb api.StaleBody
@@ -187,6 +188,7 @@ func (c *Client) put(ctx context.Context, profile string, u crdt.Update) (Result
 			return Result{}, err
 		}
 		c.observeCursor(sb.Cursor)
+		c.saw(profile, sb.Cursor)
 		return Result{Outcome: outcomeOf(u, api.WriteResult{Applied: sb.Applied, Cursor: sb.Cursor}), Cursor: sb.Cursor}, nil
 	}
 	return Result{}, c.writeError(r)

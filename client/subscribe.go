@@ -406,10 +406,19 @@ func (s *Subscription) deliver(ev *Event) {
 	if ev.Type == api.EventCursor {
 		s.c.observeCursor(ev.Cursor)
 	}
+	if s.c.olderThanSeen(s.profile, ev) {
+		return // the device was already shown a newer version (a read)
+	}
 	s.mu.Lock()
 	ok := s.filter.Accept(ev)
 	s.mu.Unlock()
 	if ok {
+		switch {
+		case ev.Type == api.EventCursor:
+			s.c.saw(s.profile, ev.Cursor)
+		case ev.Type == api.EventCleared && ev.Entry == "":
+			s.c.forget(s.profile, ev.Video)
+		}
 		s.h(*ev)
 	}
 }

@@ -53,6 +53,7 @@ type pushSub struct {
 	// The node's stream state: the replay read in flight (0: none), live
 	// events held until it is answered, what the replay sent per video.
 	replayID uint64
+	holding  bool // events are held: from subscribing until the replay is sent
 	held     []gossip.Event
 	seen     map[string]crdt.HLC
 	retryAt  int64
@@ -122,7 +123,7 @@ func (r *runner) onEvents(n *Node, evs []gossip.Event) {
 // streamEvent is the node's stream sending ev to d (node/events.go).
 func (r *runner) streamEvent(d *device, ev gossip.Event, fromReplay bool) {
 	st := d.sub
-	if !fromReplay && st.replayID != 0 {
+	if !fromReplay && st.holding {
 		st.held = append(st.held, ev) // waits in the subscription's buffer
 		return
 	}
@@ -207,7 +208,7 @@ func (r *runner) drivePush() {
 				r.streamEvent(d, gossip.Event{Ref: d.ref, Type: gossip.EventCursor, Cursor: cur, Video: cur.Video}, true)
 			}
 			held := st.held
-			st.held = nil
+			st.held, st.holding = nil, false
 			for _, ev := range held {
 				r.streamEvent(d, ev, false)
 			}
@@ -239,6 +240,11 @@ func (r *runner) openStream(d *device, i int, withAfter bool) {
 	s, st := r.s, d.sub
 	n := s.Node(i)
 	st.on, st.onNode, st.seen, st.held = i, n, map[string]crdt.HLC{}, nil
+	// A stream that opens with a replay holds events from the moment it
+	// subscribes (node/events.go): events the owners hand over while the
+	// interest is registered must not reach the device before the replay,
+	// or they would move its watermark past a change the replay carries.
+	st.holding = withAfter
 	if r.streams[n.ID] == nil {
 		r.streams[n.ID] = map[gossip.Ref][]*device{}
 	}
@@ -268,7 +274,7 @@ func (r *runner) closeStream(d *device) {
 	if st.onNode == r.s.Node(st.on) && st.onNode.Up {
 		r.setInterest(st.on)
 	}
-	st.on, st.onNode, st.replayID, st.held = 0, nil, 0, nil
+	st.on, st.onNode, st.replayID, st.held, st.holding = 0, nil, 0, nil, false
 }
 
 // setInterest gives node i the profiles its streams follow (Hub.Refs).

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/internal/bufstore"
 	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
@@ -52,6 +53,9 @@ type CoreConfig struct {
 }
 
 // Defaults of CoreConfig.
+// DigestBuckets is the number of anti-entropy buckets per partition.
+const DigestBuckets = bufstore.Buckets
+
 const (
 	DefaultWriteQuorum    = 2
 	DefaultRequestTimeout = 2 * time.Second
@@ -153,7 +157,7 @@ type Ready struct {
 type Core struct {
 	cfg   CoreConfig
 	store storage.Store
-	buf   *bufStore
+	buf   *bufstore.Store
 	rules rules // the request rules; rules.hlc is the node's HLC (Clock)
 	nowMs int64
 
@@ -263,7 +267,7 @@ func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 	c := &Core{
 		cfg:       cfg,
 		store:     store,
-		buf:       newBufStore(store),
+		buf:       bufstore.New(store),
 		nowMs:     nowMs,
 		alive:     map[ring.NodeID]bool{},
 		forwarded: map[uint64]*forwarded{},
@@ -286,10 +290,10 @@ func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 	c.nextWID = uint64(nowMs) << 16
 	c.hintSeq = uint64(nowMs) << 8
 	c.rr.next = uint64(nowMs) << 16
-	c.buf.flushHook = c.persist
+	c.buf.FlushHook = c.persist
 	c.rules = newRules(cfg.Local)
-	c.buf.observe = c.rules.hlc.Observe
-	if err := c.buf.rebuildDigests(cfg.Local.Partitions); err != nil {
+	c.buf.Observe = c.rules.hlc.Observe
+	if err := c.buf.RebuildDigests(cfg.Local.Partitions); err != nil {
 		return nil, fmt.Errorf("gossip: building digests: %w", err)
 	}
 	if err := c.loadHints(); err != nil {
@@ -792,7 +796,7 @@ func (c *Core) Flush() error {
 
 // persist writes the overlay to the store in one durable batch.
 func (c *Core) persist() error {
-	puts, deletes := c.buf.pending()
+	puts, deletes := c.buf.Pending()
 	if plantEarlyAck {
 		puts, c.lagPuts = c.lagPuts, puts
 		deletes, c.lagDeletes = c.lagDeletes, deletes
@@ -810,7 +814,7 @@ func (c *Core) persist() error {
 		// stale, and anti-entropy retries the rebuild). Changed hints stay
 		// marked and are written by the next Flush.
 		c.stats.StoreErrors++
-		if rerr := c.buf.rebuildDigests(c.cfg.Local.Partitions); rerr != nil {
+		if rerr := c.buf.RebuildDigests(c.cfg.Local.Partitions); rerr != nil {
 			c.stats.StoreErrors++
 		}
 		return err
@@ -910,8 +914,8 @@ func (c *Core) antiEntropyRound() {
 	if !c.haveTable {
 		return
 	}
-	if c.buf.stale {
-		if err := c.buf.rebuildDigests(c.cfg.Local.Partitions); err != nil {
+	if c.buf.Stale {
+		if err := c.buf.RebuildDigests(c.cfg.Local.Partitions); err != nil {
 			c.stats.StoreErrors++
 			return // digests that may lie are not sent
 		}
@@ -927,7 +931,7 @@ func (c *Core) antiEntropyRound() {
 			// it with an owner too, so writes only this node has reach
 			// the owners (found by the simulator: a write acknowledged by
 			// two owners that both died and were removed was lost).
-			if *c.buf.digest(p) == ([DigestBuckets]uint64{}) {
+			if *c.buf.Digest(p) == ([DigestBuckets]uint64{}) {
 				continue
 			}
 		}
@@ -942,7 +946,7 @@ func (c *Core) antiEntropyRound() {
 		}
 		c.aePeer++
 		peer := peers[c.aePeer%len(peers)]
-		d := c.buf.digest(p)
+		d := c.buf.Digest(p)
 		c.send(peer, Msg{Type: MsgDigest, P: p, Digest: d[:]})
 		sent++
 	}
@@ -955,10 +959,10 @@ func (c *Core) onDigest(from ring.NodeID, m Msg) {
 		c.stats.BadMessages++
 		return
 	}
-	if c.buf.stale {
+	if c.buf.Stale {
 		return // our digests may lie; the next round rebuilds them
 	}
-	mine := c.buf.digest(m.P)
+	mine := c.buf.Digest(m.P)
 	var diff uint64
 	for b := range DigestBuckets {
 		if mine[b] != m.Digest[b] {
@@ -978,7 +982,7 @@ func (c *Core) onDigest(from ring.NodeID, m Msg) {
 func (c *Core) sendBuckets(to ring.NodeID, p uint16, mask uint64, reply, handoff bool) {
 	var puts []storage.Put
 	err := c.buf.ScanPartition(p, func(k storage.Key, r crdt.Record) error {
-		if mask&(1<<bucketOf(k)) != 0 {
+		if mask&(1<<bufstore.BucketOf(k)) != 0 {
 			puts = append(puts, storage.Put{Key: k, Record: r})
 		}
 		return nil
@@ -1045,7 +1049,7 @@ func (c *Core) pullHandoffs() {
 
 // Digest returns this node's digest of partition p (for tests and the
 // simulator's convergence check).
-func (c *Core) Digest(p uint16) [DigestBuckets]uint64 { return *c.buf.digest(p) }
+func (c *Core) Digest(p uint16) [DigestBuckets]uint64 { return *c.buf.Digest(p) }
 
 // Helpers.
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/internal/bufstore"
 	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
@@ -67,7 +68,7 @@ func pushHash(video string, h crdt.HLC) uint64 {
 	b[0] = 0xff
 	binary.BigEndian.PutUint64(b[1:], uint64(h))
 	f.Write(b[:])
-	return mix64(f.Sum64())
+	return bufstore.Mix64(f.Sum64())
 }
 
 // catchUp is a mark an interested node sent this coordinator, to answer at

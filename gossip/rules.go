@@ -9,7 +9,7 @@ import (
 )
 
 // view is what the request rules read: a node's stored records. A
-// storage.Store is one; the Core's bufStore (stored records plus what this
+// storage.Store is one; the Core's bufstore.Store (stored records plus what this
 // cycle wrote) is another.
 type view interface {
 	Get(k storage.Key) (crdt.Record, bool, error)

@@ -175,7 +175,8 @@ func (s *bufStore) rebuildDigests(partitions int) error {
 	return nil
 }
 
-// bucketOf is the key's anti-entropy bucket in its partition.
+// bucketOf is the key's anti-entropy bucket in its partition. FORMAT:
+// peers compare bucketOf, itemHash and pushHash; see digest_golden_test.go.
 func bucketOf(k storage.Key) int {
 	h := fnv.New64a()
 	kb, _ := storage.EncodeKey(k)
@@ -185,8 +186,7 @@ func bucketOf(k storage.Key) int {
 
 // itemHash is a key's contribution to its bucket digest: a hash of its
 // encoded key and value. Digests XOR these, so a write updates a digest in
-// O(1) and two replicas with equal digests hold (with overwhelming
-// probability) equal records.
+// O(1) and replicas with equal digests (almost surely) hold equal records.
 func itemHash(k storage.Key, r crdt.Record) uint64 {
 	h := fnv.New64a()
 	kb, _ := storage.EncodeKey(k)

@@ -12,7 +12,7 @@ import (
 	"github.com/playhead/playhead/storage"
 )
 
-// MsgType names a replication message.
+// MsgType names a replication message. FORMAT: a wire enum, append only.
 type MsgType uint8
 
 // The replication messages between Cores (DESIGN.md §5, docs/DESIGN.md §7).
@@ -46,15 +46,14 @@ const (
 	// profile and mark (the receiver then resets what it noted of it).
 	MsgEvents
 	// MsgProfileRecords: a quorum read asks an owner for all its records
-	// of the profile Refs[0]; answered by MsgProfileRecordsReply with the
-	// same ReqID.
+	// of the profile Refs[0]; answered by MsgProfileRecordsReply (ReqID).
 	MsgProfileRecords
 	// MsgProfileRecordsReply: the sender's records of the profile Refs[0].
 	MsgProfileRecordsReply
 	// Append new types here only: the values are on the wire.
 )
 
-// OpKind names a request a Core serves.
+// OpKind names a request a Core serves. FORMAT: a wire enum, append only.
 type OpKind uint8
 
 // Requests, one per gossip.Service method that touches a profile.
@@ -72,7 +71,7 @@ const (
 
 func (k OpKind) isRead() bool { return k >= OpCursor && k <= OpProfile }
 
-// Op is one request for a profile.
+// Op is one request for a profile. FORMAT: as Msg.
 type Op struct {
 	Kind   OpKind
 	Ref    Ref
@@ -80,8 +79,7 @@ type Op struct {
 	Video  string        `msgpack:",omitempty"`
 	Entry  string        `msgpack:",omitempty"`
 	Paused bool          `msgpack:",omitempty"`
-	// ReadQuorum, for a read: how many owners to consult (0: the Core's
-	// CoreConfig.ReadQuorum).
+	// ReadQuorum: how many owners a read consults (0: CoreConfig.ReadQuorum).
 	ReadQuorum int `msgpack:",omitempty"`
 	// Local reads this node's replica instead of the coordinator's (an
 	// operator's check; never forwarded).
@@ -94,7 +92,7 @@ type Op struct {
 	Seen crdt.Version `msgpack:",omitempty"`
 }
 
-// Result is the answer to an Op.
+// Result is the answer to an Op. FORMAT: as Msg.
 type Result struct {
 	Writes  []WriteResult `msgpack:",omitempty"`
 	Cursor  crdt.Cursor
@@ -110,13 +108,15 @@ type Result struct {
 	HLC crdt.HLC `msgpack:",omitempty"`
 }
 
-// KeyValue is one stored record in its storage encoding.
+// KeyValue is one stored record in its storage encoding. FORMAT: as Msg.
 type KeyValue struct {
 	Key   []byte
 	Value []byte
 }
 
 // Msg is one replication message; which fields are set depends on Type.
+// FORMAT: a msgpack map by field name (so are its structs): changing field
+// order/names/types breaks mixed-version clusters; see msg_golden_test.go.
 type Msg struct {
 	Type    MsgType
 	ReqID   uint64      `msgpack:",omitempty"`
@@ -135,14 +135,14 @@ type Msg struct {
 	Refs    []Ref       `msgpack:",omitempty"`
 	LeaseMs int64       `msgpack:",omitempty"`
 	Events  []Event     `msgpack:",omitempty"`
-	// Added after wire v1's first release: older peers skip the field
-	// (Msg is a map), so keep new fields at the end and optional.
+	// Added after wire v1's first release (older peers skip it): keep new
+	// fields at the end and optional.
 	Marks []InterestMark `msgpack:",omitempty"`
 }
 
 // InterestMark is what an interested node was pushed of one profile: Sum
 // is pushSum over the newest UpdatedHLC of each video whose cursor events
-// it received with an UpdatedHLC above Since.
+// it received with an UpdatedHLC above Since. FORMAT: an array; see Msg.
 type InterestMark struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Since    crdt.HLC

@@ -60,7 +60,7 @@ func (m *pushMark) interestMark() InterestMark {
 	return InterestMark{Since: m.since, Sum: sum}
 }
 
-// pushHash is one video's term of an InterestMark's Sum.
+// pushHash is one video's term of an InterestMark's Sum. FORMAT: see bucketOf.
 func pushHash(video string, h crdt.HLC) uint64 {
 	f := fnv.New64a()
 	f.Write([]byte(video))

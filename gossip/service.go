@@ -7,7 +7,7 @@ import (
 	"github.com/playhead/playhead/crdt"
 )
 
-// Ref names one profile of one account: the shard key.
+// Ref names one profile of one account: the shard key. FORMAT: as Msg.
 type Ref struct {
 	Account string
 	Profile string
@@ -22,7 +22,7 @@ var (
 	ErrNotFound = errors.New("gossip: not found")
 )
 
-// WriteResult is the outcome of one update.
+// WriteResult is the outcome of one update. FORMAT: as Msg.
 type WriteResult struct {
 	// Applied: the update's version is now the video's visible cursor. False
 	// for a stale write (a larger version is stored), which changed nothing.
@@ -33,13 +33,13 @@ type WriteResult struct {
 	Found  bool
 }
 
-// HistoryItem is one visible history entry with its id.
+// HistoryItem is one visible history entry with its id. FORMAT: as Msg.
 type HistoryItem struct {
 	ID    string
 	Entry crdt.Entry
 }
 
-// EventType names a push event. Wire enum: append only.
+// EventType names a push event. FORMAT: a wire enum, append only.
 type EventType uint8
 
 const (
@@ -54,7 +54,7 @@ const (
 	EventCleared EventType = 3
 )
 
-// Event is a change pushed to the devices of a profile.
+// Event is a change pushed to the devices of a profile. FORMAT: as Msg.
 type Event struct {
 	Ref        Ref
 	Type       EventType

@@ -117,10 +117,10 @@ func (s *Store) account(k storage.Key, old crdt.Record, had bool, rec crdt.Recor
 	d := s.Digest(k.Partition)
 	b := BucketOf(k)
 	if had {
-		d[b] ^= itemHash(k, old)
+		d[b] ^= ItemHash(k, old)
 	}
 	if has {
-		d[b] ^= itemHash(k, rec)
+		d[b] ^= ItemHash(k, rec)
 	}
 }
 
@@ -160,7 +160,7 @@ func (s *Store) RebuildDigests(partitions int) error {
 	s.Stale = true
 	for p := 0; p < partitions; p++ {
 		err := s.base.ScanPartition(uint16(p), func(k storage.Key, r crdt.Record) error {
-			s.Digest(k.Partition)[BucketOf(k)] ^= itemHash(k, r)
+			s.Digest(k.Partition)[BucketOf(k)] ^= ItemHash(k, r)
 			if s.Observe != nil {
 				s.Observe(recordHLC(r))
 			}
@@ -182,7 +182,9 @@ func (s *Store) RebuildDigests(partitions int) error {
 	return nil
 }
 
-// BucketOf is the key's anti-entropy bucket in its partition.
+// BucketOf is the key's anti-entropy bucket in its partition. FORMAT:
+// peers compare BucketOf, ItemHash and gossip's pushHash; see
+// gossip/digest_golden_test.go.
 func BucketOf(k storage.Key) int {
 	h := fnv.New64a()
 	kb, _ := storage.EncodeKey(k)
@@ -190,11 +192,11 @@ func BucketOf(k storage.Key) int {
 	return int(Mix64(h.Sum64()) % Buckets)
 }
 
-// itemHash is a key's contribution to its bucket digest: a hash of its
+// ItemHash is a key's contribution to its bucket digest: a hash of its
 // encoded key and value. Digests XOR these, so a write updates a digest in
 // O(1) and two replicas with equal digests hold (with overwhelming
 // probability) equal records.
-func itemHash(k storage.Key, r crdt.Record) uint64 {
+func ItemHash(k storage.Key, r crdt.Record) uint64 {
 	h := fnv.New64a()
 	kb, _ := storage.EncodeKey(k)
 	h.Write(kb)

@@ -89,6 +89,10 @@ func (n *Node) profile(class limitClass, h profileHandler) http.Handler {
 				return
 			}
 		}
+		if err := n.serving(r, p); err != nil {
+			n.fail(w, r, err)
+			return
+		}
 		c := &call{w: w, r: r, p: p, ref: p.ref(profile)}
 		if rw, ok := w.(*respWriter); ok {
 			c.reqID = rw.reqID
@@ -161,4 +165,22 @@ func (n *Node) fail(w http.ResponseWriter, r *http.Request, err error) {
 		n.log.Warn("request failed", "request_id", id, "method", r.Method, "route", r.Pattern, "status", e.status, "err", err)
 	}
 	writeError(w, e)
+}
+
+// serving refuses profile requests while a cluster node is not part of its
+// ring (readyCheck, the same test as /readyz): 503 with Retry-After, never
+// an answer from a node that is cut off. An admin's ?replica=local read is
+// let through: it asks what this replica holds, which is what an operator
+// needs while the node is out.
+func (n *Node) serving(r *http.Request, p *principal) error {
+	if n.readyCheck == nil {
+		return nil
+	}
+	if p.admin && r.Method == http.MethodGet && r.URL.Query().Get("replica") == "local" {
+		return nil
+	}
+	if err := n.readyCheck(); err != nil {
+		return errUnavailable("this node is not serving: "+err.Error()+"; retry, or use another node", nil)
+	}
+	return nil
 }

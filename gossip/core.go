@@ -988,6 +988,8 @@ func (c *Core) sendBuckets(to ring.NodeID, p uint16, mask uint64, reply, handoff
 		return nil
 	})
 	if err != nil {
+		// Nothing is sent: the peer's next anti-entropy round asks again.
+		c.stats.StoreErrors++
 		return
 	}
 	c.stats.AERecordsSent += uint64(len(puts))
@@ -1053,6 +1055,8 @@ func (c *Core) Digest(p uint16) [DigestBuckets]uint64 { return *c.buf.Digest(p) 
 
 // Helpers.
 
+// compareKeys orders keys as the store does. The encode errors are safe to
+// drop: only stored (hence encodable) keys are compared.
 func compareKeys(a, b storage.Key) int {
 	ka, _ := storage.EncodeKey(a)
 	kb, _ := storage.EncodeKey(b)

@@ -219,6 +219,11 @@ func fixVideos(m *Msg) {
 	}
 }
 
+// encodeRecords encodes records for a peer. Encoding cannot fail for a record this node stored: the store wrote it
+// with the same encoder, and keys from peers and devices are validated
+// (msgcheck.go, storage.Key limits) before they reach the store. A record
+// that did fail would be skipped, not sent half; anti-entropy would find
+// the difference and count nothing, so the skip is safe.
 func encodeRecords(puts []storage.Put) []KeyValue {
 	out := make([]KeyValue, 0, len(puts))
 	for _, p := range puts {

@@ -165,7 +165,12 @@ func (c *Core) runCatchUps() {
 	clear(c.queued)
 	for _, cu := range cus {
 		evs, sum, err := c.liveSince(cu.ref, cu.mark.Since)
-		if err != nil || sum == cu.mark.Sum {
+		if err != nil {
+			// Skipped: the follower's next renewal asks again.
+			c.stats.StoreErrors++
+			continue
+		}
+		if sum == cu.mark.Sum {
 			continue
 		}
 		m := Msg{Type: MsgEvents}

@@ -185,6 +185,9 @@ func (s *Store) RebuildDigests(partitions int) error {
 // BucketOf is the key's anti-entropy bucket in its partition. FORMAT:
 // peers compare BucketOf, ItemHash and gossip's pushHash; see
 // gossip/digest_golden_test.go.
+//
+// The encode errors here and in ItemHash are safe to drop: only keys and
+// records that reached a store (validated, encodable) are hashed.
 func BucketOf(k storage.Key) int {
 	h := fnv.New64a()
 	kb, _ := storage.EncodeKey(k)

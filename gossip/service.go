@@ -52,6 +52,8 @@ const (
 	// when the whole history (and every cursor) was cleared or when one entry
 	// was deleted (then Entry names it).
 	EventCleared EventType = 3
+	// EventHidden: Video was hidden from "continue watching".
+	EventHidden EventType = 4
 )
 
 // Event is a change pushed to the devices of a profile.
@@ -99,6 +101,22 @@ type Service interface {
 	Profile(ctx context.Context, ref Ref) (crdt.Profile, error)
 	// SetHistoryPaused writes the history_paused register.
 	SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (crdt.Profile, error)
+	// Hide takes a video (and the next-episode row it opens) off "continue
+	// watching" until a position report made after the hide; the cursor and
+	// history stay. Idempotent.
+	Hide(ctx context.Context, ref Ref, video string) error
+	// Mark marks a video watched or unwatched (rules_viewer.go); the
+	// result is the video's cursor after the write. ErrNeedDuration when
+	// the video has no cursor and m.DurationMs is 0.
+	Mark(ctx context.Context, ref Ref, m Mark) (WriteResult, error)
+	// Row returns every visible cursor and every hide register of the
+	// profile: what "continue watching" is built from.
+	Row(ctx context.Context, ref Ref) (Row, error)
+	// ExportPage returns the profile's visible records of kind
+	// (crdt.KindCursor or crdt.KindEntry) whose key id is above after, at
+	// most limit (capped at MaxExportPage), for an export in pages of
+	// bounded memory. Each page is read at its own moment.
+	ExportPage(ctx context.Context, ref Ref, kind crdt.Kind, after string, limit int) (ExportPage, error)
 	// Now returns a fresh timestamp of the node's HLC (for the Playhead-HLC
 	// header and long-poll watermarks).
 	Now() crdt.HLC

@@ -157,14 +157,22 @@ func (r rules) put(v view, ref Ref, ups []crdt.Update, nowMs int64) ([]WriteResu
 		delta := u.CursorDelta(stamp, now)
 
 		old := cw.rec.Cursor
-		cw.rec.Cursor = crdt.MergeCursor(old, delta)
-		ew.rec.Entry = crdt.MergeEntry(ew.rec.Entry, u.EntryDelta(stamp, now, !prof.HistoryPaused))
-
-		cur := cw.rec.Cursor.Shown(prof)
+		merged := crdt.MergeCursor(old, delta)
+		cur := merged.Shown(prof)
 		live := cur.Live(prof, pol, nowMs)
 		applied := crdt.Advances(old, delta) && live
-		results[i] = WriteResult{Applied: applied, Cursor: cur, Found: live}
-		if applied {
+		results[i] = WriteResult{Applied: applied, Cursor: old.Shown(prof), Found: old.Live(prof, pol, nowMs)}
+		if !applied {
+			// A refused write (stale, or at or below a deletion) changes
+			// nothing: not the cursor, not its session's history entry,
+			// not the session's memory (docs/API.md "Reporting a
+			// position").
+			continue
+		}
+		cw.rec.Cursor = merged
+		ew.rec.Entry = crdt.MergeEntry(ew.rec.Entry, u.EntryDelta(stamp, now, !prof.HistoryPaused))
+		results[i] = WriteResult{Applied: true, Cursor: cur, Found: true}
+		{
 			ch.events = append(ch.events, Event{Ref: ref, Type: EventCursor, Cursor: cur, Video: u.Video})
 			if old.Live(prof, pol, nowMs) && crdt.Takeover(old, cur) {
 				ch.events = append(ch.events, Event{Ref: ref, Type: EventTakeover, Cursor: cur, Superseded: old, Video: u.Video})

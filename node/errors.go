@@ -68,6 +68,8 @@ func serviceError(err error) *apiError {
 			msg: err.Error() + "; fix the device clock (keep it in step with the Playhead-HLC header) or let the node stamp epoch/seq"}
 	case errors.Is(err, crdt.ErrBadPosition), errors.Is(err, crdt.ErrBadState), errors.Is(err, crdt.ErrBadVersion), errors.Is(err, crdt.ErrEpochBehind):
 		return &apiError{status: http.StatusBadRequest, code: api.CodeBadRequest, msg: err.Error(), cause: err}
+	case errors.Is(err, gossip.ErrNeedDuration):
+		return &apiError{status: http.StatusBadRequest, code: api.CodeBadRequest, msg: "duration_ms is required: the video has no resume position yet", cause: err}
 	case errors.Is(err, gossip.ErrNotFound):
 		return &apiError{status: http.StatusNotFound, code: api.CodeNotFound, msg: "not found", cause: err}
 	case errors.Is(err, gossip.ErrUnavailable):

@@ -412,7 +412,7 @@ func (c *Core) Submit(id uint64, op Op) {
 func (c *Core) precheck(op Op) error {
 	for i, u := range op.Ups {
 		if err := u.Validate(); err != nil {
-			return fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+			return &UpdateError{Index: i, Video: u.Video, Err: err}
 		}
 	}
 	return nil

@@ -309,7 +309,7 @@ func (c *Driver) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteRe
 	for i, u := range ups {
 		for _, h := range [2]crdt.HLC{u.Epoch, u.Seq} {
 			if err := c.core.Clock().Check(h, nowMs); err != nil {
-				return nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+				return nil, &UpdateError{Index: i, Video: u.Video, Err: err}
 			}
 		}
 	}

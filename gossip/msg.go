@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -303,6 +304,14 @@ func errToCode(err error) (string, string) {
 }
 
 func codeToErr(code, text string) error {
+	// An update's refusal keeps its index and video across the wire.
+	var idx int
+	var video string
+	if n, _ := fmt.Sscanf(text, "update %d (video %q): ", &idx, &video); n == 2 {
+		if prefix := fmt.Sprintf("update %d (video %q): ", idx, video); strings.HasPrefix(text, prefix) {
+			return &UpdateError{Index: idx, Video: video, Err: codeToErr(code, text[len(prefix):])}
+		}
+	}
 	for _, c := range errCodes {
 		if c.code == code {
 			if text == "" || text == c.err.Error() {

@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/playhead/playhead/crdt"
 )
@@ -22,6 +23,36 @@ var (
 	ErrNotFound = errors.New("gossip: not found")
 )
 
+// Refusal says why an update was not applied.
+//
+// Wire enum: sent between nodes in WriteResult. Append only.
+type Refusal uint8
+
+const (
+	// RefusedStale: a larger version (epoch, seq, session) is stored.
+	RefusedStale Refusal = 1
+	// RefusedDeleted: the update's seq lies at or below a deletion of the
+	// video's history (or of the whole history).
+	RefusedDeleted Refusal = 2
+	// RefusedExpired: the update's seq is older than cursor_ttl: it would be
+	// expired on arrival.
+	RefusedExpired Refusal = 3
+)
+
+// UpdateError is a refusal of one update of a batch: Index and Video name
+// it, Err is the reason (crdt.ErrBadPosition, crdt.ErrClockSkew, …).
+type UpdateError struct {
+	Index int
+	Video string
+	Err   error
+}
+
+func (e *UpdateError) Error() string {
+	return fmt.Sprintf("update %d (video %q): %v", e.Index, e.Video, e.Err)
+}
+
+func (e *UpdateError) Unwrap() error { return e.Err }
+
 // WriteResult is the outcome of one update.
 type WriteResult struct {
 	// Applied: the update's version is now the video's visible cursor. False
@@ -31,6 +62,8 @@ type WriteResult struct {
 	// when no cursor is visible (e.g. the write lies at or below a deletion).
 	Cursor crdt.Cursor
 	Found  bool
+	// Refused says why a write was not applied (0 when applied).
+	Refused Refusal `msgpack:",omitempty"`
 }
 
 // HistoryItem is one visible history entry with its id.

@@ -17,7 +17,6 @@ import (
 	"github.com/playhead/playhead/api"
 )
 
-
 func videosOf(items []tCursor) []string {
 	out := []string{}
 	for _, c := range items {

@@ -74,6 +74,7 @@ func goldenCases() []goldenCase {
 		{"TakeoverBy", by, true},
 		{"ClearedEvent", ClearedEvent{Type: EventCleared, Video: s("ep-1"), Entry: "h-1"}, true},
 		{"ClearedEvent/all", ClearedEvent{Type: EventCleared}, false},
+		{"HiddenEvent", HiddenEvent{Type: EventHidden, Video: "ep-1"}, true},
 		{"Ack", Ack{Type: EventAck, ID: s("m-1"), Applied: true, Cursor: &cur}, true},
 		{"Ack/no-id", Ack{Type: EventAck}, false},
 		{"ErrorEvent", ErrorEvent{Type: EventError, ID: s("m-1"), Error: detail}, true},

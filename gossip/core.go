@@ -416,7 +416,7 @@ func (c *Core) Submit(id uint64, op Op) {
 func (c *Core) precheck(op Op) error {
 	for i, u := range op.Ups {
 		if err := u.Validate(); err != nil {
-			return fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+			return &UpdateError{Index: i, Video: u.Video, Err: err}
 		}
 	}
 	return nil
@@ -539,6 +539,28 @@ func (c *Core) run(op Op) (Result, change, error) {
 		ch, err = r.deleteAll(v, op.Ref, now)
 	case OpSetPaused:
 		res.Profile, ch, err = r.setPaused(v, op.Ref, op.Paused, now)
+	case OpHide:
+		ch, err = r.hide(v, op.Ref, op.Video, now)
+	case OpMark:
+		if op.Mark == nil {
+			err = fmt.Errorf("%w: mark request without a mark", ErrUnavailable)
+			break
+		}
+		var w WriteResult
+		w, ch, err = r.mark(v, op.Ref, *op.Mark, now)
+		res.Writes = []WriteResult{w}
+	case OpExport:
+		if op.Export == nil {
+			err = fmt.Errorf("%w: export request without a page", ErrUnavailable)
+			break
+		}
+		var page ExportPage
+		page, err = r.exportPage(v, op.Ref, op.Export.Kind, op.Export.After, op.Export.Limit, now)
+		res.Page = &page
+	case OpRow:
+		var row Row
+		row, err = r.row(v, op.Ref, now)
+		res.Cursors, res.Hidden = row.Cursors, row.Hidden
 	default:
 		err = fmt.Errorf("%w: unknown request kind %d", ErrUnavailable, op.Kind)
 	}
@@ -563,6 +585,11 @@ func (c *Core) answer(origin ring.NodeID, reqID uint64, op Op, res Result, err e
 		r := res
 		for _, cur := range r.Cursors {
 			r.Videos = append(r.Videos, cur.Video)
+		}
+		if r.Page != nil {
+			for _, cur := range r.Page.Cursors {
+				r.Videos = append(r.Videos, cur.Video)
+			}
 		}
 		m.Result = &r
 	}
@@ -683,6 +710,9 @@ func restoreVideos(op Op, res *Result) {
 		if i < len(op.Ups) {
 			res.Writes[i].Cursor.Video = op.Ups[i].Video
 		}
+	}
+	if op.Mark != nil && len(res.Writes) == 1 {
+		res.Writes[0].Cursor.Video = op.Mark.Video
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -67,9 +68,16 @@ const (
 	OpDeleteVideo
 	OpDeleteAll
 	OpSetPaused
+	OpHide
+	OpMark
+	OpRow
+	OpExport
+	// Append new kinds here only: the values are on the wire.
 )
 
-func (k OpKind) isRead() bool { return k >= OpCursor && k <= OpProfile }
+func (k OpKind) isRead() bool {
+	return (k >= OpCursor && k <= OpProfile) || k == OpRow || k == OpExport
+}
 
 // Op is one request for a profile. FORMAT: as Msg.
 type Op struct {
@@ -90,6 +98,17 @@ type Op struct {
 	// when its own copy is below Seen, and answers ErrUnavailable when
 	// no reachable owner has it (session consistency; seen.go).
 	Seen crdt.Version `msgpack:",omitempty"`
+	// Mark, for OpMark: what to mark (Video is Mark.Video).
+	Mark *Mark `msgpack:",omitempty"`
+	// Export, for OpExport: which page.
+	Export *ExportReq `msgpack:",omitempty"`
+}
+
+// ExportReq names one page of an export (Service.ExportPage).
+type ExportReq struct {
+	Kind  crdt.Kind
+	After string `msgpack:",omitempty"`
+	Limit int    `msgpack:",omitempty"`
 }
 
 // Result is the answer to an Op. FORMAT: as Msg.
@@ -106,6 +125,10 @@ type Result struct {
 	// follow — is past every change the answer reflects (a delete done
 	// through another node included).
 	HLC crdt.HLC `msgpack:",omitempty"`
+	// Hidden, for OpRow: the profile's hide registers.
+	Hidden []HiddenVideo `msgpack:",omitempty"`
+	// Page, for OpExport (its cursors' videos travel in Videos).
+	Page *ExportPage `msgpack:",omitempty"`
 }
 
 // KeyValue is one stored record in its storage encoding. FORMAT: as Msg.
@@ -216,6 +239,13 @@ func fixVideos(m *Msg) {
 				r.Cursors[i].Video = r.Videos[i]
 			}
 		}
+		if r.Page != nil {
+			for i := range r.Page.Cursors {
+				if j := len(r.Cursors) + i; j < len(r.Videos) {
+					r.Page.Cursors[i].Video = r.Videos[j]
+				}
+			}
+		}
 	}
 }
 
@@ -265,6 +295,7 @@ var errCodes = []struct {
 	{"clock_skew", crdt.ErrClockSkew},
 	{"bad_hlc", crdt.ErrBadHLC},
 	{"not_found", ErrNotFound},
+	{"need_duration", ErrNeedDuration},
 	{"unavailable", ErrUnavailable},
 }
 
@@ -278,6 +309,14 @@ func errToCode(err error) (string, string) {
 }
 
 func codeToErr(code, text string) error {
+	// An update's refusal keeps its index and video across the wire.
+	var idx int
+	var video string
+	if n, _ := fmt.Sscanf(text, "update %d (video %q): ", &idx, &video); n == 2 {
+		if prefix := fmt.Sprintf("update %d (video %q): ", idx, video); strings.HasPrefix(text, prefix) {
+			return &UpdateError{Index: idx, Video: video, Err: codeToErr(code, text[len(prefix):])}
+		}
+	}
 	for _, c := range errCodes {
 		if c.code == code {
 			if text == "" || text == c.err.Error() {

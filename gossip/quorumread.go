@@ -42,7 +42,7 @@ type quorumRead struct {
 }
 
 // profileKinds are the record kinds of a profile, in key order.
-var profileKinds = []crdt.Kind{crdt.KindProfile, crdt.KindCursor, crdt.KindEntry}
+var profileKinds = []crdt.Kind{crdt.KindProfile, crdt.KindCursor, crdt.KindEntry, crdt.KindHide}
 
 // readQuorum is the quorum op asks for, capped at the partition's owners.
 func (c *Core) readQuorum(op Op, owners int) int {

@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/playhead/playhead/crdt"
 )
@@ -22,6 +23,36 @@ var (
 	ErrNotFound = errors.New("gossip: not found")
 )
 
+// Refusal says why an update was not applied.
+//
+// FORMAT (wire enum): sent between nodes in WriteResult. Append only.
+type Refusal uint8
+
+const (
+	// RefusedStale: a larger version (epoch, seq, session) is stored.
+	RefusedStale Refusal = 1
+	// RefusedDeleted: the update's seq lies at or below a deletion of the
+	// video's history (or of the whole history).
+	RefusedDeleted Refusal = 2
+	// RefusedExpired: the update's seq is older than cursor_ttl: it would be
+	// expired on arrival.
+	RefusedExpired Refusal = 3
+)
+
+// UpdateError is a refusal of one update of a batch: Index and Video name
+// it, Err is the reason (crdt.ErrBadPosition, crdt.ErrClockSkew, …).
+type UpdateError struct {
+	Index int
+	Video string
+	Err   error
+}
+
+func (e *UpdateError) Error() string {
+	return fmt.Sprintf("update %d (video %q): %v", e.Index, e.Video, e.Err)
+}
+
+func (e *UpdateError) Unwrap() error { return e.Err }
+
 // WriteResult is the outcome of one update. FORMAT: as Msg.
 type WriteResult struct {
 	// Applied: the update's version is now the video's visible cursor. False
@@ -31,6 +62,8 @@ type WriteResult struct {
 	// when no cursor is visible (e.g. the write lies at or below a deletion).
 	Cursor crdt.Cursor
 	Found  bool
+	// Refused says why a write was not applied (0 when applied).
+	Refused Refusal `msgpack:",omitempty"`
 }
 
 // HistoryItem is one visible history entry with its id. FORMAT: as Msg.
@@ -52,6 +85,8 @@ const (
 	// when the whole history (and every cursor) was cleared or when one entry
 	// was deleted (then Entry names it).
 	EventCleared EventType = 3
+	// EventHidden: Video was hidden from "continue watching".
+	EventHidden EventType = 4
 )
 
 // Event is a change pushed to the devices of a profile. FORMAT: as Msg.
@@ -99,6 +134,22 @@ type Service interface {
 	Profile(ctx context.Context, ref Ref) (crdt.Profile, error)
 	// SetHistoryPaused writes the history_paused register.
 	SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (crdt.Profile, error)
+	// Hide takes a video (and the next-episode row it opens) off "continue
+	// watching" until a position report made after the hide; the cursor and
+	// history stay. Idempotent.
+	Hide(ctx context.Context, ref Ref, video string) error
+	// Mark marks a video watched or unwatched (rules_viewer.go); the
+	// result is the video's cursor after the write. ErrNeedDuration when
+	// the video has no cursor and m.DurationMs is 0.
+	Mark(ctx context.Context, ref Ref, m Mark) (WriteResult, error)
+	// Row returns every visible cursor and every hide register of the
+	// profile: what "continue watching" is built from.
+	Row(ctx context.Context, ref Ref) (Row, error)
+	// ExportPage returns the profile's visible records of kind
+	// (crdt.KindCursor or crdt.KindEntry) whose key id is above after, at
+	// most limit (capped at MaxExportPage), for an export in pages of
+	// bounded memory. Each page is read at its own moment.
+	ExportPage(ctx context.Context, ref Ref, kind crdt.Kind, after string, limit int) (ExportPage, error)
 	// Now returns a fresh timestamp of the node's HLC (for the Playhead-HLC
 	// header and long-poll watermarks).
 	Now() crdt.HLC

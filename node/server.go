@@ -39,7 +39,9 @@ func (n *Node) buildHandler() http.Handler {
 	mux.Handle("GET /v1/profiles/{profile}/settings", n.profile(limitAccount, n.getSettings))
 	mux.Handle("PUT /v1/profiles/{profile}/settings", n.profile(limitAccount, n.putSettings))
 
-	return n.instrument(mux)
+	n.viewerRoutes(mux)
+
+	return n.instrument(canonical(mux))
 }
 
 // limitClass says how a route is authenticated and rate limited.
@@ -72,6 +74,10 @@ func (n *Node) profile(class limitClass, h profileHandler) http.Handler {
 		p, err := n.authenticate(w, r, class == limitAccountQueryToken)
 		if err != nil {
 			n.fail(w, r, err)
+			return
+		}
+		if e := checkQuery(r); e != nil {
+			n.fail(w, r, e)
 			return
 		}
 		profile := r.PathValue("profile")
@@ -107,6 +113,11 @@ func (n *Node) profile(class limitClass, h profileHandler) http.Handler {
 func (n *Node) authed(h func(w http.ResponseWriter, r *http.Request, p *principal) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := n.authenticate(w, r, false)
+		if err == nil {
+			if e := checkQuery(r); e != nil {
+				err = e
+			}
+		}
 		if err == nil {
 			err = h(w, r, p)
 		}

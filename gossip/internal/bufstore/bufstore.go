@@ -246,6 +246,8 @@ func recordHLC(r crdt.Record) crdt.HLC {
 		return max(e.Session.Seq, e.Rec.Seq, e.Deleted.Seq, e.LastAt, e.StartedAt)
 	case crdt.KindProfile:
 		return max(r.Profile.ClearedAt, r.Profile.PausedAt)
+	case crdt.KindHide:
+		return r.Hide.At
 	}
 	return 0
 }

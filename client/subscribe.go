@@ -380,6 +380,7 @@ func (s *Subscription) poll(ctx context.Context) error {
 	}
 	q := s.query()
 	q.Set("wait", c.cfg.LongPollWait.String())
+	q.Set("include", "cleared") // deletions too (API.md: /changes)
 	r, err := c.do(ctx, http.MethodGet, profilePath(s.profile, "changes"), q, nil, c.cfg.LongPollWait)
 	if err != nil {
 		return err
@@ -392,6 +393,15 @@ func (s *Subscription) poll(ctx context.Context) error {
 		return err
 	}
 	s.connected(ctx, TransportLongPoll)
+	if ch.Cleared != nil {
+		for _, ce := range *ch.Cleared {
+			ev := &Event{Type: api.EventCleared, Entry: ce.Entry}
+			if ce.Video != nil {
+				ev.Video = *ce.Video
+			}
+			s.deliver(ev)
+		}
+	}
 	for i := range ch.Cursors {
 		s.deliver(&Event{Type: api.EventCursor, Cursor: &ch.Cursors[i]})
 	}

@@ -39,7 +39,7 @@ func (n *Node) buildHandler() http.Handler {
 	mux.Handle("GET /v1/profiles/{profile}/settings", n.profile(limitAccount, n.getSettings))
 	mux.Handle("PUT /v1/profiles/{profile}/settings", n.profile(limitAccount, n.putSettings))
 
-	return n.instrument(mux)
+	return n.instrument(n.cors(mux))
 }
 
 // limitClass says how a route is authenticated and rate limited.

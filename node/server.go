@@ -39,6 +39,9 @@ func (n *Node) buildHandler() http.Handler {
 	mux.Handle("GET /v1/profiles/{profile}/settings", n.profile(limitAccount, n.getSettings))
 	mux.Handle("PUT /v1/profiles/{profile}/settings", n.profile(limitAccount, n.putSettings))
 
+	// The demo page and the JavaScript SDK (web.go).
+	n.mountWeb(mux)
+
 	return n.instrument(n.cors(mux))
 }
 

@@ -128,7 +128,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	}
 	last := urls[len(urls)-1]
 	mid := urls[min(1, len(urls)-1)]
-	fmt.Fprintf(stdout, "playhead dev is running: %d node(s)\n", *nodes)
+	fmt.Fprintf(stdout, "playhead dev is running: %d node(s)\n\nopen the demo page (a TV and a phone in step; the token is in the URL):\n  %s\n\n", *nodes, pageURL(urls[0], tok))
 	for i, u := range urls {
 		fmt.Fprintf(stdout, "  node %d: %s\n", i+1, u)
 	}
@@ -154,4 +154,10 @@ Ctrl-C stops it.
 		}
 	}
 	return firstErr
+}
+
+// pageURL is the demo page of a node with the token in the fragment (never
+// sent to the server, so it stays out of logs).
+func pageURL(base, token string) string {
+	return base + "/#token=" + token + "&profile=me"
 }

@@ -53,6 +53,8 @@ class Pane {
     this.position = 0;
     this.playing = false;
     this.tracker = null;
+    /** Every push event, in arrival order (the browser tests read it). */
+    this.events = [];
   }
 
   async start() {
@@ -191,6 +193,7 @@ class Pane {
   }
 
   #onEvent(ev) {
+    this.events.push(ev);
     if (ev.type === 'cursor') {
       const c = ev.cursor;
       const mine = this.tracker && c.session === this.tracker.cfg.session;

@@ -233,7 +233,7 @@ class Pane {
         el('button', { type: 'button', textContent: 'Resume', onclick: () => this.load(c.video, c.resume_ms) }));
       li.dataset.video = c.video;
       if (c.next_video) {
-        li.append(' ', el('button', { type: 'button', textContent: `Next: ${c.next_video}`, onclick: () => this.load(c.next_video, 0) }));
+        li.append(' ', el('button', { type: 'button', textContent: `Next: ${(byId[c.next_video] || {}).title || c.next_video}`, onclick: () => this.load(c.next_video, 0) }));
       }
       return li;
     }));

@@ -48,12 +48,22 @@ func chromium(t *testing.T) string {
 // startNode runs a node over an in-memory store behind a real HTTP server.
 func startNode(t *testing.T, origins ...string) (*httptest.Server, string) {
 	t.Helper()
+	return startNodeWrapped(t, nil, origins...)
+}
+
+// startNodeWrapped is startNode with the node's handler wrapped (nil: not).
+func startNodeWrapped(t *testing.T, wrap func(http.Handler) http.Handler, origins ...string) (*httptest.Server, string) {
+	t.Helper()
 	n, err := node.NewWithStore(node.Config{NodeID: "web-1", AuthSecret: secret, Logger: slog.New(slog.DiscardHandler),
 		DeviceRate: -1, AccountRate: -1, CORSOrigins: origins}, storage.NewMem())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(n.Handler())
+	h := n.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
 		srv.Close()

@@ -54,7 +54,8 @@ export class APIError extends Error {
  * @property {number} [requestTimeoutMs] default 10000
  * @property {number} [longPollWaitMs] default 25000
  * @property {number} [clockSyncThresholdMs] default 1000
- * @property {number} [wsFailuresBeforeFallback] default 2
+ * @property {number} [wsFailuresBeforeFallback] failures of a transport in a row before the next one; default 2
+ * @property {string[]} [transports] push transports to try, in order; default ['websocket', 'sse', 'longpoll']
  * @property {typeof fetch} [fetch] default globalThis.fetch
  * @property {() => number} [now] device clock, ms; default Date.now
  */
@@ -71,7 +72,7 @@ export class Client {
   constructor(cfg) {
     if (!cfg || !cfg.device) throw new Error('playhead: Config.device is required');
     this.cfg = { baseURL: '', requestTimeoutMs: 10000, longPollWaitMs: 25000, clockSyncThresholdMs: 1000,
-      wsFailuresBeforeFallback: 2, now: () => Date.now(), ...cfg };
+      wsFailuresBeforeFallback: 2, transports: ['websocket', 'sse', 'longpoll'], now: () => Date.now(), ...cfg };
     this.cfg.baseURL = this.cfg.baseURL.replace(/\/$/, '');
     this.fetch = cfg.fetch || globalThis.fetch.bind(globalThis);
     this.queue = new Queue(cfg.queueName || `playhead-queue-${cfg.device}`);
@@ -471,8 +472,8 @@ export class Subscription {
         await new Promise((r) => { this.wake = r; });
         continue;
       }
-      const mode = this.failures < c.cfg.wsFailuresBeforeFallback ? 'websocket'
-        : this.failures < 2 * c.cfg.wsFailuresBeforeFallback ? 'sse' : 'longpoll';
+      const ts = c.cfg.transports;
+      const mode = ts[Math.min(Math.floor(this.failures / Math.max(1, c.cfg.wsFailuresBeforeFallback)), ts.length - 1)];
       let connected = false;
       try {
         connected = await (mode === 'websocket' ? this.#ws() : mode === 'sse' ? this.#sse() : this.#poll());
@@ -480,7 +481,7 @@ export class Subscription {
         this.#status('', e);
       }
       if (this.closed) return;
-      if (connected) { delay = 250; if (mode !== 'longpoll') this.failures = 0; continue; }
+      if (connected) { delay = 250; continue; }
       this.failures++;
       await new Promise((r) => { this.wake = r; setTimeout(r, delay * (0.5 + Math.random())); });
       delay = Math.min(delay * 2, 30000);

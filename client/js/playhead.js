@@ -478,6 +478,7 @@ export class Subscription {
       try {
         connected = await (mode === 'websocket' ? this.#ws() : mode === 'sse' ? this.#sse() : this.#poll());
       } catch (e) {
+        this.pollWarm = false;
         this.#status('', e);
       }
       if (this.closed) return;
@@ -529,12 +530,15 @@ export class Subscription {
   async #poll() {
     const c = this.client;
     const path = this.#base() + '/changes';
-    const wait = Math.round(c.cfg.longPollWaitMs / 1000);
+    // The first poll answers at once (the catch-up, and proof of contact);
+    // the next ones wait for changes.
+    const wait = this.pollWarm ? Math.round(c.cfg.longPollWaitMs / 1000) : 0;
     let stop = false;
     this.stopCurrent = () => { stop = true; };
     const r = await c.request('GET', path, { query: { after: this.after.toString(), wait: `${wait}s`, include: 'cleared' }, extraMs: c.cfg.longPollWaitMs });
     if (stop || this.closed) return true;
     if (r.status !== 200) throw c.apiError(r);
+    this.pollWarm = true;
     this.#status('longpoll');
     for (const ev of r.json.cleared || []) c._deliver(this, ev);
     for (const cur of r.json.cursors || []) c._deliver(this, { type: 'cursor', cursor: cur });

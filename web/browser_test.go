@@ -337,3 +337,33 @@ out.textContent = (await tryNode('` + allowed.URL + `', 'a')) + ' | ' + (await t
 	}
 	screenshot(t, ctx, "cross-origin")
 }
+
+// One pane opened alone, on a phone-sized screen: only that pane, nothing
+// wider than the screen, every control labelled and reachable by Tab.
+func TestBrowserPhonePaneAlone(t *testing.T) {
+	srv, tok := startNode(t)
+	ctx := browser(t)
+	run(t, ctx, chromedp.EmulateViewport(390, 844), chromedp.Navigate(srv.URL+"/?pane=phone#token="+tok+"&profile=me"))
+	waitFor(t, ctx, 10*time.Second, "the phone pane connected", `window.playhead && window.playhead.phone && window.playhead.phone.sub && window.playhead.phone.sub.transport === 'websocket'`)
+	if n := eval[int](t, ctx, `document.querySelectorAll('[data-pane]').length`); n != 1 {
+		t.Fatalf("%d panes on ?pane=phone", n)
+	}
+	if over := eval[int](t, ctx, `document.documentElement.scrollWidth - window.innerWidth`); over > 0 {
+		screenshot(t, ctx, "failure")
+		t.Fatalf("the page is %d px wider than a 390 px screen", over)
+	}
+	// Every input, select and button has an accessible name (a label,
+	// aria-label or text).
+	unlabelled := eval[[]string](t, ctx, `[...document.querySelectorAll('input, select, button')].filter(e =>
+		!(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).map(e => e.outerHTML)`)
+	if len(unlabelled) > 0 {
+		t.Fatalf("controls without a name: %v", unlabelled)
+	}
+	// The keyboard reaches Play: Tab until it has focus, Enter plays.
+	for i := 0; i < 10 && !eval[bool](t, ctx, `document.activeElement && document.activeElement.dataset.role === 'play'`); i++ {
+		run(t, ctx, chromedp.KeyEvent("\t"))
+	}
+	run(t, ctx, chromedp.KeyEvent("\r"))
+	waitFor(t, ctx, time.Second, "Enter on Play plays", `window.playhead.phone.playing`)
+	screenshot(t, ctx, "phone-pane-alone")
+}

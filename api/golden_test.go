@@ -59,7 +59,7 @@ func goldenCases() []goldenCase {
 		{"StaleBody", StaleBody{Error: detail, Applied: false, Cursor: &cur}, false},
 		{"StaleBody/full", StaleBody{Error: detail, Applied: true, Cursor: &cur}, true},
 		{"BatchResponse", BatchResponse{Results: []WriteResult{wr, {}}}, true},
-		{"Changes", Changes{Cursors: []Cursor{cur}, Cleared: &[]ClearedEvent{{Type: EventCleared, Video: s("ep-1")}}, HLC: 42}, true},
+		{"Changes", Changes{Cursors: []Cursor{cur}, Cleared: &[]ClearedEvent{{Type: EventCleared, Video: s("ep-1")}}, HLC: 42, Poll: "p-1"}, true},
 		{"Changes/plain", Changes{Cursors: []Cursor{cur}, HLC: 42}, false},
 		{"Changes/empty", Changes{Cursors: []Cursor{}}, false},
 		{"ContinueWatchingResponse", ContinueWatchingResponse{Items: []Cursor{cur}}, true},

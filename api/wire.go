@@ -131,6 +131,10 @@ type Changes struct {
 	Cursors []Cursor        `json:"cursors"`
 	Cleared *[]ClearedEvent `json:"cleared,omitempty"`
 	HLC     crdt.HLC        `json:"hlc"`
+	// Poll names the subscription the node keeps for the next poll
+	// (include=cleared only): pass it as poll= to hear the deletions made
+	// in between.
+	Poll string `json:"poll,omitempty"`
 }
 
 // ContinueWatchingResponse is the body of GET …/continue-watching

@@ -156,8 +156,10 @@
 // stop it: Close returns once every goroutine it started has ended.
 //
 // Over long-poll the subscription asks for deletions too
-// (…/changes?include=cleared): a delete-all made while the device was away
-// and any deletion committed while a poll waits arrive as cleared events.
+// (…/changes?include=cleared, passing back the node's poll= id): a
+// delete-all made while the device was away, and any deletion committed
+// while a poll waits or between two polls on the same node, arrive as
+// cleared events.
 //
 // # History controls
 //

@@ -33,10 +33,9 @@ const includeCleared = "cleared"
 // after, as the push stream's cleared events, to apply before the cursors:
 // a "delete all history" whose register is above after (found in the
 // profile, so a device that was away learns of it), and any deletion — all,
-// one video, one entry — committed while the poll waits. H then also
-// covers the delete-all register. A device that polls again at once misses
-// nothing else; the deletion of one video or entry committed between two
-// polls is not replayed (the node keeps no log of them): see API.md.
+// one video, one entry — committed while the poll waits, or since the
+// previous poll when it names that poll's kept subscription (poll=ID,
+// changes_keep.go). H then also covers the delete-all register.
 func (n *Node) changes(c *call) error {
 	after, err := queryHLC(c.r, "after")
 	if err != nil {
@@ -57,15 +56,29 @@ func (n *Node) changes(c *call) error {
 		}
 	}
 	// Subscribe before reading, so that nothing committed in between is
-	// missed: it is either in the read or in the subscription.
-	sub, err := n.hub.Subscribe(c.ref)
-	if err != nil {
+	// missed: it is either in the read or in the subscription. A poll
+	// that names the previous poll's kept subscription takes it over
+	// (changes_keep.go), with what it heard since.
+	var ch pollResult
+	var sub *Subscription
+	if withCleared {
+		sub = n.polls.take(q.Get("poll"), c.ref)
+	}
+	if sub != nil {
+		ch.cleared = drainCleared(sub)
+	} else if sub, err = n.hub.Subscribe(c.ref); err != nil {
 		return errUnavailable("node is shutting down; retry on another node", err)
 	}
-	defer sub.Close()
-	var ch pollResult
+	kept := false
+	defer func() {
+		if !kept {
+			sub.Close()
+		}
+	}()
 	if withCleared {
-		ch.cleared = []api.ClearedEvent{}
+		if ch.cleared == nil {
+			ch.cleared = []api.ClearedEvent{}
+		}
 		prof, err := n.svc.Profile(c.r.Context(), c.ref)
 		if err != nil {
 			return err
@@ -84,6 +97,11 @@ func (n *Node) changes(c *call) error {
 	if len(ch.cursors) == 0 && len(ch.cleared) == 0 && wait > 0 {
 		n.awaitChanges(c.r, sub, after, wait, withCleared, &ch)
 	}
+	if withCleared && c.r.Context().Err() == nil {
+		if ch.poll = n.polls.keep(c.ref, sub); ch.poll != "" {
+			kept = true
+		}
+	}
 	n.writeChanges(c.w, ch, after, withCleared)
 	return nil
 }
@@ -93,6 +111,7 @@ type pollResult struct {
 	cursors []crdt.Cursor
 	cleared []api.ClearedEvent // nil unless include=cleared
 	hlc     crdt.HLC           // the delete-all register, if reported
+	poll    string             // the kept subscription's id, if kept
 }
 
 // awaitChanges waits for the first change above after (a cursor, or a
@@ -110,12 +129,7 @@ func (n *Node) awaitChanges(r *http.Request, sub *Subscription, after crdt.HLC, 
 			case ev.Type == gossip.EventCursor && ev.Cursor.UpdatedHLC > after:
 				ch.cursors = append(ch.cursors, ev.Cursor)
 			case ev.Type == gossip.EventCleared && withCleared:
-				ce := api.ClearedEvent{Type: api.EventCleared, Entry: ev.Entry}
-				if ev.Video != "" {
-					v := ev.Video
-					ce.Video = &v
-				}
-				ch.cleared = append(ch.cleared, ce)
+				ch.cleared = append(ch.cleared, clearedJSON(ev))
 				if ev.Entry == "" {
 					kept := ch.cursors[:0]
 					for _, c := range ch.cursors {
@@ -172,6 +186,7 @@ func (n *Node) writeChanges(w http.ResponseWriter, ch pollResult, after crdt.HLC
 	body := api.Changes{Cursors: out, HLC: hlc}
 	if withCleared {
 		body.Cleared = &ch.cleared
+		body.Poll = ch.poll
 	}
 	writeJSON(w, http.StatusOK, body)
 }

@@ -89,3 +89,54 @@ func TestChangesClearedLive(t *testing.T) {
 		t.Fatalf("live deletion: %s", body)
 	}
 }
+
+type tChangesPoll struct {
+	Cleared []api.ClearedEvent `json:"cleared"`
+	HLC     string             `json:"hlc"`
+	Poll    string             `json:"poll"`
+}
+
+// A deletion committed between two polls reaches the device through the
+// subscription the node kept for it (poll=ID); without the id it would not.
+func TestChangesKeptPollHearsDeletionBetweenPolls(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	c := e.mustPut(tok, "me", "ep-1", upd(754000, 2580000, "tv", "s1"))
+	e.mustPut(tok, "me", "ep-2", upd(754000, 2580000, "tv", "s2"))
+	var first tChangesPoll
+	e.do("GET", "/v1/profiles/me/changes?include=cleared&wait=0&after="+c.UpdatedHLC, tok, nil).decode(t, &first)
+	if first.Poll == "" {
+		t.Fatalf("no poll id in %+v", first)
+	}
+	// Between the polls: one video deleted, then one entry.
+	want(t, e.do("DELETE", "/v1/profiles/me/history?video=ep-1", tok, nil), 204, "")
+	page := e.historyOf(tok, "me", "")
+	want(t, e.do("DELETE", "/v1/profiles/me/history/"+page.Entries[0].ID, tok, nil), 204, "")
+
+	// Another profile's poll cannot take this subscription.
+	var other tChangesPoll
+	e.do("GET", "/v1/profiles/other/changes?include=cleared&wait=0&poll="+first.Poll, tok, nil).decode(t, &other)
+	if len(other.Cleared) != 0 {
+		t.Fatalf("another profile got this one's deletions: %+v", other)
+	}
+	// Without the id the deletions are not replayed (the documented limit).
+	var fresh tChangesPoll
+	e.do("GET", "/v1/profiles/me/changes?include=cleared&wait=0&after="+first.HLC, tok, nil).decode(t, &fresh)
+	if len(fresh.Cleared) != 0 {
+		t.Fatalf("a fresh poll: %+v", fresh)
+	}
+	var second tChangesPoll
+	e.do("GET", "/v1/profiles/me/changes?include=cleared&wait=0&after="+first.HLC+"&poll="+first.Poll, tok, nil).decode(t, &second)
+	if len(second.Cleared) != 2 || second.Cleared[0].Video == nil || *second.Cleared[0].Video != "ep-1" || second.Cleared[1].Entry != page.Entries[0].ID {
+		t.Fatalf("the kept poll: %+v", second.Cleared)
+	}
+	if second.Poll == "" || second.Poll == first.Poll {
+		t.Fatalf("next poll id %q (first %q)", second.Poll, first.Poll)
+	}
+	// An id is good once.
+	var again tChangesPoll
+	e.do("GET", "/v1/profiles/me/changes?include=cleared&wait=0&after="+first.HLC+"&poll="+first.Poll, tok, nil).decode(t, &again)
+	if len(again.Cleared) != 0 {
+		t.Fatalf("a used poll id replayed: %+v", again.Cleared)
+	}
+}

@@ -535,10 +535,13 @@ export class Subscription {
     const wait = this.pollWarm ? Math.round(c.cfg.longPollWaitMs / 1000) : 0;
     let stop = false;
     this.stopCurrent = () => { stop = true; };
-    const r = await c.request('GET', path, { query: { after: this.after.toString(), wait: `${wait}s`, include: 'cleared' }, extraMs: c.cfg.longPollWaitMs });
+    const query = { after: this.after.toString(), wait: `${wait}s`, include: 'cleared' };
+    if (this.pollID) query.poll = this.pollID; // the node kept the last poll's subscription: what came in between
+    const r = await c.request('GET', path, { query, extraMs: c.cfg.longPollWaitMs });
     if (stop || this.closed) return true;
     if (r.status !== 200) throw c.apiError(r);
     this.pollWarm = true;
+    this.pollID = r.json.poll || '';
     this.#status('longpoll');
     for (const ev of r.json.cleared || []) c._deliver(this, ev);
     for (const cur of r.json.cursors || []) c._deliver(this, { type: 'cursor', cursor: cur });

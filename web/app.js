@@ -55,6 +55,7 @@ class Pane {
     this.tracker = null;
     /** Every push event, in arrival order (the browser tests read it). */
     this.events = [];
+    this.#render();
   }
 
   async start() {
@@ -243,7 +244,7 @@ class Pane {
     const q = this.$('q').value.trim(), from = this.$('from').value, to = this.$('to').value;
     let page;
     try {
-      page = await this.client.history(profile, { q, from: from || undefined, to: to ? new Date(`${to}T23:59:59.999`) : undefined, limit: 50 });
+      page = await this.client.history(profile, { q, from: from ? new Date(`${from}T00:00`) : undefined, to: to ? new Date(`${to}T23:59:59.999`) : undefined, limit: 50 });
     } catch (err) { return; }
     this.$('history').replaceChildren(...page.entries.map((e) => {
       const li = el('li', {}, el('span', { textContent: `${e.title || e.video} · ${e.device} · ${new Date(e.last_at).toLocaleString()} · ${Math.round(e.completion_pct)}%` }),

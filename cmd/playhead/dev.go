@@ -30,7 +30,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	cors := fs.String("cors-origins", node.CORSAny, "origins (scheme://host[:port], comma-separated; * for any) whose web pages may call the API from a browser; empty for none")
 	fs.Usage = usage(stderr, fs, "playhead dev [--nodes 3] [--data-dir DIR] [--http-addr HOST:PORT]",
-		"Runs a ready-to-use local playhead cluster (3 nodes in this process, on loopback) with embedded\nstorage and a fresh secret, and prints each node's URL, an admin token valid for 24 h and curl\nlines to try. Ctrl-C stops it.")
+		"Runs a ready-to-use local playhead cluster (3 nodes in this process, on loopback) with embedded\nstorage and a fresh secret, and prints the demo page's URL (a TV and a phone staying in step), each\nnode's URL, an admin token valid for 24 h and curl lines to try. Ctrl-C stops it.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

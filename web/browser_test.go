@@ -367,3 +367,67 @@ func TestBrowserPhonePaneAlone(t *testing.T) {
 	waitFor(t, ctx, time.Second, "Enter on Play plays", `window.playhead.phone.playing`)
 	screenshot(t, ctx, "phone-pane-alone")
 }
+
+// The history view: search, date filter, delete one entry, delete a video,
+// pause history — each through the page's controls.
+func TestBrowserHistoryView(t *testing.T) {
+	srv, tok := startNode(t)
+	ctx := browser(t)
+	openPage(t, ctx, srv.URL, tok)
+	playTV := func(video string) {
+		run(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const s = document.querySelector(%q); s.value = %q; s.dispatchEvent(new Event('change')); })()`, sel("tv", "video"), video)))
+		waitFor(t, ctx, time.Second, "video loaded", fmt.Sprintf(`window.playhead.tv.video.id === %q`, video))
+		seek(t, ctx, "tv", 300_000)
+		run(t, ctx, click(sel("tv", "play")))
+		time.Sleep(300 * time.Millisecond)
+		run(t, ctx, click(sel("tv", "pause")))
+	}
+	playTV("ep-1")
+	playTV("ep-2")
+	playTV("film")
+	playTV("ep-1") // a second entry of ep-1
+	rows := func(p string) string { return fmt.Sprintf(`[...document.querySelectorAll(%q)].map(li => li.dataset.video).join(',')`, sel(p, "history")+" li") }
+	waitFor(t, ctx, 3*time.Second, "the phone's history", rows("phone")+` === 'ep-1,film,ep-2,ep-1'`)
+
+	// Search by title.
+	run(t, ctx, chromedp.SendKeys(sel("phone", "q"), "long film", byCSS(sel("phone", "q"))), click(sel("phone", "search")+" button"))
+	waitFor(t, ctx, 2*time.Second, "search", rows("phone")+` === 'film'`)
+	run(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).value = ''`, sel("phone", "q"))))
+	// A date range that ends yesterday holds nothing; one that holds today, everything.
+	setDate := func(role, v string) {
+		run(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).value = %q`, sel("phone", role), v)))
+	}
+	setDate("to", time.Now().AddDate(0, 0, -1).Format("2006-01-02"))
+	run(t, ctx, click(sel("phone", "search")+" button"))
+	waitFor(t, ctx, 2*time.Second, "date filter: nothing before today", rows("phone")+` === ''`)
+	setDate("from", time.Now().Format("2006-01-02"))
+	setDate("to", time.Now().AddDate(0, 0, 1).Format("2006-01-02"))
+	run(t, ctx, click(sel("phone", "search")+" button"))
+	waitFor(t, ctx, 2*time.Second, "date filter: today", rows("phone")+` === 'ep-1,film,ep-2,ep-1'`)
+
+	// Delete one entry (the older ep-1 one): the other ep-1 entry and its cursor stay.
+	run(t, ctx, click(sel("phone", "history")+` li:last-child button:first-of-type`))
+	waitFor(t, ctx, 2*time.Second, "one entry deleted", rows("phone")+` === 'ep-1,film,ep-2'`)
+	// Delete a video: its entries and its place in continue watching, on both panes.
+	run(t, ctx, click(sel("phone", "history")+` li[data-video="film"] button:last-of-type`))
+	for _, p := range []string{"phone", "tv"} {
+		waitFor(t, ctx, 2*time.Second, p+": video deleted", rows(p)+` === 'ep-1,ep-2' && !document.querySelector(`+fmt.Sprintf("%q", sel(p, "cw")+` li[data-video="film"]`)+`)`)
+	}
+	// Pause history: the next play still saves its position but adds no entry.
+	run(t, ctx, click(sel("phone", "paused")))
+	waitFor(t, ctx, 2*time.Second, "history paused", `document.querySelector(`+fmt.Sprintf("%q", sel("phone", "log"))+`).textContent.includes('history paused')`)
+	playTV("ep-3")
+	waitFor(t, ctx, 2*time.Second, "ep-3 in the row", fmt.Sprintf(`!!document.querySelector(%q)`, sel("phone", "cw")+` li[data-video="ep-3"]`))
+	if got := eval[string](t, ctx, rows("phone")); got != "ep-1,ep-2" {
+		t.Fatalf("a paused history got an entry: %s", got)
+	}
+	screenshot(t, ctx, "history-view")
+}
+
+// byCSS makes a query option that finds elements by CSS selector.
+func byCSS(css string) chromedp.QueryOption {
+	return chromedp.ByFunc(func(ctx context.Context, t *chromedp.Target, n *chromedp.Node) ([]cdp.NodeID, error) {
+		res, err := cdp.Call(ctx, t, dom.QuerySelectorAll, dom.QuerySelectorAllParams{NodeID: n.NodeID, Selector: css})
+		return res.NodeIDs, err
+	})
+}

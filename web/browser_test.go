@@ -386,7 +386,9 @@ func TestBrowserHistoryView(t *testing.T) {
 	playTV("ep-2")
 	playTV("film")
 	playTV("ep-1") // a second entry of ep-1
-	rows := func(p string) string { return fmt.Sprintf(`[...document.querySelectorAll(%q)].map(li => li.dataset.video).join(',')`, sel(p, "history")+" li") }
+	rows := func(p string) string {
+		return fmt.Sprintf(`[...document.querySelectorAll(%q)].map(li => li.dataset.video).join(',')`, sel(p, "history")+" li")
+	}
 	waitFor(t, ctx, 3*time.Second, "the phone's history", rows("phone")+` === 'ep-1,film,ep-2,ep-1'`)
 
 	// Search by title.

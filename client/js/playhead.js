@@ -56,6 +56,7 @@ export class APIError extends Error {
  * @property {number} [clockSyncThresholdMs] default 1000
  * @property {number} [wsFailuresBeforeFallback] failures of a transport in a row before the next one; default 2
  * @property {string[]} [transports] push transports to try, in order; default ['websocket', 'sse', 'longpoll']
+ * @property {number} [retryFirstTransportMs] how often a subscription that fell back tries the first transport again; default 120000
  * @property {typeof fetch} [fetch] default globalThis.fetch
  * @property {() => number} [now] device clock, ms; default Date.now
  */
@@ -72,7 +73,7 @@ export class Client {
   constructor(cfg) {
     if (!cfg || !cfg.device) throw new Error('playhead: Config.device is required');
     this.cfg = { baseURL: '', requestTimeoutMs: 10000, longPollWaitMs: 25000, clockSyncThresholdMs: 1000,
-      wsFailuresBeforeFallback: 2, transports: ['websocket', 'sse', 'longpoll'], now: () => Date.now(), ...cfg };
+      wsFailuresBeforeFallback: 2, transports: ['websocket', 'sse', 'longpoll'], retryFirstTransportMs: 120000, now: () => Date.now(), ...cfg };
     this.cfg.baseURL = this.cfg.baseURL.replace(/\/$/, '');
     this.fetch = cfg.fetch || globalThis.fetch.bind(globalThis);
     this.queue = new Queue(cfg.queueName || `playhead-queue-${cfg.device}`);
@@ -473,7 +474,16 @@ export class Subscription {
         continue;
       }
       const ts = c.cfg.transports;
-      const mode = ts[Math.min(Math.floor(this.failures / Math.max(1, c.cfg.wsFailuresBeforeFallback)), ts.length - 1)];
+      let mode = ts[Math.min(Math.floor(this.failures / Math.max(1, c.cfg.wsFailuresBeforeFallback)), ts.length - 1)];
+      if (mode === ts[0]) {
+        this.fellBackAt = 0;
+      } else if (!this.fellBackAt) {
+        this.fellBackAt = Date.now();
+      } else if (Date.now() - this.fellBackAt >= c.cfg.retryFirstTransportMs) {
+        this.failures = 0; // try the first transport again, as the Go SDK does (WSRetryInterval)
+        this.fellBackAt = 0;
+        mode = ts[0];
+      }
       let connected = false;
       try {
         connected = await (mode === 'websocket' ? this.#ws() : mode === 'sse' ? this.#sse() : this.#poll());
@@ -524,6 +534,8 @@ export class Subscription {
         es.addEventListener(t, (m) => { try { this.client._deliver(this, JSON.parse(m.data)); } catch { /* bad event */ } });
       }
       es.onerror = done; // reconnect ourselves, from our watermark
+      // A fallback stream ends in time for the first transport to be tried again.
+      if (this.client.cfg.transports[0] !== 'sse') setTimeout(done, this.client.cfg.retryFirstTransportMs);
     });
   }
 

@@ -179,6 +179,21 @@ for (const transport of ['websocket', 'sse', 'longpoll']) {
   });
 }
 
+test('push falls back when WebSockets fail, and tries them again later', async () => {
+  const Real = window.WebSocket;
+  class Broken { constructor() { setTimeout(() => this.onclose && this.onclose(), 0); } close() {} }
+  window.WebSocket = Broken;
+  const c = await open({ transports: ['websocket', 'longpoll'], wsFailuresBeforeFallback: 1, retryFirstTransportMs: 400, longPollWaitMs: 1000 });
+  const sub = c.subscribe(uniq('p'), () => {});
+  try {
+    await until(() => sub.transport === 'longpoll', 'fell back to long-poll', 5000);
+  } finally {
+    window.WebSocket = Real;
+  }
+  await until(() => sub.transport === 'websocket', 'back on the WebSocket', 5000);
+  sub.close();
+});
+
 window.results = [];
 for (const t of tests) {
   try { await t.fn(); window.results.push({ name: t.name, ok: true }); } catch (e) { window.results.push({ name: t.name, ok: false, error: String(e && e.stack || e) }); }

@@ -89,6 +89,7 @@ export class Client {
     /** @type {Set<(n: number) => void>} */
     this.queueListeners = new Set();
     this.flushing = null;
+    if (typeof window !== 'undefined') window.addEventListener('online', () => this.flush().catch(() => {}));
   }
 
   /** The device's HLC (replaced after a clock-skew refusal: call again rather than keep it). */
@@ -279,6 +280,8 @@ export class Client {
     let sent = 0;
     let mayReset = true;
     while (this.queue.length > 0 && !this.offline) {
+      const hold = this.holdUntil - this.cfg.now(); // a 429 or 503 asked to wait
+      if (hold > 0) await sleep(Math.min(hold, 60000));
       const items = this.queue.list();
       const batch = [];
       for (const p of items) {
@@ -451,6 +454,8 @@ export class Subscription {
   _reconnect() { this.stopCurrent(); this.wake(); }
 
   #status(t, err) {
+    // Back in contact: what was queued meanwhile goes now, in order.
+    if (t && t !== 'offline' && t !== this.transport && this.client.queued > 0) this.client.flush().catch(() => {});
     this.transport = t;
     if (this.opts.onStatus) this.opts.onStatus(t, err);
   }

@@ -304,16 +304,32 @@ func TestBrowserCrossOriginPage(t *testing.T) {
 		fmt.Fprint(w, html)
 	})
 	other := httptest.NewServer(page)
-	defer other.Close()
+	t.Cleanup(func() { other.CloseClientConnections(); other.Close() }) // after the browser's (cleanups run last-first)
 	allowed, tok := startNode(t, other.URL)
 	refused, _ := startNode(t) // the serve default: no origin
 	html = `<!doctype html><title>other origin</title><pre id=out>running</pre><script type=module>
 import { Client } from '/sdk/playhead.js';
+const heard = (c, transport) => new Promise((resolve) => {
+  const s = c.subscribe('me', (ev) => { if (ev.type === 'cursor') { s.close(); resolve(transport); } }, {
+    onStatus: (t) => { if (t === transport) ready[transport](); } });
+  setTimeout(() => { s.close(); resolve(transport + ' heard nothing'); }, 4000);
+});
+const ready = {};
 async function tryNode(base, device) {
   const c = await Client.open({ baseURL: base, token: '` + tok + `', device, queueName: 'q-' + device });
+  // Push across origins too: an SSE stream and a WebSocket, each must hear the write.
+  const pushes = [];
+  for (const tr of base === '` + allowed.URL + `' ? ['sse', 'websocket'] : []) {
+    const sc = await Client.open({ baseURL: base, token: '` + tok + `', device: device + '-' + tr, queueName: 'q-' + device + tr, transports: [tr] });
+    const up = new Promise((r) => { ready[tr] = r; setTimeout(r, 2000); });
+    pushes.push(heard(sc, tr));
+    await up;
+  }
   const t = c.tracker({ session: 's-' + device, video: 'ep-9' });
   const r = await c.report('me', t.start(c.nowMs(), 60000, 600000));
+  const got = (await Promise.all(pushes)).join('+');
   if (r.outcome !== 'applied') return r.outcome;
+  if (pushes.length && got !== 'sse+websocket') return 'push: ' + got;
   const cur = await c.resume('me', 'ep-9'); // sends Playhead-Seen: a preflighted header
   const row = await c.continueWatching('me');
   await c.deleteVideo('me', 'ep-9');
@@ -324,10 +340,11 @@ out.textContent = (await tryNode('` + allowed.URL + `', 'a')) + ' | ' + (await t
 </script>`
 	ctx := browser(t)
 	run(t, ctx, chromedp.Navigate(other.URL+"/"))
-	waitFor(t, ctx, 10*time.Second, "the page's calls end", `document.getElementById('out').textContent !== 'running'`)
+	waitFor(t, ctx, 20*time.Second, "the page's calls end", `document.getElementById('out').textContent !== 'running'`)
 	out := eval[string](t, ctx, `document.getElementById('out').textContent`)
-	// Allowed: the write applied, the read (with Playhead-Seen) and the row
-	// came back, the delete went through, and Playhead-HLC was readable.
+	// Allowed: an SSE stream and a WebSocket heard the write, the write
+	// applied, the read (with Playhead-Seen) and the row came back, the
+	// delete went through, and Playhead-HLC was readable.
 	// Refused: the browser blocked the call, so the SDK queued the update.
 	if want := "applied 60000 1 null hlc:true | queued"; out != want {
 		t.Fatalf("cross-origin page: %q, want %q", out, want)

@@ -41,7 +41,12 @@ func (n *Node) buildHandler() http.Handler {
 
 	n.viewerRoutes(mux)
 
-	return n.instrument(canonical(mux))
+	// The demo page and the JavaScript SDK (web.go).
+	n.mountWeb(mux)
+
+	// CORS outermost (inside the metrics), so that every answer — an
+	// error from canonical included — carries its headers.
+	return n.instrument(n.cors(canonical(mux)))
 }
 
 // limitClass says how a route is authenticated and rate limited.

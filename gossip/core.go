@@ -200,6 +200,7 @@ type Core struct {
 	renewNext    int
 	lastInterest int64
 	renewCredit  int64
+	renewing     bool  // renewInterest has run: lastInterest is set
 	lastExpire   int64 // when interest held here was last expired
 	// What this node was pushed of each wanted profile, and the marks of
 	// interested nodes this coordinator answers at the next Flush
@@ -371,6 +372,11 @@ func (c *Core) SetTable(t ring.Table) {
 				}
 			}
 		}
+	}
+	if !c.haveTable {
+		// Refs added before the ring was known were never sent: the next
+		// tick renews them all.
+		c.renewCredit = int64(len(c.wantedList)) * max(1, c.cfg.InterestLease.Milliseconds()/3)
 	}
 	c.table, c.haveTable = t.Clone(), true
 	c.pullHandoffs()

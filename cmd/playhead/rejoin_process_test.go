@@ -164,12 +164,16 @@ func (pc *procCluster) startFive(grace string) {
 // node, writes flowing throughout, nothing acknowledged lost.
 func TestClusterKillingBothSeedsRejoins(t *testing.T) {
 	pc := newProcCluster(t)
+	t0 := time.Now()
+	phase := func(what string) { t.Logf("%5.1fs %s", time.Since(t0).Seconds(), what) }
 	pc.startFive("3s")
+	phase("five nodes ready")
 	n1, n2, n3, n4, n5 := pc.nodes[0], pc.nodes[1], pc.nodes[2], pc.nodes[3], pc.nodes[4]
 	w := pc.startWriter([]*clusterProc{n3, n4, n5}, 6)
 	time.Sleep(time.Second)
 	pc.kill(n1, n2)
 	pc.waitRing(n3, 3) // past the grace: the ring is n3, n4, n5
+	phase("seeds killed and dropped from the ring")
 	okBefore := w.ok.Load()
 	time.Sleep(time.Second)
 	if w.ok.Load() == okBefore {
@@ -185,6 +189,7 @@ func TestClusterKillingBothSeedsRejoins(t *testing.T) {
 		t.Fatal("no write succeeded after the heal")
 	}
 	acked := w.finish()
+	phase("writer stopped")
 	t.Logf("%d writes acknowledged, %d refused", w.ok.Load(), w.bad.Load())
 	// Writes through the restarted seeds work too.
 	if st, body := pc.do(n1, "PUT", "/v1/profiles/p0/positions/v0", pc.admin, putBody(acked["p0/positions/v0"]+1000, "s0")); st != 200 {
@@ -192,6 +197,7 @@ func TestClusterKillingBothSeedsRejoins(t *testing.T) {
 	}
 	acked["p0/positions/v0"] += 1000
 	pc.checkAcked(acked)
+	phase("acknowledged writes checked")
 	pc.noPanics()
 }
 

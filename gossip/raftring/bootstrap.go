@@ -47,16 +47,51 @@ func (r *Ring) HasState() bool {
 func (r *Ring) HadState() bool { return r.hadState }
 
 // InContact reports whether this node is part of a working ring group now:
-// it is the leader (which steps down within LeaderLeaseTimeout when it loses
-// its quorum), or it heard from a leader within 10 × HeartbeatTimeout
-// (10 s at the defaults, 3 s with loopback timings; an election in between
-// does not count as lost contact). A node just restarted, cut off from the
-// group, or removed from it is not in contact: it must not serve profiles
-// from its copy of the table, which may be stale.
+// it is the leader and a quorum confirmed it recently (the contact loop
+// asks every HeartbeatTimeout/4), or it heard from a leader recently;
+// "recently" is within 10 × HeartbeatTimeout (10 s at the defaults, 3 s
+// with loopback timings; an election in between does not count as lost
+// contact), and after the process last stalled (a SIGSTOP, a VM pause: a
+// leader that wakes up still believes it leads until its lease check). A
+// node just restarted, cut off from the group, or removed from it is not in
+// contact: it must not serve profiles from its copy of the table, which may
+// be stale.
 func (r *Ring) InContact() bool {
+	window := 10 * r.cfg.HeartbeatTimeout
+	stalled := time.UnixMilli(r.stalledMs.Load())
+	var last time.Time
 	if r.raft.State() == raft.Leader {
-		return true
+		last = time.UnixMilli(r.verifiedMs.Load())
+	} else {
+		last = r.raft.LastContact()
 	}
-	last := r.raft.LastContact()
-	return !last.IsZero() && time.Since(last) <= 10*r.cfg.HeartbeatTimeout
+	return !last.IsZero() && last.After(stalled) && time.Since(last) <= window
+}
+
+// contact is the goroutine behind InContact: it notices stalls of the
+// process and, on the leader, has a quorum confirm the leadership.
+func (r *Ring) contact() {
+	defer r.wg.Done()
+	period := max(r.cfg.HeartbeatTimeout/4, time.Millisecond)
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	prev := time.Now()
+	for {
+		select {
+		case <-r.done:
+			return
+		case now := <-tick.C:
+			if now.Sub(prev) > r.cfg.HeartbeatTimeout {
+				r.stalledMs.Store(now.UnixMilli())
+			}
+			prev = now
+		}
+		if r.raft.State() == raft.Leader {
+			asked := time.Now()
+			if r.raft.VerifyLeader().Error() == nil {
+				r.verifiedMs.Store(asked.UnixMilli())
+			}
+			prev = time.Now() // the wait is not a stall
+		}
+	}
 }

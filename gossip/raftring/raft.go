@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -258,7 +259,12 @@ type Ring struct {
 	store       *raftboltdb.BoltStore
 	placeholder ring.Table // Table before the first SetMembers
 	hadState    bool       // the data directory held raft state at Open
-	log         *slog.Logger
+	// stalledMs: when the contact loop last saw the process stall;
+	// verifiedMs: when a quorum last confirmed this node's leadership
+	// (Unix ms). See InContact.
+	stalledMs  atomic.Int64
+	verifiedMs atomic.Int64
+	log        *slog.Logger
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -370,8 +376,9 @@ func Open(cfg Config) (_ *Ring, err error) {
 		}
 	}
 
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.notify()
+	go r.contact()
 	return r, nil
 }
 

@@ -54,9 +54,12 @@ func TestRaftRingOldStateNeverFounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLeader(t, []*ringNode{fresh})
-	if !fresh.ring.InContact() {
-		t.Fatal("a leader is not in contact")
-	}
+	edgetest.Eventually(t, 5*time.Second, func() string {
+		if !fresh.ring.InContact() {
+			return "a leader is not in contact"
+		}
+		return ""
+	})
 }
 
 // TestRaftRingRemovedServerComesBack: a server removed from the group (dead

@@ -32,12 +32,14 @@ const ConvergeWithin = 5 * time.Second
 // Verdict is the checker's outcome for one phase.
 type Verdict struct {
 	Ops, OK, Acked, Lost, Unexpected int
-	Availability                     float64 // OK / Ops
-	ConvergeAfter                    time.Duration
-	Converged                        bool
-	Pushes                           int
-	Checks                           []string // "name: ok" or "name: FAILED (n)"
-	Violations                       []string
+	// Availability is OK / Ops, where OK counts every answer the contract
+	// allows (2xx, a read's 404, a stale write's 409).
+	Availability  float64
+	ConvergeAfter time.Duration
+	Converged     bool
+	Pushes        int
+	Checks        []string // "name: ok" or "name: FAILED (n)"
+	Violations    []string
 }
 
 // Failed reports whether a rule was broken.
@@ -114,7 +116,10 @@ func Check(ops []Op, end End) Verdict {
 		case OpPush, OpCleared, OpSubscribe:
 		default:
 			v.Ops++
-			if op.OK() || (op.Status == 404 && (op.Kind == OpRead || op.Kind == OpPlainRead)) {
+			// an answer the contract allows counts as available: a stale
+			// write's 409 and a read's 404 are answers, 503 and no answer
+			// are not
+			if op.OK() || (op.Status == 404 && (op.Kind == OpRead || op.Kind == OpPlainRead)) || (op.Status == 409 && op.Kind == OpWrite) {
 				v.OK++
 			}
 		}

@@ -270,8 +270,10 @@ func (e *env) docker(args ...string) {
 }
 
 // cut disconnects node i from the peer network; heal reconnects it.
-func (e *env) cut(i int)  { e.docker("network", "disconnect", e.peerNet, e.container(i)) }
-func (e *env) heal(i int) { e.docker("network", "connect", "--ip", e.peerIP(i), e.peerNet, e.container(i)) }
+func (e *env) cut(i int) { e.docker("network", "disconnect", e.peerNet, e.container(i)) }
+func (e *env) heal(i int) {
+	e.docker("network", "connect", "--ip", e.peerIP(i), e.peerNet, e.container(i))
+}
 
 // kill sends SIGKILL; start starts the stopped container again (same
 // data, same addresses).

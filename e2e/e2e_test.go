@@ -168,7 +168,7 @@ func runPhase(t *testing.T, e *env, nm nemesis, seed uint64) Verdict {
 	for i, p := range w.profiles {
 		for j := range 2 {
 			d := &device{name: fmt.Sprintf("d%d%c", i+1, 'a'+j), profile: p, rng: rand.New(rand.NewPCG(seed, uint64(10*i+j))), seen: map[string]Version{}}
-			d.session = d.name + "-s1"
+			d.session, d.sessions = d.name+"-s1", 1
 			d.pos = 120_000
 			devs.Add(1)
 			go func() { defer devs.Done(); w.runDevice(devCtx, d) }()

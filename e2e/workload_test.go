@@ -42,6 +42,7 @@ func newWorkload(e *env, h *History, phase string, profiles int) *workload {
 // after its own delete.
 type device struct {
 	name, profile, session string
+	sessions               int
 	rng                    *rand.Rand
 	pos                    int64
 	seen                   map[string]Version
@@ -76,6 +77,12 @@ func (w *workload) runDevice(ctx context.Context, d *device) {
 		switch {
 		case r < 55:
 			op.Kind = OpWrite
+			if d.rng.IntN(15) == 0 {
+				// a new playback session (a new, larger epoch): it takes
+				// over from the other device's
+				d.sessions++
+				d.session = fmt.Sprintf("%s-s%d", d.name, d.sessions)
+			}
 			d.pos += 1000
 			op.Pos, op.Session = d.pos, d.session
 			body := fmt.Sprintf(`{"position_ms":%d,"duration_ms":%d,"device":%q,"session":%q}`, d.pos, durationMs, d.name, d.session)

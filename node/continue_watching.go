@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/playhead/playhead/gossip"
 	"net/http"
 	"sort"
 
@@ -20,7 +21,8 @@ func (n *Node) continueWatching(c *call) error {
 	if err != nil {
 		return err
 	}
-	cursors, err := n.svc.Cursors(c.r.Context(), c.ref)
+	// Two owners' copies, as a resume read (ReadQuorum).
+	cursors, err := n.svc.Cursors(gossip.WithReadQuorum(c.r.Context(), ReadQuorum), c.ref)
 	if err != nil {
 		return err
 	}

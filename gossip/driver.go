@@ -327,7 +327,8 @@ type localReadKey struct{}
 
 type readQuorumKey struct{}
 
-// WithReadQuorum asks a read (Service.Cursors through a Driver) to merge
+// WithReadQuorum asks a read (Service.Cursor or Service.Cursors through a
+// Driver) to merge
 // the copies of q owners (capped at the partition's owners) and repair
 // them, instead of the configured read quorum. A push stream's replay uses
 // 2: the replay must not miss a change that the node already counted as
@@ -345,7 +346,8 @@ func WithLocalReplica(ctx context.Context) context.Context {
 // Cursor implements Service.
 func (c *Driver) Cursor(ctx context.Context, ref Ref, video string) (crdt.Cursor, bool, error) {
 	local, _ := ctx.Value(localReadKey{}).(bool)
-	res, err := c.do(ctx, Op{Kind: OpCursor, Ref: ref, Video: video, Local: local, Seen: seenOf(ctx)})
+	q, _ := ctx.Value(readQuorumKey{}).(int)
+	res, err := c.do(ctx, Op{Kind: OpCursor, Ref: ref, Video: video, Local: local, Seen: seenOf(ctx), ReadQuorum: q})
 	return res.Cursor, res.Found, err
 }
 

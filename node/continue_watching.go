@@ -21,7 +21,8 @@ func (n *Node) continueWatching(c *call) error {
 	if err != nil {
 		return err
 	}
-	row, err := n.svc.Row(c.r.Context(), c.ref)
+	// Two owners' copies, as a resume read (ReadQuorum).
+	row, err := n.svc.Row(gossip.WithReadQuorum(c.r.Context(), ReadQuorum), c.ref)
 	if err != nil {
 		return err
 	}

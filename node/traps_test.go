@@ -170,3 +170,28 @@ func TestTrapSSEReconnectNeverGoesBack(t *testing.T) {
 		t.Fatalf("after the reconnect the device got %+v, want only the newer cursor (30m), never the older one", ev.Cursor)
 	}
 }
+
+func TestTrapPausedSessionStartedAtOutsideWindow(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	want(t, e.do("PUT", "/v1/profiles/me/settings", tok, `{"history_paused": true}`), 200, "")
+	e.clock.Advance(time.Second)
+	e.mustPut(tok, "me", "v", upd(10*minute, 100*minute, "tv", "s1"))
+	e.clock.Advance(time.Minute)
+	r := e.do("PUT", "/v1/profiles/me/settings", tok, `{"history_paused": false}`)
+	want(t, r, 200, "")
+	resumedAt := e.clock.Now()
+	e.clock.Advance(time.Minute)
+	e.mustPut(tok, "me", "v", upd(12*minute, 100*minute, "tv", "s1"))
+	h := e.historyOf(tok, "me", "")
+	if len(h.Entries) != 1 {
+		t.Fatalf("entries %+v", h.Entries)
+	}
+	started, err := time.Parse(time.RFC3339Nano, h.Entries[0].StartedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if started.Before(resumedAt.Add(-time.Millisecond)) {
+		t.Fatalf("started_at %v lies inside the paused window (history resumed at %v)", started, resumedAt)
+	}
+}

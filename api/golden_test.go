@@ -41,6 +41,7 @@ func goldenCases() []goldenCase {
 	upd := UpdateBody{Video: "ep-1", PositionMs: 5, DurationMs: 10, Device: "tv", Session: "s1", State: "playing",
 		Epoch: 1 << 40, Seq: 1<<40 + 1, Title: "Pilot", SeriesID: "show-1", NextVideo: "ep-2"}
 	wr := WriteResult{Applied: true, Cursor: &cur}
+	yes, no, dur, one := true, false, int64(2580000), 3
 	detail := ErrorDetail{Code: CodeStaleWrite, Message: "a larger version is stored"}
 	entry := HistoryEntry{ID: "h-1", Video: "ep-1", Title: "Pilot", Session: "s-7f3a", Device: "tv",
 		StartedAt: "2026-11-22T18:00:00.000Z", LastAt: "2026-11-22T18:02:11.512Z",
@@ -76,6 +77,15 @@ func goldenCases() []goldenCase {
 		{"ClearedEvent", ClearedEvent{Type: EventCleared, Video: s("ep-1"), Entry: "h-1"}, true},
 		{"ClearedEvent/all", ClearedEvent{Type: EventCleared}, false},
 		{"HiddenEvent", HiddenEvent{Type: EventHidden, Video: "ep-1"}, true},
+		{"MarkRequest", MarkRequest{Watched: &yes, DurationMs: &dur, Device: "tv-1"}, true},
+		{"MarkRequest/unwatched", MarkRequest{Watched: &no}, false},
+		// ExportLine/full sets every field (so each name is pinned); real
+		// lines set the type's own.
+		{"ExportLine/full", ExportLine{Type: ExportCursor, Settings: &Settings{HistoryPaused: true}, Cursor: &cur, Hidden: &yes, Entry: &entry, Cursors: &one, Entries: &one}, true},
+		{"ExportLine/settings", ExportLine{Type: ExportSettings, Settings: &Settings{}}, false},
+		{"ExportLine/cursor", ExportLine{Type: ExportCursor, Cursor: &cur, Hidden: &yes}, false},
+		{"ExportLine/entry", ExportLine{Type: ExportEntry, Entry: &entry}, false},
+		{"ExportLine/end", ExportLine{Type: ExportEnd, Cursors: &one, Entries: &one}, false},
 		{"Ack", Ack{Type: EventAck, ID: s("m-1"), Applied: true, Cursor: &cur}, true},
 		{"Ack/no-id", Ack{Type: EventAck}, false},
 		{"ErrorEvent", ErrorEvent{Type: EventError, ID: s("m-1"), Error: detail}, true},

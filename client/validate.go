@@ -69,6 +69,9 @@ func checkID(base error, what, s string) error {
 	if s == "" || len(s) > api.MaxIDLen {
 		return fmt.Errorf("%w: %s must be 1-%d bytes, got %d", base, what, api.MaxIDLen, len(s))
 	}
+	if s == "." || s == ".." {
+		return fmt.Errorf("%w: %s %q is not allowed (it cannot appear as a URL path segment)", base, what, s)
+	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '/' {
 			return fmt.Errorf("%w: %s has byte 0x%02x; ids are printable ASCII without '/'", base, what, c)

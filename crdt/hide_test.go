@@ -90,3 +90,25 @@ func TestHidePurgeable(t *testing.T) {
 		t.Fatal("Record.Purgeable ignores the hide register's own rule")
 	}
 }
+
+// A session started while history was paused and continued after the
+// resume is recorded from the resume on: started_at never lies inside the
+// paused window.
+func TestRecordStartOutsidePausedWindow(t *testing.T) {
+	resumedAt := crdt.HLC(500)
+	resumed := crdt.Profile{PausedAt: resumedAt}
+	if got := resumed.RecordStart(300); got != resumedAt {
+		t.Fatalf("session epoch 300 in the paused window, resumed at 500: started_at %v", got)
+	}
+	if got := resumed.RecordStart(700); got != 700 {
+		t.Fatalf("session after the resume: started_at %v, want its epoch", got)
+	}
+	if got := (crdt.Profile{}).RecordStart(300); got != 300 {
+		t.Fatalf("never paused: started_at %v", got)
+	}
+	// The write made while paused carries no start at all.
+	u := crdt.Update{Video: "v", Session: "s", PositionMs: 1, DurationMs: 2, State: crdt.StatePlaying}
+	if d := u.EntryDelta(crdt.Version{Epoch: 300, Seq: 300, Session: "s"}, 300, false); d.StartedAt != 0 {
+		t.Fatalf("a paused write records started_at %v", d.StartedAt)
+	}
+}

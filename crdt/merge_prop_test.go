@@ -522,7 +522,7 @@ func TestCursorVersionCollisions(t *testing.T) {
 // TestEntryModel: the writes of one viewing session (some recorded, some made
 // while history was paused), tombstones taken from replicas' partial views,
 // in any order with duplication. Session is the max version, StartedAt the
-// min non-zero epoch, the recorded point the one of the max recorded version,
+// min non-zero epoch of the recorded writes, the recorded point the one of the max recorded version,
 // Title the non-empty value of the largest recorded version that carried one,
 // Deleted the max tombstone; the entry is visible iff Rec > Deleted and Rec is
 // not cleared. Registers never move backwards.
@@ -546,8 +546,11 @@ func TestEntryModel(t *testing.T) {
 			d := u.EntryDelta(v, genHLC(20).Draw(t, "updatedHLC"), record)
 			writes = append(writes, d)
 			session = crdt.MaxVersion(session, v)
-			started = minNonZero(started, v.Epoch)
 			if record {
+				// started_at comes from recorded points only: a
+				// write made while history was paused records
+				// nothing, not even when its session started.
+				started = minNonZero(started, v.Epoch)
 				if rec.Less(v) {
 					rec, best = v, d
 				}

@@ -18,6 +18,18 @@ type Profile struct {
 	PausedAt      HLC
 }
 
+// RecordStart is the started_at a recorded history point may carry for a
+// session whose epoch is epoch: a session started while history was paused
+// and continued after it was resumed is recorded from the resume on, so that
+// started_at never lies inside the paused window. (A session recorded
+// before the pause keeps its earlier start: StartedAt is a min-register.)
+func (p Profile) RecordStart(epoch HLC) HLC {
+	if !p.HistoryPaused && p.PausedAt > epoch {
+		return p.PausedAt
+	}
+	return epoch
+}
+
 // MergeProfile returns the join of two profile states.
 func MergeProfile(a, b Profile) Profile {
 	out := Profile{ClearedAt: maxHLC(a.ClearedAt, b.ClearedAt)}

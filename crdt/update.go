@@ -100,10 +100,14 @@ func (u Update) CursorDelta(v Version, updated HLC) Cursor {
 
 // EntryDelta is the history-entry state that a stamped update writes. With
 // record false (history paused) it carries only the session's version, so
-// nothing about the viewing is recorded but the session's epoch is kept.
+// nothing about the viewing is recorded — not even when the session started
+// — but the session's epoch is kept. A recorded point's StartedAt is the
+// session's epoch; the caller moves it past a paused window with
+// Profile.RecordStart.
 func (u Update) EntryDelta(v Version, updated HLC, record bool) Entry {
-	e := Entry{Video: u.Video, Session: v, StartedAt: v.Epoch}
+	e := Entry{Video: u.Video, Session: v}
 	if record {
+		e.StartedAt = v.Epoch
 		e.Rec = v
 		e.Device = u.Device
 		e.LastAt = updated

@@ -113,12 +113,20 @@ func frameCases() []frameCase {
 		one("forward-delete-video", forward(Op{Kind: OpDeleteVideo, Ref: gRef, Video: "tt0903747-s01e01"})),
 		one("forward-delete-all", forward(Op{Kind: OpDeleteAll, Ref: gRef})),
 		one("forward-set-paused", forward(Op{Kind: OpSetPaused, Ref: gRef, Paused: true})),
+		one("forward-hide", forward(Op{Kind: OpHide, Ref: gRef, Video: "tt0903747-s01e01"})),
+		one("forward-mark", forward(Op{Kind: OpMark, Ref: gRef, Video: "tt0903747-s01e01", Mark: &Mark{Video: "tt0903747-s01e01", Watched: true, DurationMs: 2_700_000, Device: "tv-livingroom-01"}})),
+		one("forward-row", forward(Op{Kind: OpRow, Ref: gRef, ReadQuorum: 2})),
+		one("forward-export", forward(Op{Kind: OpExport, Ref: gRef, Export: &ExportReq{Kind: crdt.KindEntry, After: "tt0903747-s01e01", Limit: 500}})),
 		one("forward-exec", Msg{Type: MsgForward, ReqID: 1 << 40, Origin: "node-b", Exec: true, Op: &Op{Kind: OpCursors, Ref: gRef, ReadQuorum: 3}}),
 		one("result-writes", Msg{Type: MsgResult, ReqID: 7, Result: &Result{Writes: []WriteResult{{Applied: true, Cursor: c, Found: true}, {}}, HLC: gHLC(1_750_000_600_002, 0)}}),
 		one("result-cursor", Msg{Type: MsgResult, ReqID: 7, Result: &Result{Cursor: c, Found: true, HLC: gHLC(1_750_000_600_002, 1)}}),
 		one("result-cursors", Msg{Type: MsgResult, ReqID: 7, Result: &Result{Cursors: []crdt.Cursor{gCursor("tt0903747-s01e01"), gCursor("v2")}, Videos: []string{"tt0903747-s01e01", "v2"}}}),
 		one("result-history", Msg{Type: MsgResult, ReqID: 7, Result: &Result{History: history}}),
 		one("result-profile", Msg{Type: MsgResult, ReqID: 7, Result: &Result{Profile: gProfile()}}),
+		one("result-refused", Msg{Type: MsgResult, ReqID: 7, Result: &Result{Writes: []WriteResult{{Cursor: c, Found: true, Refused: RefusedStale}, {Refused: RefusedDeleted}, {Refused: RefusedExpired}}}}),
+		one("result-row", Msg{Type: MsgResult, ReqID: 7, Result: &Result{Cursors: []crdt.Cursor{gCursor("v2")}, Videos: []string{"v2"}, Hidden: []HiddenVideo{{Video: "tt0903747-s01e01", At: gHLC(1_750_000_600_003, 0)}}}}),
+		one("result-export-cursors", Msg{Type: MsgResult, ReqID: 7, Result: &Result{Page: &ExportPage{Cursors: []crdt.Cursor{gCursor("tt0903747-s01e01")}, Hidden: []bool{true}, Next: "tt0903747-s01e01"}, Videos: []string{"tt0903747-s01e01"}}}),
+		one("result-export-entries", Msg{Type: MsgResult, ReqID: 7, Result: &Result{Page: &ExportPage{Entries: history}}}),
 		one("result-empty", Msg{Type: MsgResult, ReqID: 7, Result: &Result{}}),
 		one("replicate", Msg{Type: MsgReplicate, ReqID: 9, Records: records}),
 		one("replicate-hint", Msg{Type: MsgReplicate, ReqID: hintID | 3, Records: records[:1]}),
@@ -139,6 +147,7 @@ func frameCases() []frameCase {
 			{Ref: gRef2, Type: EventCleared, Entry: history[0].ID},
 			{Ref: gRef2, Type: EventCleared},
 		}}),
+		one("events-hidden", Msg{Type: MsgEvents, Events: []Event{{Ref: gRef, Type: EventHidden, Video: "v4", Cursor: crdt.Cursor{Video: "v4"}}}}),
 		one("events-catch-up", Msg{Type: MsgEvents, Refs: []Ref{gRef}, Marks: marks[:1], Events: []Event{
 			{Ref: gRef, Type: EventCursor, Cursor: gCursor("v2"), Video: "v2"}}}),
 		one("profile-records", Msg{Type: MsgProfileRecords, ReqID: 11, Refs: []Ref{gRef}}),
@@ -206,7 +215,7 @@ func TestGoldenFrames(t *testing.T) {
 			t.Errorf("message type %d has no golden frame", ty)
 		}
 	}
-	for k := OpPut; k <= OpSetPaused; k++ {
+	for k := OpPut; k <= OpExport; k++ {
 		if !kinds[k] {
 			t.Errorf("op kind %d has no golden frame", k)
 		}
@@ -228,7 +237,10 @@ func TestGoldenWireEnums(t *testing.T) {
 		{"OpPut", int(OpPut), 1}, {"OpCursor", int(OpCursor), 2}, {"OpCursors", int(OpCursors), 3},
 		{"OpHistory", int(OpHistory), 4}, {"OpProfile", int(OpProfile), 5}, {"OpDeleteEntry", int(OpDeleteEntry), 6},
 		{"OpDeleteVideo", int(OpDeleteVideo), 7}, {"OpDeleteAll", int(OpDeleteAll), 8}, {"OpSetPaused", int(OpSetPaused), 9},
+		{"OpHide", int(OpHide), 10}, {"OpMark", int(OpMark), 11}, {"OpRow", int(OpRow), 12}, {"OpExport", int(OpExport), 13},
+		{"RefusedStale", int(RefusedStale), 1}, {"RefusedDeleted", int(RefusedDeleted), 2}, {"RefusedExpired", int(RefusedExpired), 3},
 		{"EventCursor", int(EventCursor), 1}, {"EventTakeover", int(EventTakeover), 2}, {"EventCleared", int(EventCleared), 3},
+		{"EventHidden", int(EventHidden), 4},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %d on the wire, was %d: wire enums are append only", c.name, c.got, c.want)

@@ -178,7 +178,11 @@ func (r rules) put(v view, ref Ref, ups []crdt.Update, nowMs int64) ([]WriteResu
 			continue
 		}
 		cw.rec.Cursor = merged
-		ew.rec.Entry = crdt.MergeEntry(ew.rec.Entry, u.EntryDelta(stamp, now, !prof.HistoryPaused))
+		ed := u.EntryDelta(stamp, now, !prof.HistoryPaused)
+		if !prof.HistoryPaused {
+			ed.StartedAt = prof.RecordStart(ed.StartedAt)
+		}
+		ew.rec.Entry = crdt.MergeEntry(ew.rec.Entry, ed)
 		results[i] = WriteResult{Applied: true, Cursor: cur, Found: true}
 		{
 			ch.events = append(ch.events, Event{Ref: ref, Type: EventCursor, Cursor: cur, Video: u.Video})

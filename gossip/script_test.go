@@ -36,6 +36,10 @@ import (
 //	done                 prints the answers that came since the last done
 //	hide node=ID id=N video=V [profile=P]
 //	mark node=ID id=N video=V watched=true|false [dur=DUR] [profile=P]
+//	delete node=ID id=N video=V [profile=P]   (DELETE …/history?video=V)
+//	paused node=ID id=N value=true|false [profile=P]
+//	down node=ID / up node=ID
+//	                     the other nodes' membership marks ID dead / alive
 //	row node=ID id=N [profile=P]
 //	                     the profile's visible cursors and hide registers
 //	state video=V [profile=P] [kind=hide]
@@ -85,6 +89,24 @@ func TestReplScripts(t *testing.T) {
 					m.DurationMs = n.dur(d, "dur")
 				}
 				n.submit(ring.NodeID(node), n.id(d), Op{Kind: OpMark, Ref: Ref{Account: "acct", Profile: prof}, Video: m.Video, Mark: &m})
+				return "ok"
+			case "delete":
+				node, prof := n.arg(d, "node"), n.opt(d, "profile", "prof")
+				n.submit(ring.NodeID(node), n.id(d), Op{Kind: OpDeleteVideo, Ref: Ref{Account: "acct", Profile: prof}, Video: n.arg(d, "video")})
+				return "ok"
+			case "paused":
+				node, prof := n.arg(d, "node"), n.opt(d, "profile", "prof")
+				n.submit(ring.NodeID(node), n.id(d), Op{Kind: OpSetPaused, Ref: Ref{Account: "acct", Profile: prof}, Paused: n.arg(d, "value") == "true"})
+				return "ok"
+			case "down", "up":
+				// What membership would tell the other nodes.
+				id := ring.NodeID(n.arg(d, "node"))
+				for _, o := range n.ids {
+					if c := n.cores[o]; c != nil && o != id {
+						c.SetAlive(id, d.Cmd == "up")
+						n.cycle(o)
+					}
+				}
 				return "ok"
 			case "row":
 				node, prof := n.arg(d, "node"), n.opt(d, "profile", "prof")

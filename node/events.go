@@ -73,7 +73,7 @@ func (n *Node) events(c *call) error {
 	if rw, ok := c.w.(*respWriter); ok {
 		rw.stream = true
 	}
-	st := &stream{n: n, call: c, sub: sub, after: after, seen: map[string]crdt.HLC{}}
+	st := &stream{n: n, call: c, sub: sub, after: after, floor: after, seen: map[string]crdt.HLC{}, sent: map[string]crdt.Version{}}
 	if ws {
 		st.serveWS(replay)
 	} else {
@@ -93,6 +93,15 @@ type stream struct {
 	// seen is the newest updated_hlc sent per video in the replay, to skip
 	// events the replay already carried.
 	seen map[string]crdt.HLC
+	// floor is the request's after (or Last-Event-ID): the device holds
+	// every cursor change up to it, so no cursor at or below it is sent
+	// again — a late push of an older change (a replica's repair, a
+	// catch-up) would take the device back.
+	floor crdt.HLC
+	// sent is the largest cursor version sent per video: a stream never
+	// sends a video's cursor older than one it sent before. A deletion of
+	// the video (or of the whole history) forgets it.
+	sent map[string]crdt.Version
 	// msgpack: the WebSocket negotiated wsSubprotocolMsgpack.
 	msgpack bool
 }
@@ -138,11 +147,24 @@ func (s *stream) admit(ev *gossip.Event, fromReplay bool) bool {
 	if ev.Ref != s.call.ref { // cannot happen (the hub routes by Ref); isolation is not negotiable
 		return false
 	}
-	if ev.Type == gossip.EventCursor {
-		if !fromReplay && ev.Cursor.UpdatedHLC <= s.seen[ev.Cursor.Video] {
+	switch ev.Type {
+	case gossip.EventCursor:
+		if !fromReplay && (ev.Cursor.UpdatedHLC <= s.seen[ev.Cursor.Video] || ev.Cursor.UpdatedHLC <= s.floor) {
 			return false
 		}
+		if v, ok := s.sent[ev.Cursor.Video]; ok && !v.Less(ev.Cursor.Version) {
+			return false // older than (or the same as) what this stream sent
+		}
+		s.sent[ev.Cursor.Video] = ev.Cursor.Version
 		s.after = max(s.after, ev.Cursor.UpdatedHLC)
+	case gossip.EventCleared:
+		switch {
+		case ev.Entry != "": // one entry: the cursor stays
+		case ev.Video == "":
+			clear(s.sent)
+		default:
+			delete(s.sent, ev.Video)
+		}
 	}
 	return true
 }

@@ -1,9 +1,12 @@
 package node
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/playhead/playhead/gossip"
 )
 
 // The traps of issue 13, each as a new integrator met it on `playhead dev`.
@@ -129,5 +132,66 @@ func TestTrapDotIDsRefused(t *testing.T) {
 				t.Errorf("%s %s: Content-Type %q (%s), want a JSON error, never an HTML redirect", m, p, ct, r)
 			}
 		}
+	}
+}
+
+// An SSE reconnect with Last-Event-ID never delivers a cursor older than
+// one the device got just before: a late push of an older change (a
+// replica's repair or catch-up arriving after the reconnect) is dropped.
+func TestTrapSSEReconnectNeverGoesBack(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	s := e.sseOpen(tok, "me", "")
+	e.mustPut(tok, "me", "v", upd(10*minute, 100*minute, "tv", "s1"))
+	first, _ := s.next(t, deliveryDeadline)
+	e.clock.Advance(time.Second)
+	e.mustPut(tok, "me", "v", upd(20*minute, 100*minute, "tv", "s1"))
+	raw, ev := s.next(t, deliveryDeadline)
+	if ev.Cursor == nil || ev.Cursor.PositionMs != 20*minute {
+		t.Fatalf("second event %+v", ev)
+	}
+	s.res.Body.Close()
+
+	// Reconnect with the last id; then the older change is pushed late.
+	s2 := e.sseOpen(tok, "me", "", "Last-Event-ID", raw.id)
+	time.Sleep(20 * time.Millisecond) // let the subscription register
+	older, ok, _ := e.n.svc.Cursor(context.Background(), gossip.Ref{Account: "acct-1", Profile: "me"}, "v")
+	if !ok {
+		t.Fatal("no cursor")
+	}
+	older.PositionMs = 10 * minute
+	older.Version.Seq = mustHLC(first.id) - 1
+	older.UpdatedHLC = mustHLC(first.id)
+	e.n.hub.Notify([]gossip.Event{{Ref: gossip.Ref{Account: "acct-1", Profile: "me"}, Type: gossip.EventCursor, Cursor: older, Video: "v"}})
+	e.clock.Advance(time.Second)
+	e.mustPut(tok, "me", "v", upd(30*minute, 100*minute, "tv", "s1"))
+	_, ev = s2.next(t, deliveryDeadline)
+	if ev.Type != "cursor" || ev.Cursor == nil || ev.Cursor.PositionMs != 30*minute {
+		t.Fatalf("after the reconnect the device got %+v, want only the newer cursor (30m), never the older one", ev.Cursor)
+	}
+}
+
+func TestTrapPausedSessionStartedAtOutsideWindow(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	want(t, e.do("PUT", "/v1/profiles/me/settings", tok, `{"history_paused": true}`), 200, "")
+	e.clock.Advance(time.Second)
+	e.mustPut(tok, "me", "v", upd(10*minute, 100*minute, "tv", "s1"))
+	e.clock.Advance(time.Minute)
+	r := e.do("PUT", "/v1/profiles/me/settings", tok, `{"history_paused": false}`)
+	want(t, r, 200, "")
+	resumedAt := e.clock.Now()
+	e.clock.Advance(time.Minute)
+	e.mustPut(tok, "me", "v", upd(12*minute, 100*minute, "tv", "s1"))
+	h := e.historyOf(tok, "me", "")
+	if len(h.Entries) != 1 {
+		t.Fatalf("entries %+v", h.Entries)
+	}
+	started, err := time.Parse(time.RFC3339Nano, h.Entries[0].StartedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if started.Before(resumedAt.Add(-time.Millisecond)) {
+		t.Fatalf("started_at %v lies inside the paused window (history resumed at %v)", started, resumedAt)
 	}
 }

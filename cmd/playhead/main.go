@@ -4,6 +4,7 @@
 //	playhead dev     run a ready-to-use local service (temp storage, a token, curl lines)
 //	playhead token   print a device token signed with the cluster secret
 //	playhead keygen  print a new cluster key for --gossip-key-file
+//	playhead health  exit 0 when a node is ready (container health checks)
 //	playhead sim     run the deterministic cluster simulator
 //	playhead bench   generate load, run the Redis baseline, compare (bench/compare.sh)
 //
@@ -29,6 +30,8 @@ commands:
   dev     run a ready-to-use local service with embedded storage; prints URL, token and curl lines
   token   print a device token signed with the cluster secret
   keygen  print a new cluster key (for --gossip-key-file)
+  health  exit 0 when a node answers /readyz with 200 (container health checks)
+  version print the version
   sim     run the deterministic cluster simulator (faults, invariants, replayable seeds)
   bench   load generator (put, batch, ws, read, propagation), the Redis baseline and their comparison
 
@@ -56,6 +59,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdToken(args[1:], stdout, stderr)
 	case "keygen":
 		err = cmdKeygen(args[1:], stdout, stderr)
+	case "health":
+		err = cmdHealth(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "playhead", buildVersion())
+		return 0
 	case "sim":
 		err = cmdSim(args[1:], stdout, stderr)
 	case "bench":

@@ -49,7 +49,7 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 	gossipAddr := fs.String("gossip-addr", "", "host:port for cluster membership (memberlist, UDP+TCP); setting it, --join or --bootstrap-expect > 1 makes the node a cluster member (e.g. 0.0.0.0:7946)")
 	rpcAddr := fs.String("rpc-addr", "", "host:port for replication traffic between nodes (TCP); default: the gossip host, port 7948")
 	raftAddr := fs.String("raft-addr", "", "host:port for the ring configuration's raft (TCP); default: the gossip host, port 7947")
-	advertiseHost := fs.String("advertise-addr", "", "IP address other nodes reach this node at, when the cluster addresses bind 0.0.0.0 (default: derived from the bound addresses)")
+	advertiseHost := fs.String("advertise-addr", "", "IP address (or a host name, resolved once at start: a container's service name) other nodes reach this node at, when the cluster addresses bind 0.0.0.0 (default: derived from the bound addresses)")
 	var join stringList
 	fs.Var(&join, "join", "gossip addresses of cluster members to join, comma-separated or repeated")
 	bootstrapExpect := fs.Int("bootstrap-expect", 1, "members a new cluster waits for before founding its ring; with no --join and 1, a node runs alone")
@@ -112,12 +112,34 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 					return cfg, fmt.Errorf("--gossip-addr %s binds every interface: give --advertise-addr, the IP other nodes reach this one at", g)
 				}
 			}
-			cfg.ClusterOptions = &node.ClusterOptions{GossipAddr: g, AdvertiseHost: *advertiseHost, RPCAddr: *rpcAddr, RaftAddr: *raftAddr,
+			adv, err := resolveAdvertise(*advertiseHost)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.ClusterOptions = &node.ClusterOptions{GossipAddr: g, AdvertiseHost: adv, RPCAddr: *rpcAddr, RaftAddr: *raftAddr,
 				Join: join, BootstrapExpect: *bootstrapExpect, Keys: keys, Replication: *replication,
 				WriteQuorum: *writeQuorum, DeadNodeGrace: *deadGrace, Loopback: *loopback}
 		}
 		return cfg, nil
 	}
+}
+
+// resolveAdvertise turns --advertise-addr into an IP: an IP is kept, a host
+// name (a container's service name) is resolved once, preferring IPv4.
+func resolveAdvertise(host string) (string, error) {
+	if host == "" || net.ParseIP(host) != nil {
+		return host, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return "", fmt.Errorf("--advertise-addr %q: not an IP and it does not resolve (%v); give the IP other nodes reach this one at", host, err)
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	return ips[0].String(), nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -29,7 +30,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	nodes := fs.Int("nodes", 3, "cluster nodes to run in this process (RF=3, W=2); 1 runs a single node; node i listens on --http-addr's port + i-1")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = usage(stderr, fs, "playhead dev [--nodes 3] [--data-dir DIR] [--http-addr HOST:PORT]",
-		"Runs a ready-to-use local playhead cluster (3 nodes in this process, on loopback) with embedded\nstorage and a fresh secret, and prints each node's URL, an admin token valid for 24 h and curl\nlines to try. Ctrl-C stops it.")
+		"Runs a ready-to-use local playhead cluster (3 nodes in this process, on loopback) with embedded\nstorage and a secret (kept in --data-dir across restarts, so printed tokens stay valid), and prints each node's URL, an admin token valid for 24 h and curl\nlines to try. Ctrl-C stops it.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -45,11 +46,9 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	secretHex := []byte(hex.EncodeToString(secret))
 	secretFile := filepath.Join(dir, "auth-secret")
-	if err := os.WriteFile(secretFile, append(secretHex, '\n'), 0o600); err != nil {
+	secretHex, err := devSecret(secretFile)
+	if err != nil {
 		return err
 	}
 	logger, err := newLogger(*logLevel, "text")
@@ -66,9 +65,19 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	basePort, _ := strconv.Atoi(port)
 	var key [][]byte
 	if *nodes > 1 {
-		k := make([]byte, clusterkey.Size)
-		rand.Read(k)
-		key = [][]byte{k}
+		// Kept beside the secret, as the secret is: a restart on the same
+		// --data-dir is the same cluster.
+		keyFile := filepath.Join(dir, "cluster.key")
+		if _, err := os.Stat(keyFile); err != nil {
+			k := make([]byte, clusterkey.Size)
+			rand.Read(k)
+			if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600); err != nil {
+				return err
+			}
+		}
+		if key, err = clusterkey.LoadAll(keyFile); err != nil {
+			return err
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -151,4 +160,20 @@ Ctrl-C stops it.
 		}
 	}
 	return firstErr
+}
+
+// devSecret returns the secret kept in file, creating the file with a new
+// random secret when it does not exist: with --data-dir, tokens printed
+// yesterday still work today.
+func devSecret(file string) ([]byte, error) {
+	if _, err := os.Stat(file); err == nil {
+		return node.LoadSecret(file)
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	secretHex := []byte(hex.EncodeToString(secret))
+	if err := os.WriteFile(file, append(secretHex, '\n'), 0o600); err != nil {
+		return nil, err
+	}
+	return secretHex, nil
 }

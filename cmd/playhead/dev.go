@@ -95,7 +95,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("cannot listen on %s (%v): pass a free address with --http-addr 127.0.0.1:0", addr, err)
 		}
 		cfg := node.Config{NodeID: fmt.Sprintf("dev-%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("data-%d", i)),
-			HTTPAddr: ln.Addr().String(), AuthSecret: secretHex, Logger: logger}
+			HTTPAddr: ln.Addr().String(), AuthSecret: secretHex, Logger: logger, Version: buildVersion()}
 		if *nodes > 1 {
 			cfg.ClusterOptions = &node.ClusterOptions{GossipAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0",
 				Keys: key, Loopback: true}

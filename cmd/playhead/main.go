@@ -5,6 +5,9 @@
 //	playhead token   print a device token signed with the cluster secret
 //	playhead keygen  print a new cluster key for --gossip-key-file
 //	playhead health  exit 0 when a node is ready (container health checks)
+//	playhead status  members, versions, partitions, pending handoffs and hints, raft leader
+//	playhead backup  a checkpoint of a node's store while it serves
+//	playhead restore install a backup as a new node's data directory
 //	playhead sim     run the deterministic cluster simulator
 //	playhead bench   generate load, run the Redis baseline, compare (bench/compare.sh)
 //
@@ -31,6 +34,9 @@ commands:
   token   print a device token signed with the cluster secret
   keygen  print a new cluster key (for --gossip-key-file)
   health  exit 0 when a node answers /readyz with 200 (container health checks)
+  status  the cluster's members, their state, version, partitions, pending handoffs and hints, raft leader
+  backup  a checkpoint of a node's store taken while it serves, into a directory
+  restore install a backup as a new node's data directory
   version print the version
   sim     run the deterministic cluster simulator (faults, invariants, replayable seeds)
   bench   load generator (put, batch, ws, read, propagation), the Redis baseline and their comparison
@@ -61,6 +67,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdKeygen(args[1:], stdout, stderr)
 	case "health":
 		err = cmdHealth(args[1:], stdout, stderr)
+	case "status":
+		err = cmdStatus(args[1:], stdout, stderr)
+	case "backup":
+		err = cmdBackup(args[1:], stdout, stderr)
+	case "restore":
+		err = cmdRestore(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "playhead", buildVersion())
 		return 0

@@ -65,6 +65,7 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 	return func() (node.Config, error) {
 		cfg := d
 		cfg.NodeID, cfg.DataDir, cfg.HTTPAddr = *nodeID, *dataDir, *httpAddr
+		cfg.Version = buildVersion()
 		if cfg.NodeID == "" {
 			host, _ := os.Hostname()
 			cfg.NodeID = host

@@ -9,7 +9,9 @@
 //	playhead backup  a checkpoint of a node's store while it serves
 //	playhead restore install a backup as a new node's data directory
 //	playhead sim     run the deterministic cluster simulator
-//	playhead bench   generate load, run the Redis baseline, compare (bench/compare.sh)
+//
+// The load generator, the Redis baseline and the comparison with its plots
+// are cmd/playhead-bench, so that what operators run does not link them.
 //
 // Every flag has an environment variable (PLAYHEAD_ and the flag name, upper
 // case, dashes as underscores); `playhead CMD --help` lists them with their
@@ -39,7 +41,7 @@ commands:
   restore install a backup as a new node's data directory
   version print the version
   sim     run the deterministic cluster simulator (faults, invariants, replayable seeds)
-  bench   load generator (put, batch, ws, read, propagation), the Redis baseline and their comparison
+  bench   moved to playhead-bench (go run ./cmd/playhead-bench --help), out of the product binary
 
 Run 'playhead <command> --help' for a command's flags and their environment variables.
 `
@@ -79,7 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "sim":
 		err = cmdSim(args[1:], stdout, stderr)
 	case "bench":
-		err = cmdBench(args[1:], stdout, stderr)
+		fmt.Fprint(stderr, benchMoved)
+		return 2
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, topUsage)
 		return 0
@@ -99,6 +102,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 }
+
+// benchMoved answers `playhead bench`.
+const benchMoved = `playhead bench moved to its own binary, playhead-bench, so that the product binary does not link
+the load generator's plotting or the Redis baseline:
+
+  go run ./cmd/playhead-bench --help                  # the load generator (same flags as before)
+  go run ./cmd/playhead-bench compare --help          # playhead vs the Redis baseline (bench/compare.sh)
+`
 
 // errUsage marks an error already reported with the command's usage.
 var errUsage = errors.New("usage")

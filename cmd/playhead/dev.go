@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -94,10 +95,18 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("cannot listen on %s (%v): pass a free address with --http-addr 127.0.0.1:0", addr, err)
 		}
-		cfg := node.Config{NodeID: fmt.Sprintf("dev-%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("data-%d", i)),
+		nodeDir := filepath.Join(dir, fmt.Sprintf("data-%d", i))
+		cfg := node.Config{NodeID: fmt.Sprintf("dev-%d", i), DataDir: nodeDir,
 			HTTPAddr: ln.Addr().String(), AuthSecret: secretHex, Logger: logger, Version: buildVersion()}
 		if *nodes > 1 {
-			cfg.ClusterOptions = &node.ClusterOptions{GossipAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0",
+			// Fixed for the life of the data directory: the ring's raft
+			// remembers its members' addresses across restarts.
+			addrs, err := devClusterAddrs(nodeDir)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			cfg.ClusterOptions = &node.ClusterOptions{GossipAddr: addrs[0], RaftAddr: addrs[1], RPCAddr: addrs[2],
 				Keys: key, Loopback: true}
 			if seed != "" {
 				cfg.ClusterOptions.Join = []string{seed}
@@ -176,4 +185,30 @@ func devSecret(file string) ([]byte, error) {
 		return nil, err
 	}
 	return secretHex, nil
+}
+
+// devClusterAddrs returns a dev node's gossip, raft and replication
+// addresses: those saved in nodeDir by an earlier run, else three free
+// loopback ports, saved for the next run.
+func devClusterAddrs(nodeDir string) ([3]string, error) {
+	var addrs [3]string
+	file := filepath.Join(nodeDir, "dev-cluster-addrs")
+	if b, err := os.ReadFile(file); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 3 {
+			copy(addrs[:], f)
+			return addrs, nil
+		}
+	}
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return addrs, err
+		}
+		addrs[i] = l.Addr().String()
+		l.Close()
+	}
+	if err := os.MkdirAll(nodeDir, 0o755); err != nil {
+		return addrs, err
+	}
+	return addrs, os.WriteFile(file, []byte(strings.Join(addrs[:], "\n")+"\n"), 0o644)
 }

@@ -114,12 +114,13 @@ func startDev(t *testing.T, bin string, args ...string) ([]string, string, *exec
 	return urls, token, cmd
 }
 
-// `playhead dev --data-dir` keeps its secret: a token printed by one run is
-// accepted by the next on the same directory, which still has the data.
+// `playhead dev --data-dir` keeps its secret, cluster key and cluster
+// addresses: a token printed by one run of the 3-node cluster is accepted
+// by the next on the same directory, which comes up and still has the data.
 func TestDevDataDirKeepsSecretAcrossRestarts(t *testing.T) {
 	bin := binary(t)
 	dir := t.TempDir()
-	urls, tok1, cmd := startDev(t, bin, "--nodes", "1", "--data-dir", dir)
+	urls, tok1, cmd := startDev(t, bin, "--data-dir", dir)
 	pc := &procCluster{t: t}
 	n := &clusterProc{http: strings.TrimPrefix(urls[0], "http://")}
 	if st, body := pc.do(n, "PUT", "/v1/profiles/me/positions/ep-1", tok1, putBody(754_000, "s-tv-1")); st != 200 {
@@ -127,8 +128,8 @@ func TestDevDataDirKeepsSecretAcrossRestarts(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
-	urls, _, _ = startDev(t, bin, "--nodes", "1", "--data-dir", dir)
-	n = &clusterProc{http: strings.TrimPrefix(urls[0], "http://")}
+	urls, _, _ = startDev(t, bin, "--data-dir", dir)
+	n = &clusterProc{http: strings.TrimPrefix(urls[2], "http://")}
 	if st, body := pc.do(n, "GET", "/v1/profiles/me/positions/ep-1", tok1, ""); st != 200 || position(t, body) != 754_000 {
 		t.Fatalf("yesterday's token after a restart on the same --data-dir: %d %s", st, body)
 	}

@@ -321,7 +321,7 @@ func (c *Driver) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteRe
 	for i, u := range ups {
 		for _, h := range [2]crdt.HLC{u.Epoch, u.Seq} {
 			if err := c.core.Clock().Check(h, nowMs); err != nil {
-				return nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+				return nil, &UpdateError{Index: i, Video: u.Video, Err: err}
 			}
 		}
 	}
@@ -339,7 +339,8 @@ type localReadKey struct{}
 
 type readQuorumKey struct{}
 
-// WithReadQuorum asks a read (Service.Cursors through a Driver) to merge
+// WithReadQuorum asks a read (Service.Cursor or Service.Cursors through a
+// Driver) to merge
 // the copies of q owners (capped at the partition's owners) and repair
 // them, instead of the configured read quorum. A push stream's replay uses
 // 2: the replay must not miss a change that the node already counted as
@@ -357,7 +358,8 @@ func WithLocalReplica(ctx context.Context) context.Context {
 // Cursor implements Service.
 func (c *Driver) Cursor(ctx context.Context, ref Ref, video string) (crdt.Cursor, bool, error) {
 	local, _ := ctx.Value(localReadKey{}).(bool)
-	res, err := c.do(ctx, Op{Kind: OpCursor, Ref: ref, Video: video, Local: local, Seen: seenOf(ctx)})
+	q, _ := ctx.Value(readQuorumKey{}).(int)
+	res, err := c.do(ctx, Op{Kind: OpCursor, Ref: ref, Video: video, Local: local, Seen: seenOf(ctx), ReadQuorum: q})
 	return res.Cursor, res.Found, err
 }
 
@@ -412,3 +414,41 @@ func (c *Driver) Now() crdt.HLC { return c.core.Clock().Now(c.cfg.Clock.NowMs())
 
 // Policy implements Service.
 func (c *Driver) Policy() crdt.Policy { return c.core.cfg.Local.Policy }
+
+// Hide implements Service.
+func (c *Driver) Hide(ctx context.Context, ref Ref, video string) error {
+	_, err := c.do(ctx, Op{Kind: OpHide, Ref: ref, Video: video})
+	return err
+}
+
+// Mark implements Service.
+func (c *Driver) Mark(ctx context.Context, ref Ref, m Mark) (WriteResult, error) {
+	res, err := c.do(ctx, Op{Kind: OpMark, Ref: ref, Video: m.Video, Mark: &m})
+	if err != nil {
+		return WriteResult{}, err
+	}
+	if len(res.Writes) != 1 {
+		return WriteResult{}, fmt.Errorf("%w: a mark answered %d results", ErrUnavailable, len(res.Writes))
+	}
+	c.core.Clock().Observe(res.Writes[0].Cursor.UpdatedHLC)
+	return res.Writes[0], nil
+}
+
+// Row implements Service.
+func (c *Driver) Row(ctx context.Context, ref Ref) (Row, error) {
+	q, _ := ctx.Value(readQuorumKey{}).(int)
+	res, err := c.do(ctx, Op{Kind: OpRow, Ref: ref, ReadQuorum: q})
+	return Row{Cursors: res.Cursors, Hidden: res.Hidden}, err
+}
+
+// ExportPage implements Service.
+func (c *Driver) ExportPage(ctx context.Context, ref Ref, kind crdt.Kind, after string, limit int) (ExportPage, error) {
+	res, err := c.do(ctx, Op{Kind: OpExport, Ref: ref, Export: &ExportReq{Kind: kind, After: after, Limit: limit}})
+	if err != nil {
+		return ExportPage{}, err
+	}
+	if res.Page == nil {
+		return ExportPage{}, nil
+	}
+	return *res.Page, nil
+}

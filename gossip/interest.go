@@ -80,9 +80,14 @@ func (c *Core) Interest() int { return len(c.wantedList) }
 // node following 100k profiles never stalls a cycle to renew them all.
 func (c *Core) renewInterest() {
 	period := max(1, c.cfg.InterestLease.Milliseconds()/3)
-	// The first tick renews everything (a ref added before the ring was
-	// known was not sent when it was added).
+	// Time before the first tick earns no credit: a ref added then was
+	// sent when it was added (or, before the ring was known, SetTable gives
+	// the credit to send it), so the first tick does not renew everything
+	// at once.
 	elapsed := c.nowMs - c.lastInterest
+	if !c.renewing {
+		elapsed, c.renewing = 0, true
+	}
 	c.lastInterest = c.nowMs
 	n := len(c.wantedList)
 	if n == 0 {

@@ -3,15 +3,26 @@ package raftring
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
 
+// ErrHasRingState: BootstrapNow on a node whose data directory held raft
+// state when it started. Such a node was part of a ring: founding a new one
+// would split the cluster in two rings that never merge. It must rejoin the
+// ring it belonged to (the leader adds it back when membership sees it).
+var ErrHasRingState = errors.New("raftring: this node has ring state from before; it rejoins its cluster and never founds a new one")
+
 // BootstrapNow founds a single-server ring group with this node if it has
-// no raft state yet (for --bootstrap-expect: the node that founds the
-// cluster once enough members are seen). With state, or when another
-// bootstrap won, it does nothing.
+// no raft state (for --bootstrap-expect: the node that founds the cluster
+// once enough members are seen). A node that had raft state when it opened
+// gets ErrHasRingState and changes nothing, whatever the state looks like
+// now; when another bootstrap won meanwhile, it does nothing.
 func (r *Ring) BootstrapNow() error {
+	if r.hadState {
+		return ErrHasRingState
+	}
 	boot := raft.Configuration{Servers: []raft.Server{{
 		Suffrage: raft.Voter, ID: raft.ServerID(r.cfg.NodeID), Address: r.trans.LocalAddr(),
 	}}}
@@ -29,4 +40,58 @@ func (r *Ring) HasState() bool {
 	}
 	f := r.raft.GetConfiguration()
 	return f.Error() == nil && len(f.Configuration().Servers) > 0
+}
+
+// HadState reports whether the data directory held raft state when the
+// ring opened: the node was part of a ring before and may never found one.
+func (r *Ring) HadState() bool { return r.hadState }
+
+// InContact reports whether this node is part of a working ring group now:
+// it is the leader and a quorum confirmed it recently (the contact loop
+// asks every HeartbeatTimeout/4), or it heard from a leader recently;
+// "recently" is within 10 × HeartbeatTimeout (10 s at the defaults, 3 s
+// with loopback timings; an election in between does not count as lost
+// contact), and after the process last stalled (a SIGSTOP, a VM pause: a
+// leader that wakes up still believes it leads until its lease check). A
+// node just restarted, cut off from the group, or removed from it is not in
+// contact: it must not serve profiles from its copy of the table, which may
+// be stale.
+func (r *Ring) InContact() bool {
+	window := 10 * r.cfg.HeartbeatTimeout
+	stalled := time.UnixMilli(r.stalledMs.Load())
+	var last time.Time
+	if r.raft.State() == raft.Leader {
+		last = time.UnixMilli(r.verifiedMs.Load())
+	} else {
+		last = r.raft.LastContact()
+	}
+	return !last.IsZero() && last.After(stalled) && time.Since(last) <= window
+}
+
+// contact is the goroutine behind InContact: it notices stalls of the
+// process and, on the leader, has a quorum confirm the leadership.
+func (r *Ring) contact() {
+	defer r.wg.Done()
+	period := max(r.cfg.HeartbeatTimeout/4, time.Millisecond)
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	prev := time.Now()
+	for {
+		select {
+		case <-r.done:
+			return
+		case now := <-tick.C:
+			if now.Sub(prev) > r.cfg.HeartbeatTimeout {
+				r.stalledMs.Store(now.UnixMilli())
+			}
+			prev = now
+		}
+		if r.raft.State() == raft.Leader {
+			asked := time.Now()
+			if r.raft.VerifyLeader().Error() == nil {
+				r.verifiedMs.Store(asked.UnixMilli())
+			}
+			prev = time.Now() // the wait is not a stall
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -257,7 +258,13 @@ type Ring struct {
 	trans       *raft.NetworkTransport
 	store       *raftboltdb.BoltStore
 	placeholder ring.Table // Table before the first SetMembers
-	log         *slog.Logger
+	hadState    bool       // the data directory held raft state at Open
+	// stalledMs: when the contact loop last saw the process stall;
+	// verifiedMs: when a quorum last confirmed this node's leadership
+	// (Unix ms). See InContact.
+	stalledMs  atomic.Int64
+	verifiedMs atomic.Int64
+	log        *slog.Logger
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -338,6 +345,10 @@ func Open(cfg Config) (_ *Ring, err error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.Logger = hlog
+	// A server removed from the group (dead past the grace, then back) keeps
+	// running as a follower without a vote, so the leader can add it back
+	// when membership sees it again; raft's default shuts it down for good.
+	rc.ShutdownOnRemove = false
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("raftring: raft config: %w", err)
 	}
@@ -346,6 +357,10 @@ func Open(cfg Config) (_ *Ring, err error) {
 	existing, err := raft.HasExistingState(logs, r.store, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("raftring: reading raft state in %s: %w", dir, err)
+	}
+	r.hadState = existing
+	if cfg.Bootstrap && existing {
+		r.log.Info("ring state found in the data directory: rejoining the ring it belongs to, not founding one")
 	}
 	r.raft, err = raft.NewRaft(rc, r.fsm, logs, r.store, snaps, r.trans)
 	if err != nil {
@@ -361,8 +376,9 @@ func Open(cfg Config) (_ *Ring, err error) {
 		}
 	}
 
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.notify()
+	go r.contact()
 	return r, nil
 }
 

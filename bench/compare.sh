@@ -3,11 +3,11 @@
 #
 #   bench/compare.sh            # ~4 minutes: 3 rounds × 6 cases × 2 systems, 5 s each
 #   bench/compare.sh --long     # 5 rounds of 20 s
-#   bench/compare.sh --help     # every flag of `playhead bench compare`
+#   bench/compare.sh --help     # every flag of `playhead-bench compare`
 #
 # Installs redis-server from Debian if it is missing, builds playhead, then runs
-# `playhead bench compare "$@"`: Redis (AOF, appendfsync everysec), the baseline
-# (`playhead bench baseline-server`) and one playhead node start on loopback in a
+# `playhead-bench compare "$@"`: Redis (AOF, appendfsync everysec), the baseline
+# (`playhead-bench baseline-server`) and one playhead node start on loopback in a
 # temp dir; every case runs against both, alternating which goes first; the medians,
 # ratios and plots go to docs/BENCHMARKS.md, docs/bench/*.png, docs/bench/raw/.
 set -euo pipefail
@@ -24,4 +24,5 @@ fi
 BIN=$(mktemp -d)
 trap 'rm -rf "$BIN"' EXIT
 go build -o "$BIN/playhead" ./cmd/playhead
-"$BIN/playhead" bench compare "$@"
+go build -o "$BIN/playhead-bench" ./cmd/playhead-bench
+"$BIN/playhead-bench" compare --playhead "$BIN/playhead" "$@"

@@ -11,7 +11,7 @@ import (
 // Workloads lists the workload names Config.Workload accepts.
 var Workloads = []string{"put", "batch", "ws", "read", "propagation"}
 
-// Defaults of Config, as named constants (`playhead bench --help` shows them).
+// Defaults of Config, as named constants (`playhead-bench --help` shows them).
 const (
 	DefaultConcurrency       = 32
 	DefaultDuration          = 10 * time.Second

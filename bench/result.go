@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Result is one run's outcome; `playhead bench --json F` writes it.
+// Result is one run's outcome; `playhead-bench --json F` writes it.
 //
 // Counts cover the measured window only: operations whose intended send time
 // lies in [warm-up end, end of run). Throughput counts served operations

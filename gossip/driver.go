@@ -86,6 +86,8 @@ type Driver struct {
 	ready   bool
 	table   ring.Table
 	stats   CoreStats
+	hints   int // hints held for unreachable owners, as of the last cycle
+	pulls   int // partitions still to pull (handoff), as of the last cycle
 }
 
 var _ Service = (*Driver)(nil)
@@ -176,6 +178,7 @@ func (c *Driver) cycle() {
 	c.mu.Lock()
 	c.ready, c.table = haveTable, t
 	c.stats = c.core.Stats()
+	c.hints, c.pulls = c.core.Hints(), c.core.Handoffs()
 	for _, d := range rd.Completions {
 		if ch, ok := c.waiting[d.ID]; ok {
 			delete(c.waiting, d.ID)
@@ -278,6 +281,15 @@ func (c *Driver) Stats() CoreStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.stats
+}
+
+// Pending returns, as of the last cycle, the hints this node holds for
+// owners it could not reach (replication still owed) and the partitions it
+// still has to pull from their previous owners (handoff).
+func (c *Driver) Pending() (hints, handoffs int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hints, c.pulls
 }
 
 func (c *Driver) do(ctx context.Context, op Op) (Result, error) {

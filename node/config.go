@@ -55,6 +55,10 @@ type Config struct {
 	// name.
 	NodeID string
 
+	// Version is the software version GET /v1/node reports (the cmd
+	// package sets the binary's). The default value is "" (unknown).
+	Version string
+
 	// HTTPAddr is the host:port the device API listens on (Run). Use port 0
 	// to let the system choose; Addr reports the bound address. The default
 	// value is 127.0.0.1:8080 (loopback: exposing the node is a decision).

@@ -50,6 +50,7 @@ type Node struct {
 	tracker      *tracker
 	handler      http.Handler
 	ready        atomic.Bool
+	started      time.Time
 
 	mu        sync.Mutex
 	srv       *http.Server // guarded by mu; set by Serve
@@ -182,6 +183,7 @@ func assemble(cfg Config, svc gossip.Service, hub *Hub, store storage.Store, m *
 		tracker:      newTracker(),
 		listening:    make(chan struct{}),
 		shutdownDone: make(chan struct{}),
+		started:      time.Now(),
 	}
 	if sw, ok := svc.(sweeper); ok {
 		n.sweeper = sw

@@ -20,7 +20,9 @@ import (
 // TestEveryRouteDeclaresItsQuery checks that every route of server.go is
 // listed here.
 var queryParams = map[string][]string{
-	"GET /v1/cluster": {},
+	"GET /v1/cluster":      {},
+	"GET /v1/node":         {},
+	"POST /v1/node/backup": {},
 
 	"PUT /v1/profiles/{profile}/positions/{video}":         {},
 	"GET /v1/profiles/{profile}/positions/{video}":         {"replica"},

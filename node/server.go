@@ -18,6 +18,8 @@ func (n *Node) buildHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /v1/cluster", n.authed(n.cluster))
+	mux.Handle("GET /v1/node", n.authed(n.nodeInfo))
+	mux.Handle("POST /v1/node/backup", n.authed(n.backup))
 
 	// Positions. Writes are rate limited per (account, device) inside the
 	// handler, once the device is known from the body.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,7 +32,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	cors := fs.String("cors-origins", node.CORSAny, "origins (scheme://host[:port], comma-separated; * for any) whose web pages may call the API from a browser; empty for none")
 	fs.Usage = usage(stderr, fs, "playhead dev [--nodes 3] [--data-dir DIR] [--http-addr HOST:PORT]",
-		"Runs a ready-to-use local playhead cluster (3 nodes in this process, on loopback) with embedded\nstorage and a fresh secret, and prints the demo page's URL (a TV and a phone staying in step), each\nnode's URL, an admin token valid for 24 h and curl lines to try. Ctrl-C stops it.")
+		"Runs a ready-to-use local playhead cluster (3 nodes in this process, on loopback) with embedded\nstorage and a secret (kept in --data-dir across restarts, so printed tokens stay valid), and prints\nthe demo page's URL (a TV and a phone staying in step), each node's URL, an admin token valid for\n24 h and curl lines to try. Ctrl-C stops it.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,11 +48,9 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	secretHex := []byte(hex.EncodeToString(secret))
 	secretFile := filepath.Join(dir, "auth-secret")
-	if err := os.WriteFile(secretFile, append(secretHex, '\n'), 0o600); err != nil {
+	secretHex, err := devSecret(secretFile)
+	if err != nil {
 		return err
 	}
 	logger, err := newLogger(*logLevel, "text")
@@ -69,9 +69,19 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	basePort, _ := strconv.Atoi(port)
 	var key [][]byte
 	if *nodes > 1 {
-		k := make([]byte, clusterkey.Size)
-		rand.Read(k)
-		key = [][]byte{k}
+		// Kept beside the secret, as the secret is: a restart on the same
+		// --data-dir is the same cluster.
+		keyFile := filepath.Join(dir, "cluster.key")
+		if _, err := os.Stat(keyFile); err != nil {
+			k := make([]byte, clusterkey.Size)
+			rand.Read(k)
+			if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600); err != nil {
+				return err
+			}
+		}
+		if key, err = clusterkey.LoadAll(keyFile); err != nil {
+			return err
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -88,10 +98,18 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("cannot listen on %s (%v): pass a free address with --http-addr 127.0.0.1:0", addr, err)
 		}
-		cfg := node.Config{NodeID: fmt.Sprintf("dev-%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("data-%d", i)),
-			HTTPAddr: ln.Addr().String(), AuthSecret: secretHex, Logger: logger, CORSOrigins: origins}
+		nodeDir := filepath.Join(dir, fmt.Sprintf("data-%d", i))
+		cfg := node.Config{NodeID: fmt.Sprintf("dev-%d", i), DataDir: nodeDir,
+			HTTPAddr: ln.Addr().String(), AuthSecret: secretHex, Logger: logger, Version: buildVersion(), CORSOrigins: origins}
 		if *nodes > 1 {
-			cfg.ClusterOptions = &node.ClusterOptions{GossipAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0",
+			// Fixed for the life of the data directory: the ring's raft
+			// remembers its members' addresses across restarts.
+			addrs, err := devClusterAddrs(nodeDir)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			cfg.ClusterOptions = &node.ClusterOptions{GossipAddr: addrs[0], RaftAddr: addrs[1], RPCAddr: addrs[2],
 				Keys: key, Loopback: true}
 			if seed != "" {
 				cfg.ClusterOptions.Join = []string{seed}
@@ -154,6 +172,48 @@ Ctrl-C stops it.
 		}
 	}
 	return firstErr
+}
+
+// devSecret returns the secret kept in file, creating the file with a new
+// random secret when it does not exist: with --data-dir, tokens printed
+// yesterday still work today.
+func devSecret(file string) ([]byte, error) {
+	if _, err := os.Stat(file); err == nil {
+		return node.LoadSecret(file)
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	secretHex := []byte(hex.EncodeToString(secret))
+	if err := os.WriteFile(file, append(secretHex, '\n'), 0o600); err != nil {
+		return nil, err
+	}
+	return secretHex, nil
+}
+
+// devClusterAddrs returns a dev node's gossip, raft and replication
+// addresses: those saved in nodeDir by an earlier run, else three free
+// loopback ports, saved for the next run.
+func devClusterAddrs(nodeDir string) ([3]string, error) {
+	var addrs [3]string
+	file := filepath.Join(nodeDir, "dev-cluster-addrs")
+	if b, err := os.ReadFile(file); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 3 {
+			copy(addrs[:], f)
+			return addrs, nil
+		}
+	}
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return addrs, err
+		}
+		addrs[i] = l.Addr().String()
+		l.Close()
+	}
+	if err := os.MkdirAll(nodeDir, 0o755); err != nil {
+		return addrs, err
+	}
+	return addrs, os.WriteFile(file, []byte(strings.Join(addrs[:], "\n")+"\n"), 0o644)
 }
 
 // pageURL is the demo page of a node with the token in the fragment (never

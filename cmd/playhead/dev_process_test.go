@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -76,5 +77,73 @@ func TestDevStartsAWorkingCluster(t *testing.T) {
 	}
 	if st, body := pc.do(n3, "GET", "/v1/profiles/me/positions/ep-1", token, ""); st != 200 || position(t, body) != 754_000 {
 		t.Fatalf("GET via node 3: %d %s", st, body)
+	}
+}
+
+// startDev runs `playhead dev` with args and returns the node URLs and the
+// token it printed, and the running command.
+func startDev(t *testing.T, bin string, args ...string) ([]string, string, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"dev", "--http-addr", "127.0.0.1:0", "--log-level", "error"}, args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var urls []string
+	var token string
+	deadline := time.After(60 * time.Second)
+	for token == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("playhead dev exited")
+			}
+			if f := strings.Fields(l); len(f) == 3 && f[0] == "node" {
+				urls = append(urls, f[2])
+			}
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "export TOKEN="); ok {
+				token = v
+			}
+		case <-deadline:
+			t.Fatal("playhead dev printed no token in 60 s")
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	return urls, token, cmd
+}
+
+// `playhead dev --data-dir` keeps its secret, cluster key and cluster
+// addresses: a token printed by one run of the 3-node cluster is accepted
+// by the next on the same directory, which comes up and still has the data.
+func TestDevDataDirKeepsSecretAcrossRestarts(t *testing.T) {
+	bin := binary(t)
+	dir := t.TempDir()
+	urls, tok1, cmd := startDev(t, bin, "--data-dir", dir)
+	pc := &procCluster{t: t}
+	n := &clusterProc{http: strings.TrimPrefix(urls[0], "http://")}
+	if st, body := pc.do(n, "PUT", "/v1/profiles/me/positions/ep-1", tok1, putBody(754_000, "s-tv-1")); st != 200 {
+		t.Fatalf("PUT: %d %s", st, body)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	urls, _, _ = startDev(t, bin, "--data-dir", dir)
+	n = &clusterProc{http: strings.TrimPrefix(urls[2], "http://")}
+	if st, body := pc.do(n, "GET", "/v1/profiles/me/positions/ep-1", tok1, ""); st != 200 || position(t, body) != 754_000 {
+		t.Fatalf("yesterday's token after a restart on the same --data-dir: %d %s", st, body)
 	}
 }

@@ -1,66 +1,14 @@
 package main
 
-import (
-	"flag"
-	"fmt"
-	"io"
-	"os"
-	"strings"
+import "github.com/playhead/playhead/internal/cliflag"
+
+// The flag conventions (internal/cliflag): every flag has an environment
+// variable, PLAYHEAD_ + the flag name upper-cased with dashes as underscores.
+var (
+	envName    = cliflag.EnvName
+	parseFlags = cliflag.Parse
+	usage      = cliflag.Usage
 )
 
-// envName is the environment variable that stands for a flag:
-// PLAYHEAD_ and the flag name in upper case with dashes as underscores.
-func envName(flagName string) string {
-	return "PLAYHEAD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
-// parseFlags parses args into fs; a flag not given on the command line takes
-// its environment variable when that is set. Precedence: flag, env, default.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		if v, ok := os.LookupEnv(envName(f.Name)); ok {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %v", envName(f.Name), v, e)
-			}
-		}
-	})
-	return err
-}
-
-// usage prints a command's synopsis and its flags, each with its env var
-// and default.
-func usage(w io.Writer, fs *flag.FlagSet, synopsis, about string) func() {
-	return func() {
-		fmt.Fprintf(w, "usage: %s\n\n%s\n\nflags (each also read from its environment variable):\n", synopsis, about)
-		fs.VisitAll(func(f *flag.Flag) {
-			def := f.DefValue
-			if def == "" {
-				def = `""`
-			}
-			fmt.Fprintf(w, "  --%s\t%s\n  \t    env %s, default %s\n", f.Name, f.Usage, envName(f.Name), def)
-		})
-	}
-}
-
 // stringList is a repeatable string flag.
-type stringList []string
-
-func (s *stringList) String() string { return strings.Join(*s, ",") }
-
-func (s *stringList) Set(v string) error {
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*s = append(*s, p)
-		}
-	}
-	return nil
-}
+type stringList = cliflag.StringList

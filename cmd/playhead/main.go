@@ -4,8 +4,14 @@
 //	playhead dev     run a ready-to-use local service (temp storage, a token, curl lines)
 //	playhead token   print a device token signed with the cluster secret
 //	playhead keygen  print a new cluster key for --gossip-key-file
+//	playhead health  exit 0 when a node is ready (container health checks)
+//	playhead status  members, versions, partitions, pending handoffs and hints, raft leader
+//	playhead backup  a checkpoint of a node's store while it serves
+//	playhead restore install a backup as a new node's data directory
 //	playhead sim     run the deterministic cluster simulator
-//	playhead bench   generate load, run the Redis baseline, compare (bench/compare.sh)
+//
+// The load generator, the Redis baseline and the comparison with its plots
+// are cmd/playhead-bench, so that what operators run does not link them.
 //
 // Every flag has an environment variable (PLAYHEAD_ and the flag name, upper
 // case, dashes as underscores); `playhead CMD --help` lists them with their
@@ -29,8 +35,13 @@ commands:
   dev     run a ready-to-use local service with embedded storage; prints URL, token and curl lines
   token   print a device token signed with the cluster secret
   keygen  print a new cluster key (for --gossip-key-file)
+  health  exit 0 when a node answers /readyz with 200 (container health checks)
+  status  the cluster's members, their state, version, partitions, pending handoffs and hints, raft leader
+  backup  a checkpoint of a node's store taken while it serves, into a directory
+  restore install a backup as a new node's data directory
+  version print the version
   sim     run the deterministic cluster simulator (faults, invariants, replayable seeds)
-  bench   load generator (put, batch, ws, read, propagation), the Redis baseline and their comparison
+  bench   moved to playhead-bench (go run ./cmd/playhead-bench --help), out of the product binary
 
 Run 'playhead <command> --help' for a command's flags and their environment variables.
 `
@@ -56,10 +67,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdToken(args[1:], stdout, stderr)
 	case "keygen":
 		err = cmdKeygen(args[1:], stdout, stderr)
+	case "health":
+		err = cmdHealth(args[1:], stdout, stderr)
+	case "status":
+		err = cmdStatus(args[1:], stdout, stderr)
+	case "backup":
+		err = cmdBackup(args[1:], stdout, stderr)
+	case "restore":
+		err = cmdRestore(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "playhead", buildVersion())
+		return 0
 	case "sim":
 		err = cmdSim(args[1:], stdout, stderr)
 	case "bench":
-		err = cmdBench(args[1:], stdout, stderr)
+		fmt.Fprint(stderr, benchMoved)
+		return 2
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, topUsage)
 		return 0
@@ -79,6 +102,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 }
+
+// benchMoved answers `playhead bench`.
+const benchMoved = `playhead bench moved to its own binary, playhead-bench, so that the product binary does not link
+the load generator's plotting or the Redis baseline:
+
+  go run ./cmd/playhead-bench --help                  # the load generator (same flags as before)
+  go run ./cmd/playhead-bench compare --help          # playhead vs the Redis baseline (bench/compare.sh)
+`
 
 // errUsage marks an error already reported with the command's usage.
 var errUsage = errors.New("usage")

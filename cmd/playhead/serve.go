@@ -49,7 +49,7 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 	gossipAddr := fs.String("gossip-addr", "", "host:port for cluster membership (memberlist, UDP+TCP); setting it, --join or --bootstrap-expect > 1 makes the node a cluster member (e.g. 0.0.0.0:7946)")
 	rpcAddr := fs.String("rpc-addr", "", "host:port for replication traffic between nodes (TCP); default: the gossip host, port 7948")
 	raftAddr := fs.String("raft-addr", "", "host:port for the ring configuration's raft (TCP); default: the gossip host, port 7947")
-	advertiseHost := fs.String("advertise-addr", "", "IP address other nodes reach this node at, when the cluster addresses bind 0.0.0.0 (default: derived from the bound addresses)")
+	advertiseHost := fs.String("advertise-addr", "", "IP address (or a host name, resolved once at start: a container's service name) other nodes reach this node at, when the cluster addresses bind 0.0.0.0 (default: derived from the bound addresses)")
 	var join stringList
 	fs.Var(&join, "join", "gossip addresses of cluster members to join, comma-separated or repeated")
 	bootstrapExpect := fs.Int("bootstrap-expect", 1, "members a new cluster waits for before founding its ring; with no --join and 1, a node runs alone")
@@ -67,6 +67,7 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 	return func() (node.Config, error) {
 		cfg := d
 		cfg.NodeID, cfg.DataDir, cfg.HTTPAddr = *nodeID, *dataDir, *httpAddr
+		cfg.Version = buildVersion()
 		if cfg.NodeID == "" {
 			host, _ := os.Hostname()
 			cfg.NodeID = host
@@ -115,12 +116,34 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 					return cfg, fmt.Errorf("--gossip-addr %s binds every interface: give --advertise-addr, the IP other nodes reach this one at", g)
 				}
 			}
-			cfg.ClusterOptions = &node.ClusterOptions{GossipAddr: g, AdvertiseHost: *advertiseHost, RPCAddr: *rpcAddr, RaftAddr: *raftAddr,
+			adv, err := resolveAdvertise(*advertiseHost)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.ClusterOptions = &node.ClusterOptions{GossipAddr: g, AdvertiseHost: adv, RPCAddr: *rpcAddr, RaftAddr: *raftAddr,
 				Join: join, BootstrapExpect: *bootstrapExpect, Keys: keys, Replication: *replication,
 				WriteQuorum: *writeQuorum, DeadNodeGrace: *deadGrace, Loopback: *loopback}
 		}
 		return cfg, nil
 	}
+}
+
+// resolveAdvertise turns --advertise-addr into an IP: an IP is kept, a host
+// name (a container's service name) is resolved once, preferring IPv4.
+func resolveAdvertise(host string) (string, error) {
+	if host == "" || net.ParseIP(host) != nil {
+		return host, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return "", fmt.Errorf("--advertise-addr %q: not an IP and it does not resolve (%v); give the IP other nodes reach this one at", host, err)
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	return ips[0].String(), nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -147,8 +170,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	gcPercent := fs.Int("gc-percent", defaultGCPercent, "Go garbage collector target (as GOGC): the heap may grow this many percent over live data between collections; higher spends memory to save CPU (at 100 the collector took about a third of the CPU under write load); the GOGC variable, when set, wins over this default")
 	memLimit := fs.String("memory-limit", "1GiB", "soft limit of the Go runtime's memory (as GOMEMLIMIT; B, KiB, MiB, GiB): the collector works harder as the process nears it, so --gc-percent's headroom cannot push memory past it; 0 = none; the GOMEMLIMIT variable, when set, wins over this default")
 	pprofAddr := fs.String("pprof-addr", "", "host:port serving Go's /debug/pprof profiles (CPU, heap, mutex, goroutines) for diagnosis; off when empty; keep it on loopback")
-	if err := parseFlags(fs, args); err != nil {
+	fs.String("config", "", "TOML file of settings: each key a flag name (data-dir = \"/var/lib/playhead\"); the command line and PLAYHEAD_* variables override it (deploy/playhead.toml is a sample)")
+	printCfg := fs.Bool("print-config", false, "print the effective configuration (flags > env > --config file > defaults) as TOML, each key with its source, and exit")
+	src, err := parseFlagsConfig(fs, args)
+	if err != nil {
 		return err
+	}
+	if *printCfg {
+		printConfig(stdout, fs, src)
+		return nil
 	}
 	cfg, err := build()
 	if err != nil {

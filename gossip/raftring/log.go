@@ -57,7 +57,41 @@ func (b *hclogBridge) enabled(l hclog.Level) bool {
 	return l >= min && b.log.Enabled(context.Background(), slogLevel(l))
 }
 
+// routine are raft's warnings and errors that a healthy cluster prints
+// while it starts, changes its configuration or shuts down: logged at debug.
+// A peer that is really gone shows in membership's logs and /v1/cluster.
+var routine = map[string]bool{
+	"no known peers, aborting election":                             true, // a joining node before it is added
+	"heartbeat timeout reached, starting election":                  true, // the first election
+	"failed to get previous log":                                    true, // a new follower: "log not found"
+	"appendEntries rejected, sending older logs":                    true, // the leader catching that follower up
+	"peer has newer term, stopping replication":                     true, // after a leadership transfer
+	"failed to contact":                                             true, // lease check under load, or a peer stopping
+	"failed to appendEntries to":                                    true, // a peer stopped or restarting
+	"failed to heartbeat to":                                        true, // idem
+	"failed to decode incoming command":                             true, // the transport closing at shutdown
+	"failed to contact quorum of nodes, stepping down":              true, // the others stopped first
+	"failed to make requestVote RPC":                                true, // a peer stopped or restarting
+	"Election timeout reached, restarting election":                 true, // idem
+	"rejecting pre-vote request since we have a leader":             true, // a restarted member catching up
+	"rejecting vote request since we have a leader":                 true, // idem
+	"rejecting pre-vote request since node is not in configuration": true, // a removed member coming back
+	"not part of stable configuration, aborting election":           true, // a member not yet (re-)added
+	"heartbeat timeout reached, not part of a stable configuration or a non-voter, not triggering a leader election": true,
+	"nothing new to snapshot":                                  true,
+	"unable to get address for server, using fallback address": true,
+}
+
+// quietLevel is the level a raft record is logged at: routine ones at debug.
+func quietLevel(level hclog.Level, msg string) hclog.Level {
+	if level >= hclog.Warn && routine[msg] {
+		return hclog.Debug
+	}
+	return level
+}
+
 func (b *hclogBridge) Log(level hclog.Level, msg string, args ...any) {
+	level = quietLevel(level, msg)
 	if !b.enabled(level) {
 		return
 	}

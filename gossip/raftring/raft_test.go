@@ -1,8 +1,10 @@
 package raftring
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/playhead/playhead/gossip/internal/edgetest"
 	"github.com/playhead/playhead/gossip/memberlist"
@@ -420,4 +424,28 @@ func TestRaftRingShutdownStopsGoroutines(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// Raft's routine start-up and shutdown warnings are logged at debug; other
+// warnings and errors keep their level.
+func TestRoutineRaftLogsAtDebug(t *testing.T) {
+	var buf bytes.Buffer
+	b := newHclogBridge(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})), hclog.Trace)
+	b.Warn("no known peers, aborting election")
+	b.Warn("failed to get previous log", "error", "log not found")
+	b.Error("failed to appendEntries to", "error", "dial tcp: connection refused")
+	b.Error("failed to decode incoming command", "error", "transport shutdown")
+	if buf.Len() != 0 {
+		t.Errorf("routine records shown at info:\n%s", buf.String())
+	}
+	b.Error("failed to commit logs", "error", "disk full")
+	if !strings.Contains(buf.String(), "level=ERROR") || !strings.Contains(buf.String(), "disk full") {
+		t.Errorf("a real error lost its level: %q", buf.String())
+	}
+	buf.Reset()
+	dbg := newHclogBridge(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), hclog.Trace)
+	dbg.Warn("no known peers, aborting election")
+	if !strings.Contains(buf.String(), "level=DEBUG") {
+		t.Errorf("routine record not at debug: %q", buf.String())
+	}
 }

@@ -1,6 +1,7 @@
 package raftring
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -203,7 +204,11 @@ func (r *Reconciler) reconcile() {
 			err = rc.SetMembers(a.Members)
 		}
 		if err != nil {
-			r.log.Warn("ring change failed; retrying later", "action", a.String(), "err", err)
+			lv := slog.LevelWarn
+			if errors.Is(err, ErrNotRingLeader) {
+				lv = slog.LevelDebug // leadership moved (a transfer at shutdown): the new leader acts
+			}
+			r.log.Log(context.Background(), lv, "ring change failed; retrying later", "action", a.String(), "err", err)
 			if errors.Is(err, ErrNotRingLeader) || errors.Is(err, ErrRingClosed) {
 				return
 			}

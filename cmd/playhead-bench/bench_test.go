@@ -2,21 +2,50 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
+// binaries builds playhead-bench and playhead once per test run.
+var binaries = sync.OnceValues(func() ([2]string, error) {
+	dir, err := os.MkdirTemp("", "playhead-bench-bin-")
+	if err != nil {
+		return [2]string{}, err
+	}
+	bins := [2]string{filepath.Join(dir, "playhead-bench"), filepath.Join(dir, "playhead")}
+	for i, pkg := range []string{".", "../playhead"} {
+		if out, err := exec.Command("go", "build", "-o", bins[i], pkg).CombinedOutput(); err != nil {
+			return bins, fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return bins, nil
+})
+
+func binary(t *testing.T) [2]string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binaries")
+	}
+	b, err := binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // The CLI smoke tests run the real binary for a fraction of a second per
-// run, so `playhead bench` and `bench compare` cannot rot. They assert that
+// run, so `playhead-bench` and `playhead-bench compare` cannot rot. They assert that
 // the runs succeed and their output is well formed, never a timing.
 
 func TestBenchInprocessWritesJSON(t *testing.T) {
 	bin := binary(t)
 	out := filepath.Join(t.TempDir(), "r.json")
-	cmd := exec.Command(bin, "bench", "--url", "inprocess", "--workload", "batch", "--duration", "500ms",
+	cmd := exec.Command(bin[0], "--url", "inprocess", "--workload", "batch", "--duration", "500ms",
 		"--warmup", "100ms", "--concurrency", "2", "--profiles", "5", "--videos", "5", "--batch", "5", "--quiet", "--json", out)
 	b, err := cmd.CombinedOutput()
 	if err != nil {
@@ -42,7 +71,7 @@ func TestBenchCompareSmoke(t *testing.T) {
 		t.Skip("redis-server not installed (apt-get install -y redis-server): skipping the compare smoke test")
 	}
 	docs := t.TempDir()
-	cmd := exec.Command(bin, "bench", "compare", "--docs", docs, "--rounds", "1", "--duration", "300ms", "--warmup", "100ms",
+	cmd := exec.Command(bin[0], "compare", "--playhead", bin[1], "--docs", docs, "--rounds", "1", "--duration", "300ms", "--warmup", "100ms",
 		"--concurrency", "2", "--profiles", "5", "--videos", "5", "--batch", "5", "--propagation-rate", "20")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, b)

@@ -1,3 +1,12 @@
+// Command playhead-bench is playhead's load generator, the Redis baseline
+// and their comparison (bench/compare.sh). It is its own binary so that the
+// product binary, cmd/playhead, links neither the plotting nor the Redis
+// client.
+//
+//	playhead-bench [flags]                  load against any URL speaking the device API
+//	playhead-bench baseline-server [flags]  the Redis baseline (bench/baseline)
+//	playhead-bench compare [flags]          playhead vs the baseline → docs/BENCHMARKS.md
+//	playhead-bench report [flags]           rebuild docs/BENCHMARKS.md from raw results
 package main
 
 import (
@@ -10,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
@@ -22,11 +32,32 @@ import (
 	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/bench"
 	"github.com/playhead/playhead/bench/baseline"
+	"github.com/playhead/playhead/internal/cliflag"
 	"github.com/playhead/playhead/node"
 )
 
 // inprocessSecret signs tokens for `--url inprocess` (a throwaway node).
 const inprocessSecret = "playhead-bench-inprocess-secret-0123456789"
+
+func main() {
+	err := cmdBench(os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "playhead-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage marks an error already reported with the command's usage.
+var errUsage = errors.New("usage")
+
+var (
+	parseFlags = cliflag.Parse
+	usage      = cliflag.Usage
+)
 
 // cmdBench runs the load generator; `bench baseline-server`, `bench
 // compare` and `bench report` are its helpers (bench/compare.sh runs compare).
@@ -69,10 +100,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to this file (with --url inprocess it covers the node too)")
 	mutexProfile := fs.String("mutexprofile", "", "write a mutex contention profile of this process to this file (with --url inprocess: the node's locks)")
 	fs.Usage = usage(stderr, fs,
-		"playhead bench [--workload W] [--url U] (--token T | --secret-file F) [flags]\n"+
-			"       playhead bench baseline-server [flags]   the Redis baseline (bench/baseline)\n"+
-			"       playhead bench compare [flags]           playhead vs the baseline → docs/BENCHMARKS.md (bench/compare.sh)\n"+
-			"       playhead bench report [flags]            rebuild docs/BENCHMARKS.md from raw results",
+		"playhead-bench [--workload W] [--url U] (--token T | --secret-file F) [flags]\n"+
+			"       playhead-bench baseline-server [flags]   the Redis baseline (bench/baseline)\n"+
+			"       playhead-bench compare [flags]           playhead vs the baseline → docs/BENCHMARKS.md (bench/compare.sh)\n"+
+			"       playhead-bench report [flags]            rebuild docs/BENCHMARKS.md from raw results",
 		"Load generator of simulated devices against any URL speaking playhead's device API: HDR latency\n"+
 			"histograms, open or closed loop, Zipf-distributed profiles and videos, a table on stdout.")
 	if err := parseFlags(fs, args); err != nil {
@@ -190,7 +221,7 @@ func cmdBenchBaseline(args []string, stdout, stderr io.Writer) error {
 	redisAddr := fs.String("redis-addr", "127.0.0.1:6379", "Redis host:port")
 	pool := fs.Int("redis-pool", 64, "Redis connection pool size (go-redis PoolSize); idle connections kept: a quarter")
 	secretFile := fs.String("secret-file", "", "auth secret file: HS256 device tokens are verified as playhead does; empty = no auth")
-	fs.Usage = usage(stderr, fs, "playhead bench baseline-server [flags]",
+	fs.Usage = usage(stderr, fs, "playhead-bench baseline-server [flags]",
 		"The benchmark baseline (bench/baseline): a stateless HTTP service over Redis speaking playhead's\nPUT/batch/GET positions and SSE events.")
 	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -239,13 +270,13 @@ func cmdBenchCompare(args []string, stdout, stderr io.Writer) error {
 	cases := fs.String("cases", strings.Join(bench.CompareCases, ","), "cases to run, comma-separated")
 	docs := fs.String("docs", "docs", "directory receiving BENCHMARKS.md, bench/*.png and bench/raw/*.json")
 	redisServer := fs.String("redis-server", "redis-server", "the redis-server binary")
-	bin := fs.String("playhead", "", "the playhead binary to benchmark (default: this one)")
+	bin := fs.String("playhead", "playhead", "the playhead binary to benchmark (a path, or a name on $PATH; bench/compare.sh builds it)")
 	seed := fs.Uint64("seed", 1, "seed of round 1 (round r uses seed+r-1)")
 	progress := fs.Bool("progress", false, "print every run's per-second progress line")
-	fs.Usage = usage(stderr, fs, "playhead bench compare [flags]",
+	fs.Usage = usage(stderr, fs, "playhead-bench compare [flags]",
 		"Starts redis-server (AOF, appendfsync everysec), the baseline and a playhead node on loopback in a temp\n"+
 			"dir, runs each case against both, alternating, and writes docs/BENCHMARKS.md with plots.\n"+
-			"bench/compare.sh installs redis-server if missing, builds playhead and runs this.")
+			"bench/compare.sh installs redis-server if missing, builds playhead and playhead-bench and runs this.")
 	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -265,14 +296,16 @@ func cmdBenchCompare(args []string, stdout, stderr io.Writer) error {
 			*warm = 5 * time.Second
 		}
 	}
-	if *bin == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		*bin = exe
+	self, err := os.Executable()
+	if err != nil {
+		return err
 	}
-	cfg := bench.CompareConfig{Playhead: *bin, RedisServer: *redisServer, Docs: *docs, Rounds: *rounds, Duration: *dur,
+	if p, err := exec.LookPath(*bin); err == nil {
+		*bin = p
+	} else {
+		return fmt.Errorf("--playhead %q: %v (build it: go build -o playhead ./cmd/playhead)", *bin, err)
+	}
+	cfg := bench.CompareConfig{Playhead: *bin, Bench: self, RedisServer: *redisServer, Docs: *docs, Rounds: *rounds, Duration: *dur,
 		Warmup: *warm, Concurrency: *conc, Batch: *batchN, Pipeline: *pipeline, Profiles: *profiles, Videos: *videos, PropagationRate: *propRate,
 		Cases: strings.Split(*cases, ","), Seed: *seed, Log: stderr}
 	if *progress {
@@ -288,7 +321,7 @@ func cmdBenchReport(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "docs/bench/raw", "directory of raw results CASE-SYSTEM-ROUND.json")
 	docs := fs.String("docs", "docs", "directory receiving BENCHMARKS.md and bench/*.png")
-	fs.Usage = usage(stderr, fs, "playhead bench report [--dir D] [--docs D]", "Rebuilds the compare report and plots from raw results.")
+	fs.Usage = usage(stderr, fs, "playhead-bench report [--dir D] [--docs D]", "Rebuilds the compare report and plots from raw results.")
 	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

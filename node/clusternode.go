@@ -39,7 +39,9 @@ type ClusterOptions struct {
 	// is "" (use the bound addresses).
 	AdvertiseHost string
 	// Join lists gossip addresses of members to join; retried until one
-	// answers.
+	// answers. The members remembered in <data-dir>/peers.json are joined
+	// with them, and the membership redials lost members (see
+	// memberlist.Config.RejoinInterval), so the seeds need not stay up.
 	Join []string
 	// BootstrapExpect is how many members a new cluster waits for before
 	// the member with the smallest id founds the ring. The default value

@@ -272,7 +272,8 @@ func TestClusterSplitSeedsDoNotServe(t *testing.T) {
 			}
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				t.Fatalf("%s reports ready while cut off from the ring's majority", p.id)
+				_, cl := pc.do(p, "GET", "/v1/cluster", pc.admin, "")
+				t.Fatalf("%s reports ready while cut off from the ring's majority (%d checks before): %s", p.id, checks, cl)
 			}
 			req, _ := http.NewRequest("GET", "http://"+p.http+video, nil)
 			req.Header.Set("Authorization", "Bearer "+pc.admin)

@@ -51,7 +51,7 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 	raftAddr := fs.String("raft-addr", "", "host:port for the ring configuration's raft (TCP); default: the gossip host, port 7947")
 	advertiseHost := fs.String("advertise-addr", "", "IP address (or a host name, resolved once at start: a container's service name) other nodes reach this node at, when the cluster addresses bind 0.0.0.0 (default: derived from the bound addresses)")
 	var join stringList
-	fs.Var(&join, "join", "gossip addresses of cluster members to join, comma-separated or repeated")
+	fs.Var(&join, "join", "gossip addresses of cluster members to join, comma-separated or repeated; retried until one answers. The node also remembers every member it saw (<data-dir>/peers.json) and rejoins through them after a restart, and redials lost members every 5 s for 72 h, so killing the seeds cannot split the cluster")
 	bootstrapExpect := fs.Int("bootstrap-expect", 1, "members a new cluster waits for before founding its ring; with no --join and 1, a node runs alone")
 	gossipKeyFile := fs.String("gossip-key-file", "", "file with the cluster key (base64, 32 bytes; `playhead keygen` prints one); one per line to rotate, the first is used to send; required for a cluster")
 	replication := fs.Int("replication", ring.DefaultReplicas, "copies of each profile kept in the cluster")
@@ -166,7 +166,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	build := serveFlags(fs, "playhead-data")
 	fs.Usage = usage(stderr, fs, "playhead serve --data-dir DIR --http-addr HOST:PORT --auth-secret-file FILE [flags]",
-		"Runs one playhead node. SIGTERM or SIGINT shuts it down gracefully: it stops taking requests,\nfinishes those in flight, leaves the cluster, and closes storage; no acknowledged write is lost.\n\nA cluster: start every node with the same --gossip-key-file, --bootstrap-expect N (the number of\nfirst nodes) and --join with one or more members' --gossip-addr; each node needs its own\n--node-id, --data-dir and addresses. /readyz answers 200 once the node knows the ring.")
+		"Runs one playhead node. SIGTERM or SIGINT shuts it down gracefully: it stops taking requests,\nfinishes those in flight, leaves the cluster, and closes storage; no acknowledged write is lost.\n\nA cluster: start every node with the same --gossip-key-file, --bootstrap-expect N (the number of\nfirst nodes) and --join with one or more members' --gossip-addr; each node needs its own\n--node-id, --data-dir and addresses. /readyz answers 200 while the node is part of the\nring (ring known, in contact with the ring's raft leader, a ring member); otherwise it and the\nprofile endpoints answer 503 with Retry-After.")
 	gcPercent := fs.Int("gc-percent", defaultGCPercent, "Go garbage collector target (as GOGC): the heap may grow this many percent over live data between collections; higher spends memory to save CPU (at 100 the collector took about a third of the CPU under write load); the GOGC variable, when set, wins over this default")
 	memLimit := fs.String("memory-limit", "1GiB", "soft limit of the Go runtime's memory (as GOMEMLIMIT; B, KiB, MiB, GiB): the collector works harder as the process nears it, so --gc-percent's headroom cannot push memory past it; 0 = none; the GOMEMLIMIT variable, when set, wins over this default")
 	pprofAddr := fs.String("pprof-addr", "", "host:port serving Go's /debug/pprof profiles (CPU, heap, mutex, goroutines) for diagnosis; off when empty; keep it on loopback")

@@ -54,10 +54,15 @@ func (r *Ring) HadState() bool { return r.hadState }
 // contact), and after the process last stalled (a SIGSTOP, a VM pause: a
 // leader that wakes up still believes it leads until its lease check). A
 // node just restarted, cut off from the group, or removed from it is not in
-// contact: it must not serve profiles from its copy of the table, which may
+// contact (after a stall, only a contact 2 × HeartbeatTimeout after it was
+// noticed counts, as messages queued meanwhile are stale): it must not
+// serve profiles from its copy of the table, which may
 // be stale.
 func (r *Ring) InContact() bool {
 	window := 10 * r.cfg.HeartbeatTimeout
+	if time.Since(time.UnixMilli(r.tickMs.Load())) > r.cfg.HeartbeatTimeout {
+		return false // stalled just now: the contact loop has not caught up
+	}
 	stalled := time.UnixMilli(r.stalledMs.Load())
 	var last time.Time
 	if r.raft.State() == raft.Leader {
@@ -65,33 +70,51 @@ func (r *Ring) InContact() bool {
 	} else {
 		last = r.raft.LastContact()
 	}
-	return !last.IsZero() && last.After(stalled) && time.Since(last) <= window
+	// Messages queued in the sockets while the process was stalled are read
+	// the moment it resumes, possibly before the stall is noticed: only a
+	// contact well after the stall counts.
+	return !last.IsZero() && last.After(stalled.Add(2*r.cfg.HeartbeatTimeout)) && time.Since(last) <= window
 }
 
-// contact is the goroutine behind InContact: it notices stalls of the
-// process and, on the leader, has a quorum confirm the leadership.
+// contact is the goroutine that notices stalls of the process (see
+// InContact).
 func (r *Ring) contact() {
 	defer r.wg.Done()
 	period := max(r.cfg.HeartbeatTimeout/4, time.Millisecond)
 	tick := time.NewTicker(period)
 	defer tick.Stop()
-	prev := time.Now()
+	r.tickMs.Store(time.Now().UnixMilli())
 	for {
 		select {
 		case <-r.done:
 			return
-		case now := <-tick.C:
-			if now.Sub(prev) > r.cfg.HeartbeatTimeout {
+		case <-tick.C:
+			now := time.Now()
+			if now.Sub(time.UnixMilli(r.tickMs.Load())) > r.cfg.HeartbeatTimeout {
 				r.stalledMs.Store(now.UnixMilli())
 			}
-			prev = now
+			r.tickMs.Store(now.UnixMilli())
+		}
+	}
+}
+
+// verify is the goroutine that, on the leader, has a quorum confirm the
+// leadership every HeartbeatTimeout/4 (see InContact).
+func (r *Ring) verify() {
+	defer r.wg.Done()
+	tick := time.NewTicker(max(r.cfg.HeartbeatTimeout/4, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-tick.C:
 		}
 		if r.raft.State() == raft.Leader {
 			asked := time.Now()
 			if r.raft.VerifyLeader().Error() == nil {
 				r.verifiedMs.Store(asked.UnixMilli())
 			}
-			prev = time.Now() // the wait is not a stall
 		}
 	}
 }

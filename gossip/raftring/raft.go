@@ -264,6 +264,7 @@ type Ring struct {
 	// (Unix ms). See InContact.
 	stalledMs  atomic.Int64
 	verifiedMs atomic.Int64
+	tickMs     atomic.Int64 // the contact loop's last tick
 	log        *slog.Logger
 
 	done chan struct{}
@@ -376,9 +377,11 @@ func Open(cfg Config) (_ *Ring, err error) {
 		}
 	}
 
-	r.wg.Add(2)
+	r.tickMs.Store(time.Now().UnixMilli())
+	r.wg.Add(3)
 	go r.notify()
 	go r.contact()
+	go r.verify()
 	return r, nil
 }
 

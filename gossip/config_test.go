@@ -41,17 +41,3 @@ func TestCoreConfigValidate(t *testing.T) {
 		t.Fatalf("defaults refused: %v", err)
 	}
 }
-
-// TestDriverConfigValidate: a driver without a store or a clock is refused.
-func TestDriverConfigValidate(t *testing.T) {
-	if _, err := NewDriver(DriverConfig{Core: CoreConfig{Self: "a"}, Clock: fixedClock(1)}); err == nil || !strings.Contains(err.Error(), "Store") {
-		t.Fatalf("no store: err = %v", err)
-	}
-	if _, err := NewDriver(DriverConfig{Core: CoreConfig{Self: "a"}, Store: storage.NewMem()}); err == nil || !strings.Contains(err.Error(), "Clock") {
-		t.Fatalf("no clock: err = %v", err)
-	}
-}
-
-type fixedClock int64
-
-func (c fixedClock) NowMs() int64 { return int64(c) }

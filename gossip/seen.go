@@ -84,8 +84,8 @@ func WithSeen(ctx context.Context, seen crdt.Version) context.Context {
 	return context.WithValue(ctx, seenKey{}, seen)
 }
 
-// seenOf is the version WithSeen put in ctx.
-func seenOf(ctx context.Context) crdt.Version {
+// SeenOf is the version WithSeen put in ctx.
+func SeenOf(ctx context.Context) crdt.Version {
 	v, _ := ctx.Value(seenKey{}).(crdt.Version)
 	return v
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/gossip"
+	"github.com/playhead/playhead/gossip/driver"
 	"github.com/playhead/playhead/gossip/memberlist"
 	"github.com/playhead/playhead/gossip/raftring"
 	"github.com/playhead/playhead/gossip/ring"
@@ -118,7 +119,7 @@ func (c ClusterOptions) Validate() error {
 type clusterParts struct {
 	opts      ClusterOptions
 	self      ring.NodeID
-	cl        *gossip.Driver
+	cl        *driver.Driver
 	transport *tcp.Transport
 	ring      *raftring.Ring
 	members   *memberlist.Memberlist
@@ -164,7 +165,7 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	log := cfg.Logger.With("node", cfg.NodeID)
 	cp := &clusterParts{opts: o, self: ring.NodeID(cfg.NodeID), hub: hub, addrs: map[ring.NodeID]string{}, done: make(chan struct{})}
 
-	cl, err := gossip.NewDriver(gossip.DriverConfig{
+	cl, err := driver.New(driver.Config{
 		Core:  gossip.CoreConfig{Self: cp.self, Local: cfg.localOptions(), WriteQuorum: o.WriteQuorum},
 		Store: store, Clock: cfg.Clock, Notifier: hub, AddrOf: cp.addrOf, Logger: log.With("component", "replication"),
 	})

@@ -1,4 +1,9 @@
-package gossip
+// Package driver runs a gossip.Core in production: one goroutine that
+// owns the Core, batches device requests from many goroutines into its
+// cycles (so all the writes of a cycle share one durable store write), ticks
+// it on the wall clock, and carries out its Ready over a Transport. The core
+// itself (package gossip) starts no goroutines and reads no clock.
+package driver
 
 import (
 	"context"
@@ -11,20 +16,21 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip"
 	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
 
-// DriverConfig configures a Driver: the production driver of a Core.
-type DriverConfig struct {
+// Config configures a Driver: the production driver of a Core.
+type Config struct {
 	// Core configures the replication logic; Core.Self is required.
-	Core CoreConfig
+	Core gossip.CoreConfig
 	// Store is the node's durable store. Required.
 	Store storage.Store
 	// Clock is the wall clock. Required.
-	Clock Clock
+	Clock gossip.Clock
 	// Notifier receives the changes for this node's subscribers.
-	Notifier Notifier
+	Notifier gossip.Notifier
 	// AddrOf returns a peer's replication address (from membership); ""
 	// when unknown (the message is dropped).
 	AddrOf func(ring.NodeID) string
@@ -34,11 +40,11 @@ type DriverConfig struct {
 	TickInterval time.Duration
 }
 
-// DefaultTickInterval is the default of DriverConfig.TickInterval.
+// DefaultTickInterval is the default of Config.TickInterval.
 const DefaultTickInterval = 10 * time.Millisecond
 
 // EnsureDefaults fills zero fields with their defaults (and those of Core).
-func (c *DriverConfig) EnsureDefaults() {
+func (c *Config) EnsureDefaults() {
 	c.Core.EnsureDefaults()
 	if c.Notifier == nil {
 		c.Notifier = nopNotifier{}
@@ -55,14 +61,14 @@ func (c *DriverConfig) EnsureDefaults() {
 }
 
 // Validate reports settings that cannot work.
-func (c DriverConfig) Validate() error {
+func (c Config) Validate() error {
 	switch {
 	case c.Store == nil:
-		return errors.New("gossip: DriverConfig.Store is required")
+		return errors.New("driver: Config.Store is required")
 	case c.Clock == nil:
-		return errors.New("gossip: DriverConfig.Clock is required (wallclock.Clock{} in production)")
+		return errors.New("driver: Config.Clock is required (wallclock.Clock{} in production)")
 	case c.TickInterval <= 0:
-		return fmt.Errorf("gossip: tick interval must be positive, got %v", c.TickInterval)
+		return fmt.Errorf("driver: tick interval must be positive, got %v", c.TickInterval)
 	}
 	return c.Core.Validate()
 }
@@ -71,10 +77,10 @@ func (c DriverConfig) Validate() error {
 // it: device requests from many goroutines are batched into the Core's
 // cycles, so all the writes of a cycle share one durable store write.
 type Driver struct {
-	cfg  DriverConfig
-	core *Core
+	cfg  Config
+	core *gossip.Core
 
-	transport Transport
+	transport gossip.Transport
 	in        chan func()
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -82,35 +88,35 @@ type Driver struct {
 
 	mu      sync.Mutex
 	nextID  uint64
-	waiting map[uint64]chan Completion
+	waiting map[uint64]chan gossip.Completion
 	ready   bool
 	table   ring.Table
-	stats   CoreStats
+	stats   gossip.CoreStats
 	hints   int // hints held for unreachable owners, as of the last cycle
 	pulls   int // partitions still to pull (handoff), as of the last cycle
 }
 
-var _ Service = (*Driver)(nil)
+var _ gossip.Service = (*Driver)(nil)
 
-// NewDriver builds the driver; Start runs it.
-func NewDriver(cfg DriverConfig) (*Driver, error) {
+// New builds the driver; Start runs it.
+func New(cfg Config) (*Driver, error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	core, err := NewCore(cfg.Core, cfg.Store, cfg.Clock.NowMs())
+	core, err := gossip.NewCore(cfg.Core, cfg.Store, cfg.Clock.NowMs())
 	if err != nil {
 		return nil, err
 	}
 	// Request ids start from the clock: an answer from before a restart,
 	// still in flight, must not complete a new request.
 	return &Driver{cfg: cfg, core: core, in: make(chan func(), 4096), done: make(chan struct{}),
-		waiting: map[uint64]chan Completion{}, nextID: uint64(cfg.Clock.NowMs()) << 16}, nil
+		waiting: map[uint64]chan gossip.Completion{}, nextID: uint64(cfg.Clock.NowMs()) << 16}, nil
 }
 
 // Start runs the driver loop over transport (which delivers inbound
 // frames to Deliver).
-func (c *Driver) Start(transport Transport) {
+func (c *Driver) Start(transport gossip.Transport) {
 	c.transport = transport
 	c.wg.Add(1)
 	go c.loop()
@@ -123,7 +129,7 @@ func (c *Driver) Close() {
 		c.wg.Wait()
 		c.mu.Lock()
 		for id, ch := range c.waiting {
-			ch <- Completion{ID: id, Err: fmt.Errorf("%w: the node is shutting down", ErrUnavailable)}
+			ch <- gossip.Completion{ID: id, Err: fmt.Errorf("%w: the node is shutting down", gossip.ErrUnavailable)}
 			delete(c.waiting, id)
 		}
 		c.mu.Unlock()
@@ -164,7 +170,7 @@ func (c *Driver) cycle() {
 		c.cfg.Logger.Error("writing to the store failed", "err", err)
 	}
 	rd := c.core.Ready()
-	byPeer := map[ring.NodeID][]Msg{}
+	byPeer := map[ring.NodeID][]gossip.Msg{}
 	for _, e := range rd.Messages {
 		byPeer[e.To] = append(byPeer[e.To], e.Msg)
 	}
@@ -189,7 +195,7 @@ func (c *Driver) cycle() {
 }
 
 // sendAll sends msgs to a peer in frames of bounded size.
-func (c *Driver) sendAll(to ring.NodeID, msgs []Msg) {
+func (c *Driver) sendAll(to ring.NodeID, msgs []gossip.Msg) {
 	addr := c.cfg.AddrOf(to)
 	if addr == "" || c.transport == nil {
 		return
@@ -197,9 +203,9 @@ func (c *Driver) sendAll(to ring.NodeID, msgs []Msg) {
 	for len(msgs) > 0 {
 		n := len(msgs)
 		for {
-			frame, err := EncodeFrame(msgs[:n])
-			if err == nil && (len(frame) <= MaxFrame/2 || n == 1) {
-				if len(frame) <= MaxFrame {
+			frame, err := gossip.EncodeFrame(msgs[:n])
+			if err == nil && (len(frame) <= gossip.MaxFrame/2 || n == 1) {
+				if len(frame) <= gossip.MaxFrame {
 					c.transport.Send(to, addr, frame)
 				} else {
 					c.cfg.Logger.Warn("dropping an oversized replication message", "peer", string(to), "bytes", len(frame))
@@ -218,7 +224,7 @@ func (c *Driver) sendAll(to ring.NodeID, msgs []Msg) {
 
 // Deliver takes a frame from a peer (the transport's OnFrame).
 func (c *Driver) Deliver(from ring.NodeID, frame []byte) {
-	msgs, err := DecodeFrame(frame)
+	msgs, err := gossip.DecodeFrame(frame)
 	if err != nil {
 		c.cfg.Logger.Warn("bad replication frame", "peer", string(from), "err", err)
 		return
@@ -248,17 +254,17 @@ func (c *Driver) SetAlive(id ring.NodeID, alive bool) {
 }
 
 // SetInterest sets the profiles this node's subscribers follow.
-func (c *Driver) SetInterest(refs []Ref) { c.enqueue(func() { c.core.SetInterest(refs) }) }
+func (c *Driver) SetInterest(refs []gossip.Ref) { c.enqueue(func() { c.core.SetInterest(refs) }) }
 
 // AddInterest adds one profile to those this node's subscribers follow.
 // It does not block (the hub calls it under its lock).
-func (c *Driver) AddInterest(ref Ref) {
+func (c *Driver) AddInterest(ref gossip.Ref) {
 	c.enqueue(func() { c.core.AddInterest(ref) })
 }
 
 // RemoveInterest drops a profile this node's subscribers no longer follow.
 // It does not block (the hub calls it under its lock).
-func (c *Driver) RemoveInterest(ref Ref) {
+func (c *Driver) RemoveInterest(ref gossip.Ref) {
 	c.enqueue(func() { c.core.RemoveInterest(ref) })
 }
 
@@ -277,7 +283,7 @@ func (c *Driver) Table() (ring.Table, bool) {
 }
 
 // Stats returns the Core's counters as of the last cycle.
-func (c *Driver) Stats() CoreStats {
+func (c *Driver) Stats() gossip.CoreStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.stats
@@ -292,15 +298,15 @@ func (c *Driver) Pending() (hints, handoffs int) {
 	return c.hints, c.pulls
 }
 
-func (c *Driver) do(ctx context.Context, op Op) (Result, error) {
-	ch := make(chan Completion, 1)
+func (c *Driver) do(ctx context.Context, op gossip.Op) (gossip.Result, error) {
+	ch := make(chan gossip.Completion, 1)
 	c.mu.Lock()
 	c.nextID++
 	id := c.nextID
 	c.waiting[id] = ch
 	c.mu.Unlock()
 	if !c.enqueue(func() { c.core.Submit(id, op) }) {
-		return Result{}, fmt.Errorf("%w: the node is shutting down", ErrUnavailable)
+		return gossip.Result{}, fmt.Errorf("%w: the node is shutting down", gossip.ErrUnavailable)
 	}
 	select {
 	case d := <-ch:
@@ -309,23 +315,23 @@ func (c *Driver) do(ctx context.Context, op Op) (Result, error) {
 		c.mu.Lock()
 		delete(c.waiting, id)
 		c.mu.Unlock()
-		return Result{}, ctx.Err()
+		return gossip.Result{}, ctx.Err()
 	}
 }
 
 // Put implements Service.
-func (c *Driver) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteResult, error) {
+func (c *Driver) Put(ctx context.Context, ref gossip.Ref, ups []crdt.Update) ([]gossip.WriteResult, error) {
 	// Far-future versions are refused here, on the node the device talks
 	// to, against its clock.
 	nowMs := c.cfg.Clock.NowMs()
 	for i, u := range ups {
 		for _, h := range [2]crdt.HLC{u.Epoch, u.Seq} {
 			if err := c.core.Clock().Check(h, nowMs); err != nil {
-				return nil, &UpdateError{Index: i, Video: u.Video, Err: err}
+				return nil, &gossip.UpdateError{Index: i, Video: u.Video, Err: err}
 			}
 		}
 	}
-	res, err := c.do(ctx, Op{Kind: OpPut, Ref: ref, Ups: ups})
+	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpPut, Ref: ref, Ups: ups})
 	for _, u := range ups {
 		c.core.Clock().Observe(max(u.Epoch, u.Seq))
 	}
@@ -335,38 +341,18 @@ func (c *Driver) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteRe
 	return res.Writes, err
 }
 
-type localReadKey struct{}
-
-type readQuorumKey struct{}
-
-// WithReadQuorum asks a read (Service.Cursor or Service.Cursors through a
-// Driver) to merge
-// the copies of q owners (capped at the partition's owners) and repair
-// them, instead of the configured read quorum. A push stream's replay uses
-// 2: the replay must not miss a change that the node already counted as
-// pushed, and one lagging replica cannot then hide it.
-func WithReadQuorum(ctx context.Context, q int) context.Context {
-	return context.WithValue(ctx, readQuorumKey{}, q)
-}
-
-// WithLocalReplica marks a read to be served by this node's own replica
-// (an operator inspecting one replica), not by the partition's coordinator.
-func WithLocalReplica(ctx context.Context) context.Context {
-	return context.WithValue(ctx, localReadKey{}, true)
-}
-
 // Cursor implements Service.
-func (c *Driver) Cursor(ctx context.Context, ref Ref, video string) (crdt.Cursor, bool, error) {
-	local, _ := ctx.Value(localReadKey{}).(bool)
-	q, _ := ctx.Value(readQuorumKey{}).(int)
-	res, err := c.do(ctx, Op{Kind: OpCursor, Ref: ref, Video: video, Local: local, Seen: seenOf(ctx), ReadQuorum: q})
+func (c *Driver) Cursor(ctx context.Context, ref gossip.Ref, video string) (crdt.Cursor, bool, error) {
+	local := gossip.LocalReplicaOf(ctx)
+	q := gossip.ReadQuorumOf(ctx)
+	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpCursor, Ref: ref, Video: video, Local: local, Seen: gossip.SeenOf(ctx), ReadQuorum: q})
 	return res.Cursor, res.Found, err
 }
 
 // Cursors implements Service.
-func (c *Driver) Cursors(ctx context.Context, ref Ref) ([]crdt.Cursor, error) {
-	q, _ := ctx.Value(readQuorumKey{}).(int)
-	res, err := c.do(ctx, Op{Kind: OpCursors, Ref: ref, ReadQuorum: q})
+func (c *Driver) Cursors(ctx context.Context, ref gossip.Ref) ([]crdt.Cursor, error) {
+	q := gossip.ReadQuorumOf(ctx)
+	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpCursors, Ref: ref, ReadQuorum: q})
 	for _, cur := range res.Cursors {
 		c.core.Clock().Observe(cur.UpdatedHLC)
 	}
@@ -374,38 +360,38 @@ func (c *Driver) Cursors(ctx context.Context, ref Ref) ([]crdt.Cursor, error) {
 }
 
 // History implements Service.
-func (c *Driver) History(ctx context.Context, ref Ref) ([]HistoryItem, error) {
-	res, err := c.do(ctx, Op{Kind: OpHistory, Ref: ref})
+func (c *Driver) History(ctx context.Context, ref gossip.Ref) ([]gossip.HistoryItem, error) {
+	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpHistory, Ref: ref})
 	return res.History, err
 }
 
 // DeleteEntry implements Service.
-func (c *Driver) DeleteEntry(ctx context.Context, ref Ref, id string) error {
-	_, err := c.do(ctx, Op{Kind: OpDeleteEntry, Ref: ref, Entry: id})
+func (c *Driver) DeleteEntry(ctx context.Context, ref gossip.Ref, id string) error {
+	_, err := c.do(ctx, gossip.Op{Kind: gossip.OpDeleteEntry, Ref: ref, Entry: id})
 	return err
 }
 
 // DeleteVideo implements Service.
-func (c *Driver) DeleteVideo(ctx context.Context, ref Ref, video string) error {
-	_, err := c.do(ctx, Op{Kind: OpDeleteVideo, Ref: ref, Video: video})
+func (c *Driver) DeleteVideo(ctx context.Context, ref gossip.Ref, video string) error {
+	_, err := c.do(ctx, gossip.Op{Kind: gossip.OpDeleteVideo, Ref: ref, Video: video})
 	return err
 }
 
 // DeleteAll implements Service.
-func (c *Driver) DeleteAll(ctx context.Context, ref Ref) error {
-	_, err := c.do(ctx, Op{Kind: OpDeleteAll, Ref: ref})
+func (c *Driver) DeleteAll(ctx context.Context, ref gossip.Ref) error {
+	_, err := c.do(ctx, gossip.Op{Kind: gossip.OpDeleteAll, Ref: ref})
 	return err
 }
 
 // Profile implements Service.
-func (c *Driver) Profile(ctx context.Context, ref Ref) (crdt.Profile, error) {
-	res, err := c.do(ctx, Op{Kind: OpProfile, Ref: ref})
+func (c *Driver) Profile(ctx context.Context, ref gossip.Ref) (crdt.Profile, error) {
+	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpProfile, Ref: ref})
 	return res.Profile, err
 }
 
 // SetHistoryPaused implements Service.
-func (c *Driver) SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (crdt.Profile, error) {
-	res, err := c.do(ctx, Op{Kind: OpSetPaused, Ref: ref, Paused: paused})
+func (c *Driver) SetHistoryPaused(ctx context.Context, ref gossip.Ref, paused bool) (crdt.Profile, error) {
+	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpSetPaused, Ref: ref, Paused: paused})
 	return res.Profile, err
 }
 
@@ -413,42 +399,47 @@ func (c *Driver) SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (cr
 func (c *Driver) Now() crdt.HLC { return c.core.Clock().Now(c.cfg.Clock.NowMs()) }
 
 // Policy implements Service.
-func (c *Driver) Policy() crdt.Policy { return c.core.cfg.Local.Policy }
+func (c *Driver) Policy() crdt.Policy { return c.core.Policy() }
 
 // Hide implements Service.
-func (c *Driver) Hide(ctx context.Context, ref Ref, video string) error {
-	_, err := c.do(ctx, Op{Kind: OpHide, Ref: ref, Video: video})
+func (c *Driver) Hide(ctx context.Context, ref gossip.Ref, video string) error {
+	_, err := c.do(ctx, gossip.Op{Kind: gossip.OpHide, Ref: ref, Video: video})
 	return err
 }
 
 // Mark implements Service.
-func (c *Driver) Mark(ctx context.Context, ref Ref, m Mark) (WriteResult, error) {
-	res, err := c.do(ctx, Op{Kind: OpMark, Ref: ref, Video: m.Video, Mark: &m})
+func (c *Driver) Mark(ctx context.Context, ref gossip.Ref, m gossip.Mark) (gossip.WriteResult, error) {
+	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpMark, Ref: ref, Video: m.Video, Mark: &m})
 	if err != nil {
-		return WriteResult{}, err
+		return gossip.WriteResult{}, err
 	}
 	if len(res.Writes) != 1 {
-		return WriteResult{}, fmt.Errorf("%w: a mark answered %d results", ErrUnavailable, len(res.Writes))
+		return gossip.WriteResult{}, fmt.Errorf("%w: a mark answered %d results", gossip.ErrUnavailable, len(res.Writes))
 	}
 	c.core.Clock().Observe(res.Writes[0].Cursor.UpdatedHLC)
 	return res.Writes[0], nil
 }
 
 // Row implements Service.
-func (c *Driver) Row(ctx context.Context, ref Ref) (Row, error) {
-	q, _ := ctx.Value(readQuorumKey{}).(int)
-	res, err := c.do(ctx, Op{Kind: OpRow, Ref: ref, ReadQuorum: q})
-	return Row{Cursors: res.Cursors, Hidden: res.Hidden}, err
+func (c *Driver) Row(ctx context.Context, ref gossip.Ref) (gossip.Row, error) {
+	q := gossip.ReadQuorumOf(ctx)
+	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpRow, Ref: ref, ReadQuorum: q})
+	return gossip.Row{Cursors: res.Cursors, Hidden: res.Hidden}, err
 }
 
 // ExportPage implements Service.
-func (c *Driver) ExportPage(ctx context.Context, ref Ref, kind crdt.Kind, after string, limit int) (ExportPage, error) {
-	res, err := c.do(ctx, Op{Kind: OpExport, Ref: ref, Export: &ExportReq{Kind: kind, After: after, Limit: limit}})
+func (c *Driver) ExportPage(ctx context.Context, ref gossip.Ref, kind crdt.Kind, after string, limit int) (gossip.ExportPage, error) {
+	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpExport, Ref: ref, Export: &gossip.ExportReq{Kind: kind, After: after, Limit: limit}})
 	if err != nil {
-		return ExportPage{}, err
+		return gossip.ExportPage{}, err
 	}
 	if res.Page == nil {
-		return ExportPage{}, nil
+		return gossip.ExportPage{}, nil
 	}
 	return *res.Page, nil
 }
+
+// nopNotifier drops events (a node with no subscribers).
+type nopNotifier struct{}
+
+func (nopNotifier) Notify([]gossip.Event) {}

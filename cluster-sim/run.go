@@ -229,10 +229,10 @@ type runner struct {
 	// acknowledged hide was asked (Faults.Viewer).
 	markAsked map[writeKey]bool
 	hides     map[writeKey][]int64
-	profAsked   map[gossip.Ref][]int64
-	submitAt    map[writeKey]map[crdt.Version]int64
-	start       int64
-	quietAt     int64 // when the first liveness phase ended
+	profAsked map[gossip.Ref][]int64
+	submitAt  map[writeKey]map[crdt.Version]int64
+	start     int64
+	quietAt   int64 // when the first liveness phase ended
 }
 
 type pendingReq struct {

@@ -139,7 +139,7 @@ try, in a second terminal: watch the pushes on node %d (as the phone would),
   export TOKEN=%s
   curl -N -H "Authorization: Bearer $TOKEN" -H "Accept: text/event-stream" %s/v1/profiles/me/events
 and in a third, report a position through node 1 (the TV) and resume on node %d:
-  curl -X PUT -H "Authorization: Bearer $TOKEN" %s/v1/profiles/me/positions/ep-1 -d '{"position_ms": 754000, "duration_ms": 2580000, "device": "tv", "session": "s-tv-1", "state": "paused"}'
+  curl -X PUT -H "Authorization: Bearer $TOKEN" %s/v1/profiles/me/positions/ep-1 -d '{"position_ms": 754000, "duration_ms": 2580000, "device": "tv", "session": "s-tv-1", "state": "paused", "title": "Episode 1"}'
   curl -H "Authorization: Bearer $TOKEN" %s/v1/profiles/me/positions/ep-1
 
 Ctrl-C stops it.

@@ -75,11 +75,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 			"       playhead bench report [flags]            rebuild docs/BENCHMARKS.md from raw results",
 		"Load generator of simulated devices against any URL speaking playhead's device API: HDR latency\n"+
 			"histograms, open or closed loop, Zipf-distributed profiles and videos, a table on stdout.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	cfg := bench.Config{URL: *url, Token: *token, Workload: *workload, Rate: *rate, Concurrency: *conc, Duration: *dur,
 		Warmup: *warm, Drain: *drain, Profiles: *profiles, Videos: *videos, DevicesPerProfile: *devices, ZipfS: *zipfS,
@@ -192,11 +192,11 @@ func cmdBenchBaseline(args []string, stdout, stderr io.Writer) error {
 	secretFile := fs.String("secret-file", "", "auth secret file: HS256 device tokens are verified as playhead does; empty = no auth")
 	fs.Usage = usage(stderr, fs, "playhead bench baseline-server [flags]",
 		"The benchmark baseline (bench/baseline): a stateless HTTP service over Redis speaking playhead's\nPUT/batch/GET positions and SSE events.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	var secret []byte
 	if *secretFile != "" {
@@ -246,11 +246,11 @@ func cmdBenchCompare(args []string, stdout, stderr io.Writer) error {
 		"Starts redis-server (AOF, appendfsync everysec), the baseline and a playhead node on loopback in a temp\n"+
 			"dir, runs each case against both, alternating, and writes docs/BENCHMARKS.md with plots.\n"+
 			"bench/compare.sh installs redis-server if missing, builds playhead and runs this.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if *long {
 		set := map[string]bool{}
@@ -289,11 +289,11 @@ func cmdBenchReport(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", "docs/bench/raw", "directory of raw results CASE-SYSTEM-ROUND.json")
 	docs := fs.String("docs", "docs", "directory receiving BENCHMARKS.md and bench/*.png")
 	fs.Usage = usage(stderr, fs, "playhead bench report [--dir D] [--docs D]", "Rebuilds the compare report and plots from raw results.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	return bench.Report(*dir, *docs)
 }

@@ -30,7 +30,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = usage(stderr, fs, "playhead dev [--nodes 3] [--data-dir DIR] [--http-addr HOST:PORT]",
 		"Runs a ready-to-use local playhead cluster (3 nodes in this process, on loopback) with embedded\nstorage and a fresh secret, and prints each node's URL, an admin token valid for 24 h and curl\nlines to try. Ctrl-C stops it.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	dir := *dataDir

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,9 +17,31 @@ func envName(flagName string) string {
 
 // parseFlags parses args into fs; a flag not given on the command line takes
 // its environment variable when that is set. Precedence: flag, env, default.
-func parseFlags(fs *flag.FlagSet, args []string) error {
+//
+// --help (or -h) prints the usage to stdout and returns flag.ErrHelp. A flag
+// error has been printed, with the usage, by the flag package: it returns
+// errReported. A word that is not a flag is refused (errUsage): no command
+// takes arguments, so "token … extra" is a mistake, not something to ignore.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return flag.ErrHelp
+		}
+	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errReported, err)
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: unexpected argument %q: every option is a flag (--name value)", errUsage, fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -40,6 +63,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // and default.
 func usage(w io.Writer, fs *flag.FlagSet, synopsis, about string) func() {
 	return func() {
+		w := fs.Output() // stderr, or stdout for --help
 		fmt.Fprintf(w, "usage: %s\n\n%s\n\nflags (each also read from its environment variable):\n", synopsis, about)
 		fs.VisitAll(func(f *flag.Flag) {
 			def := f.DefValue

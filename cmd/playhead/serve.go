@@ -144,7 +144,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	gcPercent := fs.Int("gc-percent", defaultGCPercent, "Go garbage collector target (as GOGC): the heap may grow this many percent over live data between collections; higher spends memory to save CPU (at 100 the collector took about a third of the CPU under write load); the GOGC variable, when set, wins over this default")
 	memLimit := fs.String("memory-limit", "1GiB", "soft limit of the Go runtime's memory (as GOMEMLIMIT; B, KiB, MiB, GiB): the collector works harder as the process nears it, so --gc-percent's headroom cannot push memory past it; 0 = none; the GOMEMLIMIT variable, when set, wins over this default")
 	pprofAddr := fs.String("pprof-addr", "", "host:port serving Go's /debug/pprof profiles (CPU, heap, mutex, goroutines) for diagnosis; off when empty; keep it on loopback")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	cfg, err := build()

@@ -26,7 +26,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 	shrink := fs.Bool("shrink", true, "on a failure, look for a smaller failing run and print it")
 	fs.Usage = usage(stderr, fs, "playhead sim [--seed N | --seeds A-B] [--nodes 5] [--devices 200] [--duration 5m] [--faults all]",
 		"Runs the deterministic cluster simulator: the real replication code for many nodes and devices on a\nvirtual clock and network, under faults, then checks the invariants of docs/DESIGN.md §6. The same\nseed and options always give the same trace hash; a failure prints the command that replays it.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if os.Getenv("GOGC") == "" {

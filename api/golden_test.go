@@ -34,6 +34,7 @@ type goldenCase struct {
 
 func goldenCases() []goldenCase {
 	s := func(s string) *string { return &s }
+	yes, dur, one := true, int64(2580000), 1
 	cur := Cursor{Video: "ep-1", PositionMs: 754000, DurationMs: 2580000, ResumeMs: 754000, State: "paused",
 		Completed: true, Session: "s-7f3a", Device: "tv-livingroom", Epoch: 1, Seq: 2,
 		UpdatedAt: "2026-11-22T18:02:11.512Z", UpdatedHLC: 18446744073709551615,
@@ -75,6 +76,9 @@ func goldenCases() []goldenCase {
 		{"ClearedEvent", ClearedEvent{Type: EventCleared, Video: s("ep-1"), Entry: "h-1"}, true},
 		{"ClearedEvent/all", ClearedEvent{Type: EventCleared}, false},
 		{"HiddenEvent", HiddenEvent{Type: EventHidden, Video: "ep-1"}, true},
+		{"MarkRequest", MarkRequest{Watched: &yes, DurationMs: &dur, Device: "tv"}, true},
+		{"ExportLine", ExportLine{Type: ExportCursor, Settings: &Settings{HistoryPaused: true}, Cursor: &cur, Hidden: &yes, Entry: &entry, Cursors: &one, Entries: &one}, true},
+		{"ExportLine/end", ExportLine{Type: ExportEnd, Cursors: &one, Entries: &one}, false},
 		{"Ack", Ack{Type: EventAck, ID: s("m-1"), Applied: true, Cursor: &cur}, true},
 		{"Ack/no-id", Ack{Type: EventAck}, false},
 		{"ErrorEvent", ErrorEvent{Type: EventError, ID: s("m-1"), Error: detail}, true},

@@ -27,6 +27,10 @@ type Faults struct {
 	Offline    bool // devices offline with queued updates, replayed in a batch
 	Membership bool // ring changes: nodes join, leave gracefully, or are removed after dying
 	Deletes    bool // devices delete a video's history, all history, pause history
+	// Viewer: devices hide titles from continue watching and mark them
+	// watched or unwatched. Not part of "all" (so the seeds of earlier
+	// sweeps keep their traces); TestSweepViewer runs it.
+	Viewer bool
 }
 
 // ParseFaults reads "all", "none" or a comma list of
@@ -34,7 +38,7 @@ type Faults struct {
 func ParseFaults(s string) (Faults, error) {
 	switch s {
 	case "all":
-		return Faults{true, true, true, true, true, true, true}, nil
+		return Faults{true, true, true, true, true, true, true, false}, nil
 	case "none", "":
 		return Faults{}, nil
 	}
@@ -55,8 +59,10 @@ func ParseFaults(s string) (Faults, error) {
 			f.Membership = true
 		case "deletes":
 			f.Deletes = true
+		case "viewer":
+			f.Viewer = true
 		default:
-			return f, fmt.Errorf("unknown fault %q (all, none, or partitions,loss,crashes,clocks,offline,membership,deletes)", p)
+			return f, fmt.Errorf("unknown fault %q (all, none, or partitions,loss,crashes,clocks,offline,membership,deletes,viewer)", p)
 		}
 	}
 	return f, nil
@@ -67,7 +73,7 @@ func (f Faults) String() string {
 	for _, x := range []struct {
 		ok   bool
 		name string
-	}{{f.Partitions, "partitions"}, {f.Loss, "loss"}, {f.Crashes, "crashes"}, {f.Clocks, "clocks"}, {f.Offline, "offline"}, {f.Membership, "membership"}, {f.Deletes, "deletes"}} {
+	}{{f.Partitions, "partitions"}, {f.Loss, "loss"}, {f.Crashes, "crashes"}, {f.Clocks, "clocks"}, {f.Offline, "offline"}, {f.Membership, "membership"}, {f.Deletes, "deletes"}, {f.Viewer, "viewer"}} {
 		if x.ok {
 			on = append(on, x.name)
 		}
@@ -75,7 +81,7 @@ func (f Faults) String() string {
 	if len(on) == 0 {
 		return "none"
 	}
-	if len(on) == 7 {
+	if len(on) == 7 && !f.Viewer {
 		return "all"
 	}
 	return strings.Join(on, ",")
@@ -219,10 +225,14 @@ type runner struct {
 	streams     map[ring.NodeID]map[gossip.Ref][]*device
 	regressions []regression
 	delAsked    map[writeKey][]int64
-	profAsked   map[gossip.Ref][]int64
-	submitAt    map[writeKey]map[crdt.Version]int64
-	start       int64
-	quietAt     int64 // when the first liveness phase ended
+	// markAsked: videos some device asked to mark; hides: when each
+	// acknowledged hide was asked (Faults.Viewer).
+	markAsked map[writeKey]bool
+	hides     map[writeKey][]int64
+	profAsked map[gossip.Ref][]int64
+	submitAt  map[writeKey]map[crdt.Version]int64
+	start     int64
+	quietAt   int64 // when the first liveness phase ended
 }
 
 type pendingReq struct {
@@ -233,6 +243,9 @@ type pendingReq struct {
 }
 
 const simVideos = 4
+
+// simMarkDurMs is the duration_ms of the simulated marks.
+const simMarkDurMs = 1_800_000
 
 // Run runs one simulation: a fault phase of o.Duration with devices playing,
 // then a liveness phase (faults off, every node up, links healed) until the
@@ -276,6 +289,7 @@ func Run(o RunOptions) (Report, error) {
 		r.rep.Store = fmt.Sprintf("pebble (crash keeps %d%% of unsynced data)", unsynced)
 	}
 	r.streams, r.delAsked, r.profAsked = map[ring.NodeID]map[gossip.Ref][]*device{}, map[writeKey][]int64{}, map[gossip.Ref][]int64{}
+	r.markAsked, r.hides = map[writeKey]bool{}, map[writeKey][]int64{}
 	r.submitAt = map[writeKey]map[crdt.Version]int64{}
 	s.OnEvents = r.onEvents
 	r.left, r.downSince = map[ring.NodeID]bool{}, map[ring.NodeID]int64{}
@@ -395,6 +409,18 @@ func (r *runner) driveDevices() {
 				continue
 			}
 		}
+		if !d.offline && r.o.Faults.Viewer {
+			switch k := rng.IntN(200); {
+			case k < 3:
+				r.submitOp(d, gossip.Op{Kind: gossip.OpHide, Ref: d.ref, Video: fmt.Sprintf("video%d", rng.IntN(simVideos))})
+				continue
+			case k < 5:
+				m := gossip.Mark{Video: fmt.Sprintf("video%d", rng.IntN(simVideos)), Watched: rng.IntN(2) == 0,
+					DurationMs: simMarkDurMs, Device: d.name}
+				r.submitOp(d, gossip.Op{Kind: gossip.OpMark, Ref: d.ref, Video: m.Video, Mark: &m})
+				continue
+			}
+		}
 		if !d.offline && rng.IntN(12) == 0 {
 			// The player asks where to resume a video (a resume read).
 			video := fmt.Sprintf("video%d", rng.IntN(simVideos))
@@ -464,6 +490,11 @@ func (r *runner) submitOp(d *device, op gossip.Op) {
 		r.delAsked[k] = append(r.delAsked[k], r.s.Now())
 	case gossip.OpDeleteAll:
 		r.profAsked[op.Ref] = append(r.profAsked[op.Ref], r.s.Now())
+	case gossip.OpMark:
+		// A mark writes a cursor the node stamps: any version of session
+		// gossip.MarkSession by this device, at 0 or at the end, is one a
+		// device asked for (nothing-unexpected), answered or not.
+		r.markAsked[writeKey{op.Ref, op.Video}] = true
 	}
 	id := r.s.Submit(d.node, op)
 	r.pending[id] = pendingReq{dev: d, op: op, at: r.s.Now()}
@@ -507,6 +538,26 @@ func (r *runner) collect() {
 					r.videoDeletes[k] = append(r.videoDeletes[k], p.at)
 				case gossip.OpDeleteAll:
 					r.profDeletes[p.op.Ref] = append(r.profDeletes[p.op.Ref], p.at)
+				case gossip.OpHide:
+					k := writeKey{p.op.Ref, p.op.Video}
+					r.hides[k] = append(r.hides[k], p.at)
+				case gossip.OpMark:
+					if len(c.Res.Writes) == 1 && c.Res.Writes[0].Applied {
+						w := c.Res.Writes[0]
+						k := writeKey{p.op.Ref, p.op.Video}
+						v := w.Cursor.Version
+						r.writes[k] = append(r.writes[k], submitted{version: v, position: w.Cursor.PositionMs, device: d.name})
+						r.rep.Acked++
+						if cur := r.acked[k]; cur.Less(v) {
+							r.acked[k] = v
+						}
+						if r.ackedAt[k] == nil {
+							r.ackedAt[k] = map[crdt.Version]int64{}
+						}
+						r.ackedAt[k][v] = r.s.Now()
+						d.clock.Observe(w.Cursor.UpdatedHLC)
+						d.saw(p.op.Video, v)
+					}
 				}
 			}
 			continue
@@ -900,7 +951,23 @@ func (r *runner) check() {
 					}
 				}
 			}
-			if !slices.ContainsFunc(r.writes[k], func(w submitted) bool {
+			if c.Version.Seq > cleared && c.Version.Session != gossip.MarkSession {
+				// Hide sticks: a cursor acknowledged before a hide was
+				// asked (and acknowledged) stays off continue watching.
+				if at, ok := r.ackedAt[k][c.Version]; ok {
+					for _, tH := range r.hides[k] {
+						if tH > at {
+							h, _, _ := n.Store.Get(storage.Key{Partition: p, Account: k.ref.Account, Profile: k.ref.Profile, Kind: crdt.KindHide, ID: k.video})
+							if !h.Hide.Hides(c) {
+								r.violate("hide-sticks", "%s shows %s/%s at %v in continue watching, acknowledged at %d and hidden at %d (hidden_at %v)", o, k.ref.Profile, k.video, c.Version, at, tH, h.Hide.At)
+							}
+							break
+						}
+					}
+				}
+			}
+			marked := c.Version.Session == gossip.MarkSession && r.markAsked[k] && (c.PositionMs == 0 || c.PositionMs == simMarkDurMs)
+			if !marked && !slices.ContainsFunc(r.writes[k], func(w submitted) bool {
 				return w.version == c.Version && w.position == c.PositionMs && w.device == c.Device
 			}) {
 				r.violate("nothing-unexpected", "%s holds %s/%s = %v at %d by %q, which no device wrote", o, k.ref.Profile, k.video, c.Version, c.PositionMs, c.Device)
@@ -914,6 +981,9 @@ func (r *runner) check() {
 	mark("deletion-sticks", from)
 	mark("nothing-unexpected", from)
 	mark("isolation", from)
+	if r.o.Faults.Viewer {
+		mark("hide-sticks", from)
+	}
 	r.checkPushDelivery()
 	r.checkObservations()
 }

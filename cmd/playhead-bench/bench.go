@@ -43,7 +43,10 @@ func main() {
 	err := cmdBench(os.Args[1:], os.Stdout, os.Stderr)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, cliflag.ErrReported):
+		os.Exit(2)
 	case errors.Is(err, errUsage):
+		fmt.Fprintf(os.Stderr, "playhead-bench: %v\n", err)
 		os.Exit(2)
 	default:
 		fmt.Fprintf(os.Stderr, "playhead-bench: %v\n", err)
@@ -51,8 +54,8 @@ func main() {
 	}
 }
 
-// errUsage marks an error already reported with the command's usage.
-var errUsage = errors.New("usage")
+// errUsage marks a usage error (cliflag.ErrUsage): the usage was printed.
+var errUsage = cliflag.ErrUsage
 
 var (
 	parseFlags = cliflag.Parse
@@ -106,11 +109,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 			"       playhead-bench report [flags]            rebuild docs/BENCHMARKS.md from raw results",
 		"Load generator of simulated devices against any URL speaking playhead's device API: HDR latency\n"+
 			"histograms, open or closed loop, Zipf-distributed profiles and videos, a table on stdout.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	cfg := bench.Config{URL: *url, Token: *token, Workload: *workload, Rate: *rate, Concurrency: *conc, Duration: *dur,
 		Warmup: *warm, Drain: *drain, Profiles: *profiles, Videos: *videos, DevicesPerProfile: *devices, ZipfS: *zipfS,
@@ -223,11 +226,11 @@ func cmdBenchBaseline(args []string, stdout, stderr io.Writer) error {
 	secretFile := fs.String("secret-file", "", "auth secret file: HS256 device tokens are verified as playhead does; empty = no auth")
 	fs.Usage = usage(stderr, fs, "playhead-bench baseline-server [flags]",
 		"The benchmark baseline (bench/baseline): a stateless HTTP service over Redis speaking playhead's\nPUT/batch/GET positions and SSE events.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	var secret []byte
 	if *secretFile != "" {
@@ -277,11 +280,11 @@ func cmdBenchCompare(args []string, stdout, stderr io.Writer) error {
 		"Starts redis-server (AOF, appendfsync everysec), the baseline and a playhead node on loopback in a temp\n"+
 			"dir, runs each case against both, alternating, and writes docs/BENCHMARKS.md with plots.\n"+
 			"bench/compare.sh installs redis-server if missing, builds playhead and playhead-bench and runs this.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if *long {
 		set := map[string]bool{}
@@ -322,11 +325,11 @@ func cmdBenchReport(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", "docs/bench/raw", "directory of raw results CASE-SYSTEM-ROUND.json")
 	docs := fs.String("docs", "docs", "directory receiving BENCHMARKS.md and bench/*.png")
 	fs.Usage = usage(stderr, fs, "playhead-bench report [--dir D] [--docs D]", "Rebuilds the compare report and plots from raw results.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	return bench.Report(*dir, *docs)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/playhead/playhead/internal/cliflag"
 	"io"
 	"os"
 	"regexp"
@@ -40,8 +41,8 @@ var configKeys = map[string]bool{"config": true, "print-config": true}
 // command line from their environment variable, then from the TOML file
 // named by the --config flag (or PLAYHEAD_CONFIG). It returns where each
 // flag's value came from.
-func parseFlagsConfig(fs *flag.FlagSet, args []string) (map[string]source, error) {
-	if err := fs.Parse(args); err != nil {
+func parseFlagsConfig(fs *flag.FlagSet, args []string, stdout io.Writer) (map[string]source, error) {
+	if err := cliflag.ParseArgs(fs, args, stdout); err != nil {
 		return nil, err
 	}
 	src := map[string]source{}

@@ -33,7 +33,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	cors := fs.String("cors-origins", node.CORSAny, "origins (scheme://host[:port], comma-separated; * for any) whose web pages may call the API from a browser; empty for none")
 	fs.Usage = usage(stderr, fs, "playhead dev [--nodes 3] [--data-dir DIR] [--http-addr HOST:PORT]",
 		"Runs a ready-to-use local playhead cluster (3 nodes in this process, on loopback) with embedded\nstorage and a secret (kept in --data-dir across restarts, so printed tokens stay valid), and prints\nthe demo page's URL (a TV and a phone staying in step), each node's URL, an admin token valid for\n24 h and curl lines to try. Ctrl-C stops it.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	dir := *dataDir
@@ -160,7 +160,7 @@ try, in a second terminal: watch the pushes on node %d (as the phone would),
   export TOKEN=%s
   curl -N -H "Authorization: Bearer $TOKEN" -H "Accept: text/event-stream" %s/v1/profiles/me/events
 and in a third, report a position through node 1 (the TV) and resume on node %d:
-  curl -X PUT -H "Authorization: Bearer $TOKEN" %s/v1/profiles/me/positions/ep-1 -d '{"position_ms": 754000, "duration_ms": 2580000, "device": "tv", "session": "s-tv-1", "state": "paused"}'
+  curl -X PUT -H "Authorization: Bearer $TOKEN" %s/v1/profiles/me/positions/ep-1 -d '{"position_ms": 754000, "duration_ms": 2580000, "device": "tv", "session": "s-tv-1", "state": "paused", "title": "Episode 1"}'
   curl -H "Authorization: Bearer $TOKEN" %s/v1/profiles/me/positions/ep-1
 
 Ctrl-C stops it.

@@ -21,7 +21,7 @@ func cmdHealth(args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	fs.Usage = usage(stderr, fs, "playhead health [--http-addr HOST:PORT] [--live]",
 		"Exits 0 when the node at --http-addr answers /readyz (or /healthz with --live) with 200, 1\notherwise, printing why: the health check of the container image, which has no curl.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	u, err := healthURL(*addr, *live)

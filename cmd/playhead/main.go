@@ -22,8 +22,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/playhead/playhead/internal/cliflag"
 	"io"
 	"os"
+	"strings"
 )
 
 const topUsage = `playhead remembers where every viewer stopped watching, on every device.
@@ -95,7 +97,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errReported):
+		return 2 // the flag package printed the error and the usage
 	case errors.Is(err, errUsage):
+		if err != errUsage {
+			fmt.Fprintf(stderr, "playhead %s: %s\n", args[0], strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		}
 		return 2
 	default:
 		fmt.Fprintf(stderr, "playhead %s: %v\n", args[0], err)
@@ -111,5 +118,10 @@ the load generator's plotting or the Redis baseline:
   go run ./cmd/playhead-bench compare --help          # playhead vs the Redis baseline (bench/compare.sh)
 `
 
-// errUsage marks an error already reported with the command's usage.
-var errUsage = errors.New("usage")
+// errUsage marks a usage error: the command printed its usage, run prints
+// the error's message (which names what is wrong) and exits 2.
+var errUsage = cliflag.ErrUsage
+
+// errReported marks a usage error already printed in full (by the flag
+// package): run only exits 2.
+var errReported = cliflag.ErrReported

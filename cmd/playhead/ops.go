@@ -87,7 +87,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	fs.Usage = usage(stderr, fs, "playhead status [--url URL] (--token T | --secret-file F) [--json]",
 		"Shows the cluster as the node at --url sees it (GET /v1/cluster) and asks every member for its own\nstate (GET /v1/node): version, partitions held, partitions still to pull (handoff), hints held\nfor unreachable owners (replication owed), and the raft leader. Exits 1 when a member does not answer.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	tok, err := af.bearer()
@@ -176,7 +176,7 @@ func cmdBackup(args []string, stdout, stderr io.Writer) error {
 	to := fs.String("to", "", "directory to write the backup to; must not exist or be empty; required")
 	fs.Usage = usage(stderr, fs, "playhead backup --to DIR [--url URL] (--token T | --secret-file F)",
 		"Takes a checkpoint of the store of the node at --url while it serves (POST /v1/node/backup: every\nwrite it acknowledged before is in it) and writes its files to --to. `playhead restore` installs it.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if *to == "" {
@@ -221,7 +221,7 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "", "the new node's data directory; must not exist or be empty; required")
 	fs.Usage = usage(stderr, fs, "playhead restore --from DIR --data-dir DIR",
 		"Installs a backup as a node's store in an empty --data-dir. Then start the node on it with\nplayhead serve: alone it serves the backup's data; in a cluster give it a new --node-id and\n--join, and anti-entropy brings it up to date (docs/OPERATIONS.md).")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if *from == "" || *dataDir == "" {

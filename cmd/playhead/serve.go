@@ -172,7 +172,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	pprofAddr := fs.String("pprof-addr", "", "host:port serving Go's /debug/pprof profiles (CPU, heap, mutex, goroutines) for diagnosis; off when empty; keep it on loopback")
 	fs.String("config", "", "TOML file of settings: each key a flag name (data-dir = \"/var/lib/playhead\"); the command line and PLAYHEAD_* variables override it (deploy/playhead.toml is a sample)")
 	printCfg := fs.Bool("print-config", false, "print the effective configuration (flags > env > --config file > defaults) as TOML, each key with its source, and exit")
-	src, err := parseFlagsConfig(fs, args)
+	src, err := parseFlagsConfig(fs, args, stdout)
 	if err != nil {
 		return err
 	}

@@ -21,12 +21,12 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 	nodes := fs.Int("nodes", 5, "cluster nodes")
 	devices := fs.Int("devices", 200, "simulated devices (two per profile)")
 	duration := fs.Duration("duration", 5*time.Minute, "simulated time with faults, before the liveness phase")
-	faults := fs.String("faults", "all", "faults: all, none, or a comma list of partitions,loss,crashes,clocks,offline,membership,deletes")
+	faults := fs.String("faults", "all", "faults: all, none, or a comma list of partitions,loss,crashes,clocks,offline,membership,deletes,viewer (viewer, the viewer controls, is not part of all)")
 	determinism := fs.Bool("check-determinism", false, "run each seed twice and compare the trace hashes")
 	shrink := fs.Bool("shrink", true, "on a failure, look for a smaller failing run and print it")
 	fs.Usage = usage(stderr, fs, "playhead sim [--seed N | --seeds A-B] [--nodes 5] [--devices 200] [--duration 5m] [--faults all]",
 		"Runs the deterministic cluster simulator: the real replication code for many nodes and devices on a\nvirtual clock and network, under faults, then checks the invariants of docs/DESIGN.md §6. The same\nseed and options always give the same trace hash; a failure prints the command that replays it.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if os.Getenv("GOGC") == "" {

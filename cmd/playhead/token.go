@@ -21,7 +21,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 	admin := fs.Bool("admin", false, "allow the cluster endpoints (GET /v1/cluster)")
 	fs.Usage = usage(stderr, fs, "playhead token --secret-file FILE --account A [--profile P]... [--ttl 24h] [--admin]",
 		"Prints a device token (JWT, HS256) signed with the cluster's secret: the token is the last word of the output.")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if *secretFile == "" || *account == "" {

@@ -5,6 +5,7 @@
 package cliflag
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,10 +18,47 @@ func EnvName(flagName string) string {
 	return "PLAYHEAD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// Parse parses args into fs; a flag not given on the command line takes
-// its environment variable when that is set. Precedence: flag, env, default.
-func Parse(fs *flag.FlagSet, args []string) error {
+// ErrUsage marks a usage error: the command printed its usage; the caller
+// prints the error's message (which names what is wrong) and exits 2.
+var ErrUsage = errors.New("usage")
+
+// ErrReported marks a usage error already printed in full (by the flag
+// package): the caller only exits 2.
+var ErrReported = errors.New("reported")
+
+// ParseArgs parses the command line into fs. --help (or -h) prints the
+// usage to stdout and returns flag.ErrHelp. A flag error has been printed,
+// with the usage, by the flag package: it returns ErrReported. A word that
+// is not a flag is refused (ErrUsage): no command takes arguments, so
+// "token … extra" is a mistake, not something to ignore.
+func ParseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return flag.ErrHelp
+		}
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrReported, err)
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: unexpected argument %q: every option is a flag (--name value)", ErrUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+// Parse is ParseArgs, then a flag not given on the command line takes its
+// environment variable when that is set. Precedence: flag, env, default.
+func Parse(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	if err := ParseArgs(fs, args, stdout); err != nil {
 		return err
 	}
 	set := map[string]bool{}
@@ -40,9 +78,10 @@ func Parse(fs *flag.FlagSet, args []string) error {
 }
 
 // Usage prints a command's synopsis and its flags, each with its env var
-// and default.
-func Usage(w io.Writer, fs *flag.FlagSet, synopsis, about string) func() {
+// and default, to the flag set's output (stderr, or stdout for --help).
+func Usage(_ io.Writer, fs *flag.FlagSet, synopsis, about string) func() {
 	return func() {
+		w := fs.Output()
 		fmt.Fprintf(w, "usage: %s\n\n%s\n\nflags (each also read from its environment variable):\n", synopsis, about)
 		fs.VisitAll(func(f *flag.Flag) {
 			def := f.DefValue

@@ -55,7 +55,10 @@ import (
 // device clock ran ahead. The node says so with a 400 bad_request whose
 // message carries crdt.ErrClockSkew's text.
 func (e *APIError) ClockSkew() bool {
-	return e.Status == http.StatusBadRequest && strings.Contains(e.Message, crdt.ErrClockSkew.Error())
+	// The node names max_clock_skew in the message (docs/API.md); nodes
+	// before it said crdt.ErrClockSkew's text.
+	return e.Status == http.StatusBadRequest &&
+		(strings.Contains(e.Message, "max_clock_skew") || strings.Contains(e.Message, crdt.ErrClockSkew.Error()))
 }
 
 // isClockSkew reports whether err is a node's clock-skew refusal.

@@ -42,7 +42,7 @@ export class APIError extends Error {
     Object.assign(this, { status, code, apiMessage: message, retryAfterMs });
   }
   /** The node refused a stamp as too far ahead of its clock. */
-  get clockSkew() { return this.status === 400 && /timestamp too far in the future/.test(this.apiMessage); }
+  get clockSkew() { return this.status === 400 && /max_clock_skew|timestamp too far in the future/.test(this.apiMessage); }
 }
 
 /**

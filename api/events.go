@@ -19,6 +19,7 @@ const (
 	EventCleared  = "cleared"
 	EventAck      = "ack"
 	EventError    = "error"
+	EventHidden   = "hidden"
 )
 
 // CursorEvent is {"type": "cursor", "cursor": {…}}: a cursor of the
@@ -52,6 +53,13 @@ type ClearedEvent struct {
 	Entry string `json:"entry,omitempty"`
 }
 
+// HiddenEvent is {"type": "hidden", "video": …}: the viewer took Video off
+// "continue watching" (its resume position stays readable).
+type HiddenEvent struct {
+	Type  string `json:"type"`
+	Video string `json:"video"`
+}
+
 // Ack answers one update a device sent over the WebSocket:
 // {"type": "ack", "id": …, "applied": bool, "cursor": {…}}. ID echoes the
 // message's id (null when it had none); Cursor is nil when no cursor is
@@ -76,14 +84,18 @@ type ErrorEvent struct {
 // stream (and the SDK's handler gets it):
 //
 //   - Type "cursor": Cursor is the cursor that advanced.
+//
 //   - Type "takeover": Video was taken over from Session (one of this
 //     profile's sessions, superseded) by By.Session on By.Device.
+//
 //   - Type "cleared": history was deleted: Video's when Video is set (its
 //     entries and cursor, or only the one entry Entry when that is set), the
 //     whole profile's when Video is empty (JSON null).
 //
-// MarshalJSON writes exactly the shape of CursorEvent, TakeoverEvent or
-// ClearedEvent for those types.
+//   - Type "hidden": Video was taken off "continue watching".
+//
+// MarshalJSON writes exactly the shape of CursorEvent, TakeoverEvent,
+// ClearedEvent or HiddenEvent for those types.
 type Event struct {
 	Type    string      `json:"type"`
 	Cursor  *Cursor     `json:"cursor,omitempty"`
@@ -113,6 +125,8 @@ func (e Event) MarshalJSON() ([]byte, error) {
 			ce.Video = &e.Video
 		}
 		return json.Marshal(ce)
+	case EventHidden:
+		return json.Marshal(HiddenEvent{Type: e.Type, Video: e.Video})
 	}
 	type plain Event // no MarshalJSON: unknown types keep every set field
 	return json.Marshal(plain(e))

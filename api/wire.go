@@ -125,9 +125,16 @@ type BatchResponse struct {
 
 // Changes is the body of GET …/changes, the long-poll (docs/API.md
 // "Endpoints"). HLC is the watermark to pass as after= on the next poll.
+// Cleared is present only when the poll asked for it (include=cleared): the
+// history deletions since after, to apply before Cursors.
 type Changes struct {
-	Cursors []Cursor `json:"cursors"`
-	HLC     crdt.HLC `json:"hlc"`
+	Cursors []Cursor        `json:"cursors"`
+	Cleared *[]ClearedEvent `json:"cleared,omitempty"`
+	HLC     crdt.HLC        `json:"hlc"`
+	// Poll names the subscription the node keeps for the next poll
+	// (include=cleared only): pass it as poll= to hear the deletions made
+	// in between.
+	Poll string `json:"poll,omitempty"`
 }
 
 // ContinueWatchingResponse is the body of GET …/continue-watching

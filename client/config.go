@@ -62,7 +62,8 @@ type Config struct {
 	// top). A write that times out is queued. The default value is 10 s.
 	RequestTimeout time.Duration
 
-	// QueuePath is the offline queue's file; its directory must exist.
+	// QueuePath is the offline queue's file; its directory must exist (New
+	// refuses one that does not, with ErrBadConfig).
 	// Empty keeps the queue in memory only (it then does not survive the
 	// app restarting). Ignored when QueueStorage is set.
 	QueuePath string
@@ -179,6 +180,9 @@ func (c *Config) Validate() error {
 		return bad("LongPollWait %v is above the API's limit of %v", c.LongPollWait, maxLongPollWait)
 	case c.BackoffCap < c.BackoffBase:
 		return bad("BackoffCap %v is below BackoffBase %v", c.BackoffCap, c.BackoffBase)
+	}
+	if fs, ok := c.QueueStorage.(*FileStorage); ok {
+		return checkQueueDir(fs.Path)
 	}
 	return nil
 }

@@ -155,6 +155,29 @@
 // runs on the subscription's goroutine; cancel the context or call Close to
 // stop it: Close returns once every goroutine it started has ended.
 //
+// Over long-poll the subscription asks for deletions too
+// (…/changes?include=cleared, passing back the node's poll= id): a
+// delete-all made while the device was away, and any deletion committed
+// while a poll waits or between two polls on the same node, arrive as
+// cleared events.
+//
+// # History controls
+//
+// DeleteEntry (DELETE …/history/{entry_id}), DeleteVideo (DELETE
+// …/history?video=ID: its entries and its cursor), DeleteAllHistory
+// (DELETE …/history), HistoryPaused and SetHistoryPaused (GET and PUT
+// …/settings). They are not queued offline: they fail with ErrOffline or
+// ErrRetryLater and the app decides whether to ask again.
+//
+// # Endpoints
+//
+// Every endpoint of docs/API.md that a device uses: PUT …/positions/{video}
+// (Report), POST …/positions (Flush, the queue in batches), GET
+// …/positions/{video} (Resume, with Playhead-Seen), GET …/events and GET
+// …/changes (Subscribe), GET …/continue-watching (ContinueWatching), GET
+// …/history (History), the history controls above. The JavaScript SDK
+// (client/js) wraps the same ones.
+//
 // # What is persisted
 //
 // Only the offline queue (Config.QueuePath). The HLC, the clock offset, the

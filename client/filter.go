@@ -70,13 +70,13 @@ func (f *EventFilter) Cleared(video string) {
 }
 
 // Accept applies ev to the filter and reports whether to deliver it:
-// cursor events only when news, takeover and cleared events always,
+// cursor events only when news, takeover, cleared and hidden events always,
 // other types (acks, errors, types added later) never.
 func (f *EventFilter) Accept(ev *Event) bool {
 	switch ev.Type {
 	case api.EventCursor:
 		return ev.Cursor != nil && f.Cursor(ev.Cursor)
-	case api.EventTakeover:
+	case api.EventTakeover, api.EventHidden:
 		return true
 	case api.EventCleared:
 		if ev.Entry == "" { // one entry deleted leaves the cursor alone

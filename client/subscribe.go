@@ -57,6 +57,9 @@ type Subscription struct {
 	// online: the last attempt reached the node (a reconnect flushes the
 	// offline queue).
 	online bool
+	// pollID names the subscription the node kept after the last
+	// long-poll (api.Changes.Poll), passed back as poll=.
+	pollID string
 
 	mu sync.Mutex
 	// filter dedupes cursor events and keeps the watermark. Guarded by mu.
@@ -380,6 +383,10 @@ func (s *Subscription) poll(ctx context.Context) error {
 	}
 	q := s.query()
 	q.Set("wait", c.cfg.LongPollWait.String())
+	q.Set("include", "cleared") // deletions too (API.md: /changes)
+	if s.pollID != "" {
+		q.Set("poll", s.pollID) // the node kept the last poll's subscription: what came in between
+	}
 	r, err := c.do(ctx, http.MethodGet, profilePath(s.profile, "changes"), q, nil, c.cfg.LongPollWait)
 	if err != nil {
 		return err
@@ -392,6 +399,16 @@ func (s *Subscription) poll(ctx context.Context) error {
 		return err
 	}
 	s.connected(ctx, TransportLongPoll)
+	s.pollID = ch.Poll
+	if ch.Cleared != nil {
+		for _, ce := range *ch.Cleared {
+			ev := &Event{Type: api.EventCleared, Entry: ce.Entry}
+			if ce.Video != nil {
+				ev.Video = *ce.Video
+			}
+			s.deliver(ev)
+		}
+	}
 	for i := range ch.Cursors {
 		s.deliver(&Event{Type: api.EventCursor, Cursor: &ch.Cursors[i]})
 	}

@@ -132,6 +132,8 @@ func genRecordOf(kind crdt.Kind) *rapid.Generator[crdt.Record] {
 			r.Entry = genEntry().Draw(t, "entry")
 		case crdt.KindProfile:
 			r.Profile = genProfile().Draw(t, "profile")
+		case crdt.KindHide:
+			r.Hide = crdt.Hide{At: genHLC(3).Draw(t, "hideAt")}
 		}
 		return r
 	})
@@ -244,7 +246,7 @@ func TestMergeProfileLaws(t *testing.T) {
 
 func TestMergeRecordLaws(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		kind := rapid.SampledFrom([]crdt.Kind{crdt.KindProfile, crdt.KindCursor, crdt.KindEntry}).Draw(t, "kind")
+		kind := rapid.SampledFrom([]crdt.Kind{crdt.KindProfile, crdt.KindCursor, crdt.KindEntry, crdt.KindHide}).Draw(t, "kind")
 		a, b, c := drawThree(t, genRecordOf(kind), recordLike)
 		checkLaws(t, a, b, c, crdt.MergeRecord)
 		// MergeRecord is the typed merge of the field Kind names.
@@ -257,6 +259,8 @@ func TestMergeRecordLaws(t *testing.T) {
 			want.Entry = crdt.MergeEntry(a.Entry, b.Entry)
 		case crdt.KindProfile:
 			want.Profile = crdt.MergeProfile(a.Profile, b.Profile)
+		case crdt.KindHide:
+			want.Hide = crdt.MergeHide(a.Hide, b.Hide)
 		}
 		if m != want {
 			t.Fatalf("MergeRecord %+v, want %+v", m, want)

@@ -109,6 +109,10 @@ func (p Policy) ResumeMs(c Cursor) int64 {
 	return 0
 }
 
+// Expired reports whether the cursor's write is older than CursorTTL at
+// nowMs (such a write is absent for readers, also when it just arrived).
+func (p Policy) Expired(c Cursor, nowMs int64) bool { return p.cursorExpired(c, nowMs) }
+
 func (p Policy) cursorExpired(c Cursor, nowMs int64) bool {
 	return c.Version.Seq.Physical()+p.CursorTTL.Milliseconds() < nowMs
 }

@@ -12,6 +12,7 @@ const (
 	KindProfile Kind = 1 // per-profile registers; key id is empty
 	KindCursor  Kind = 2 // resume cursor; key id is the video
 	KindEntry   Kind = 3 // history entry; key id is EntryID(video, session)
+	KindHide    Kind = 4 // hidden-from-continue-watching register; key id is the video
 )
 
 // String names the kind.
@@ -23,12 +24,14 @@ func (k Kind) String() string {
 		return "cursor"
 	case KindEntry:
 		return "entry"
+	case KindHide:
+		return "hide"
 	}
 	return fmt.Sprintf("kind(%d)", k)
 }
 
 // Valid reports whether k is a known kind.
-func (k Kind) Valid() bool { return k >= KindProfile && k <= KindEntry }
+func (k Kind) Valid() bool { return k >= KindProfile && k <= KindHide }
 
 // Record is one stored value of any kind: exactly the field named by Kind is
 // meaningful. It is comparable with ==.
@@ -37,6 +40,7 @@ type Record struct {
 	Cursor  Cursor
 	Entry   Entry
 	Profile Profile
+	Hide    Hide
 }
 
 // MergeRecord joins two states of the same key. Both must have the same
@@ -52,6 +56,8 @@ func MergeRecord(a, b Record) Record {
 		return Record{Kind: a.Kind, Entry: MergeEntry(a.Entry, b.Entry)}
 	case KindProfile:
 		return Record{Kind: a.Kind, Profile: MergeProfile(a.Profile, b.Profile)}
+	case KindHide:
+		return Record{Kind: a.Kind, Hide: MergeHide(a.Hide, b.Hide)}
 	}
 	panic(fmt.Sprintf("crdt: merging unknown %v", a.Kind))
 }
@@ -70,6 +76,8 @@ func (r Record) Purgeable(p Profile, pol Policy, nowMs int64) bool {
 			return r.Entry.Session.Seq.Physical()+pol.CursorTTL.Milliseconds() < nowMs
 		}
 		return r.Entry.Purgeable(pol, nowMs)
+	case KindHide:
+		return r.Hide.Purgeable(pol, nowMs)
 	}
 	return false // profile registers are never purged
 }

@@ -45,12 +45,12 @@ func TestKindNames(t *testing.T) {
 		k    crdt.Kind
 		num  uint8
 		name string
-	}{{crdt.KindProfile, 1, "profile"}, {crdt.KindCursor, 2, "cursor"}, {crdt.KindEntry, 3, "entry"}} {
+	}{{crdt.KindProfile, 1, "profile"}, {crdt.KindCursor, 2, "cursor"}, {crdt.KindEntry, 3, "entry"}, {crdt.KindHide, 4, "hide"}} {
 		if uint8(c.k) != c.num || c.k.String() != c.name || !c.k.Valid() {
 			t.Errorf("kind %d: %q valid %v; want %d %q valid", c.k, c.k.String(), c.k.Valid(), c.num, c.name)
 		}
 	}
-	for _, k := range []crdt.Kind{0, 4, 255} {
+	for _, k := range []crdt.Kind{0, 5, 255} {
 		if k.Valid() || k.String() == "" {
 			t.Errorf("kind %d: valid %v, name %q", k, k.Valid(), k.String())
 		}

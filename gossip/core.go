@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/internal/bufstore"
 	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
@@ -52,6 +53,9 @@ type CoreConfig struct {
 }
 
 // Defaults of CoreConfig.
+// DigestBuckets is the number of anti-entropy buckets per partition.
+const DigestBuckets = bufstore.Buckets
+
 const (
 	DefaultWriteQuorum    = 2
 	DefaultRequestTimeout = 2 * time.Second
@@ -153,7 +157,7 @@ type Ready struct {
 type Core struct {
 	cfg   CoreConfig
 	store storage.Store
-	buf   *bufStore
+	buf   *bufstore.Store
 	rules rules // the request rules; rules.hlc is the node's HLC (Clock)
 	nowMs int64
 
@@ -263,7 +267,7 @@ func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 	c := &Core{
 		cfg:       cfg,
 		store:     store,
-		buf:       newBufStore(store),
+		buf:       bufstore.New(store),
 		nowMs:     nowMs,
 		alive:     map[ring.NodeID]bool{},
 		forwarded: map[uint64]*forwarded{},
@@ -286,10 +290,10 @@ func NewCore(cfg CoreConfig, store storage.Store, nowMs int64) (*Core, error) {
 	c.nextWID = uint64(nowMs) << 16
 	c.hintSeq = uint64(nowMs) << 8
 	c.rr.next = uint64(nowMs) << 16
-	c.buf.flushHook = c.persist
+	c.buf.FlushHook = c.persist
 	c.rules = newRules(cfg.Local)
-	c.buf.observe = c.rules.hlc.Observe
-	if err := c.buf.rebuildDigests(cfg.Local.Partitions); err != nil {
+	c.buf.Observe = c.rules.hlc.Observe
+	if err := c.buf.RebuildDigests(cfg.Local.Partitions); err != nil {
 		return nil, fmt.Errorf("gossip: building digests: %w", err)
 	}
 	if err := c.loadHints(); err != nil {
@@ -412,7 +416,7 @@ func (c *Core) Submit(id uint64, op Op) {
 func (c *Core) precheck(op Op) error {
 	for i, u := range op.Ups {
 		if err := u.Validate(); err != nil {
-			return fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+			return &UpdateError{Index: i, Video: u.Video, Err: err}
 		}
 	}
 	return nil
@@ -535,6 +539,28 @@ func (c *Core) run(op Op) (Result, change, error) {
 		ch, err = r.deleteAll(v, op.Ref, now)
 	case OpSetPaused:
 		res.Profile, ch, err = r.setPaused(v, op.Ref, op.Paused, now)
+	case OpHide:
+		ch, err = r.hide(v, op.Ref, op.Video, now)
+	case OpMark:
+		if op.Mark == nil {
+			err = fmt.Errorf("%w: mark request without a mark", ErrUnavailable)
+			break
+		}
+		var w WriteResult
+		w, ch, err = r.mark(v, op.Ref, *op.Mark, now)
+		res.Writes = []WriteResult{w}
+	case OpExport:
+		if op.Export == nil {
+			err = fmt.Errorf("%w: export request without a page", ErrUnavailable)
+			break
+		}
+		var page ExportPage
+		page, err = r.exportPage(v, op.Ref, op.Export.Kind, op.Export.After, op.Export.Limit, now)
+		res.Page = &page
+	case OpRow:
+		var row Row
+		row, err = r.row(v, op.Ref, now)
+		res.Cursors, res.Hidden = row.Cursors, row.Hidden
 	default:
 		err = fmt.Errorf("%w: unknown request kind %d", ErrUnavailable, op.Kind)
 	}
@@ -559,6 +585,11 @@ func (c *Core) answer(origin ring.NodeID, reqID uint64, op Op, res Result, err e
 		r := res
 		for _, cur := range r.Cursors {
 			r.Videos = append(r.Videos, cur.Video)
+		}
+		if r.Page != nil {
+			for _, cur := range r.Page.Cursors {
+				r.Videos = append(r.Videos, cur.Video)
+			}
 		}
 		m.Result = &r
 	}
@@ -680,6 +711,9 @@ func restoreVideos(op Op, res *Result) {
 			res.Writes[i].Cursor.Video = op.Ups[i].Video
 		}
 	}
+	if op.Mark != nil && len(res.Writes) == 1 {
+		res.Writes[0].Cursor.Video = op.Mark.Video
+	}
 }
 
 // checkWrite answers a coordinated write once its quorum is durable, and
@@ -792,7 +826,7 @@ func (c *Core) Flush() error {
 
 // persist writes the overlay to the store in one durable batch.
 func (c *Core) persist() error {
-	puts, deletes := c.buf.pending()
+	puts, deletes := c.buf.Pending()
 	if plantEarlyAck {
 		puts, c.lagPuts = c.lagPuts, puts
 		deletes, c.lagDeletes = c.lagDeletes, deletes
@@ -810,7 +844,7 @@ func (c *Core) persist() error {
 		// stale, and anti-entropy retries the rebuild). Changed hints stay
 		// marked and are written by the next Flush.
 		c.stats.StoreErrors++
-		if rerr := c.buf.rebuildDigests(c.cfg.Local.Partitions); rerr != nil {
+		if rerr := c.buf.RebuildDigests(c.cfg.Local.Partitions); rerr != nil {
 			c.stats.StoreErrors++
 		}
 		return err
@@ -910,8 +944,8 @@ func (c *Core) antiEntropyRound() {
 	if !c.haveTable {
 		return
 	}
-	if c.buf.stale {
-		if err := c.buf.rebuildDigests(c.cfg.Local.Partitions); err != nil {
+	if c.buf.Stale {
+		if err := c.buf.RebuildDigests(c.cfg.Local.Partitions); err != nil {
 			c.stats.StoreErrors++
 			return // digests that may lie are not sent
 		}
@@ -927,7 +961,7 @@ func (c *Core) antiEntropyRound() {
 			// it with an owner too, so writes only this node has reach
 			// the owners (found by the simulator: a write acknowledged by
 			// two owners that both died and were removed was lost).
-			if *c.buf.digest(p) == ([DigestBuckets]uint64{}) {
+			if *c.buf.Digest(p) == ([DigestBuckets]uint64{}) {
 				continue
 			}
 		}
@@ -942,7 +976,7 @@ func (c *Core) antiEntropyRound() {
 		}
 		c.aePeer++
 		peer := peers[c.aePeer%len(peers)]
-		d := c.buf.digest(p)
+		d := c.buf.Digest(p)
 		c.send(peer, Msg{Type: MsgDigest, P: p, Digest: d[:]})
 		sent++
 	}
@@ -955,10 +989,10 @@ func (c *Core) onDigest(from ring.NodeID, m Msg) {
 		c.stats.BadMessages++
 		return
 	}
-	if c.buf.stale {
+	if c.buf.Stale {
 		return // our digests may lie; the next round rebuilds them
 	}
-	mine := c.buf.digest(m.P)
+	mine := c.buf.Digest(m.P)
 	var diff uint64
 	for b := range DigestBuckets {
 		if mine[b] != m.Digest[b] {
@@ -978,12 +1012,14 @@ func (c *Core) onDigest(from ring.NodeID, m Msg) {
 func (c *Core) sendBuckets(to ring.NodeID, p uint16, mask uint64, reply, handoff bool) {
 	var puts []storage.Put
 	err := c.buf.ScanPartition(p, func(k storage.Key, r crdt.Record) error {
-		if mask&(1<<bucketOf(k)) != 0 {
+		if mask&(1<<bufstore.BucketOf(k)) != 0 {
 			puts = append(puts, storage.Put{Key: k, Record: r})
 		}
 		return nil
 	})
 	if err != nil {
+		// Nothing is sent: the peer's next anti-entropy round asks again.
+		c.stats.StoreErrors++
 		return
 	}
 	c.stats.AERecordsSent += uint64(len(puts))
@@ -1045,10 +1081,12 @@ func (c *Core) pullHandoffs() {
 
 // Digest returns this node's digest of partition p (for tests and the
 // simulator's convergence check).
-func (c *Core) Digest(p uint16) [DigestBuckets]uint64 { return *c.buf.digest(p) }
+func (c *Core) Digest(p uint16) [DigestBuckets]uint64 { return *c.buf.Digest(p) }
 
 // Helpers.
 
+// compareKeys orders keys as the store does. The encode errors are safe to
+// drop: only stored (hence encodable) keys are compared.
 func compareKeys(a, b storage.Key) int {
 	ka, _ := storage.EncodeKey(a)
 	kb, _ := storage.EncodeKey(b)

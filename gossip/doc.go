@@ -28,10 +28,9 @@
 //	driver.go      Driver: the goroutine around a Core in production; Service over it
 //	service.go     Service, Ref, events, Notifier, Clock: what the node asks of this package
 //	msg.go         peer messages and their frames; msgcheck.go bounds what a hostile frame allocates
-//	bufstore.go    the Core's buffered view of its store, and anti-entropy digests
 //	quorumread.go  reads that consult several owners and repair them
 //	hints.go       hinted handoff, durable
-//	dedup.go       forwarded-request dedup; clock.go keeps the HLC above every stored version
+//	dedup.go       forwarded-request dedup
 //	interest.go    push interest, the follower's side; push.go the owner's side and catch-up
 //	transport.go   the Transport interface
 //	plant_*.go     bugs planted under build tags, to prove the simulator catches them
@@ -44,4 +43,10 @@
 //	gossip/tcp         the encrypted replication transport
 //	gossip/clusterkey  the cluster key: generate, parse, load
 //	gossip/wallclock   the one wall clock (a Clock) of the production process
+//
+// and one internal piece of the core in its own package, to keep this one
+// readable:
+//
+//	gossip/internal/bufstore  the Core's buffered view of its store (one durable batch per cycle),
+//	                          the anti-entropy digests, and the clock kept above every stored version
 package gossip

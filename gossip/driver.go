@@ -309,7 +309,7 @@ func (c *Driver) Put(ctx context.Context, ref Ref, ups []crdt.Update) ([]WriteRe
 	for i, u := range ups {
 		for _, h := range [2]crdt.HLC{u.Epoch, u.Seq} {
 			if err := c.core.Clock().Check(h, nowMs); err != nil {
-				return nil, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+				return nil, &UpdateError{Index: i, Video: u.Video, Err: err}
 			}
 		}
 	}
@@ -402,3 +402,41 @@ func (c *Driver) Now() crdt.HLC { return c.core.Clock().Now(c.cfg.Clock.NowMs())
 
 // Policy implements Service.
 func (c *Driver) Policy() crdt.Policy { return c.core.cfg.Local.Policy }
+
+// Hide implements Service.
+func (c *Driver) Hide(ctx context.Context, ref Ref, video string) error {
+	_, err := c.do(ctx, Op{Kind: OpHide, Ref: ref, Video: video})
+	return err
+}
+
+// Mark implements Service.
+func (c *Driver) Mark(ctx context.Context, ref Ref, m Mark) (WriteResult, error) {
+	res, err := c.do(ctx, Op{Kind: OpMark, Ref: ref, Video: m.Video, Mark: &m})
+	if err != nil {
+		return WriteResult{}, err
+	}
+	if len(res.Writes) != 1 {
+		return WriteResult{}, fmt.Errorf("%w: a mark answered %d results", ErrUnavailable, len(res.Writes))
+	}
+	c.core.Clock().Observe(res.Writes[0].Cursor.UpdatedHLC)
+	return res.Writes[0], nil
+}
+
+// Row implements Service.
+func (c *Driver) Row(ctx context.Context, ref Ref) (Row, error) {
+	q, _ := ctx.Value(readQuorumKey{}).(int)
+	res, err := c.do(ctx, Op{Kind: OpRow, Ref: ref, ReadQuorum: q})
+	return Row{Cursors: res.Cursors, Hidden: res.Hidden}, err
+}
+
+// ExportPage implements Service.
+func (c *Driver) ExportPage(ctx context.Context, ref Ref, kind crdt.Kind, after string, limit int) (ExportPage, error) {
+	res, err := c.do(ctx, Op{Kind: OpExport, Ref: ref, Export: &ExportReq{Kind: kind, After: after, Limit: limit}})
+	if err != nil {
+		return ExportPage{}, err
+	}
+	if res.Page == nil {
+		return ExportPage{}, nil
+	}
+	return *res.Page, nil
+}

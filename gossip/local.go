@@ -280,6 +280,41 @@ func (l *Local) SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (crd
 	return prof, nil
 }
 
+// Hide implements Service.
+func (l *Local) Hide(ctx context.Context, ref Ref, video string) error {
+	s := l.lock(ref)
+	ch, err := l.rules.hide(l.store, ref, video, l.clock.NowMs())
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	return l.commit(s, ch)
+}
+
+// Mark implements Service.
+func (l *Local) Mark(ctx context.Context, ref Ref, m Mark) (WriteResult, error) {
+	s := l.lock(ref)
+	res, ch, err := l.rules.mark(l.store, ref, m, l.clock.NowMs())
+	if err != nil {
+		s.mu.Unlock()
+		return WriteResult{}, err
+	}
+	if err := l.commit(s, ch); err != nil {
+		return WriteResult{}, err
+	}
+	return res, nil
+}
+
+// Row implements Service.
+func (l *Local) Row(ctx context.Context, ref Ref) (Row, error) {
+	return l.rules.row(l.store, ref, l.clock.NowMs())
+}
+
+// ExportPage implements Service.
+func (l *Local) ExportPage(ctx context.Context, ref Ref, kind crdt.Kind, after string, limit int) (ExportPage, error) {
+	return l.rules.exportPage(l.store, ref, kind, after, limit, l.clock.NowMs())
+}
+
 // Sweep visits up to budget partitions, starting where the previous call
 // stopped, and purges from storage the records that expiry and deletion have
 // made invisible for good (crdt.Record.Purgeable), and scrubs the content of

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -12,7 +13,7 @@ import (
 	"github.com/playhead/playhead/storage"
 )
 
-// MsgType names a replication message.
+// MsgType names a replication message. FORMAT: a wire enum, append only.
 type MsgType uint8
 
 // The replication messages between Cores (DESIGN.md §5, docs/DESIGN.md §7).
@@ -46,15 +47,14 @@ const (
 	// profile and mark (the receiver then resets what it noted of it).
 	MsgEvents
 	// MsgProfileRecords: a quorum read asks an owner for all its records
-	// of the profile Refs[0]; answered by MsgProfileRecordsReply with the
-	// same ReqID.
+	// of the profile Refs[0]; answered by MsgProfileRecordsReply (ReqID).
 	MsgProfileRecords
 	// MsgProfileRecordsReply: the sender's records of the profile Refs[0].
 	MsgProfileRecordsReply
 	// Append new types here only: the values are on the wire.
 )
 
-// OpKind names a request a Core serves.
+// OpKind names a request a Core serves. FORMAT: a wire enum, append only.
 type OpKind uint8
 
 // Requests, one per gossip.Service method that touches a profile.
@@ -68,11 +68,18 @@ const (
 	OpDeleteVideo
 	OpDeleteAll
 	OpSetPaused
+	OpHide
+	OpMark
+	OpRow
+	OpExport
+	// Append new kinds here only: the values are on the wire.
 )
 
-func (k OpKind) isRead() bool { return k >= OpCursor && k <= OpProfile }
+func (k OpKind) isRead() bool {
+	return (k >= OpCursor && k <= OpProfile) || k == OpRow || k == OpExport
+}
 
-// Op is one request for a profile.
+// Op is one request for a profile. FORMAT: as Msg.
 type Op struct {
 	Kind   OpKind
 	Ref    Ref
@@ -80,8 +87,7 @@ type Op struct {
 	Video  string        `msgpack:",omitempty"`
 	Entry  string        `msgpack:",omitempty"`
 	Paused bool          `msgpack:",omitempty"`
-	// ReadQuorum, for a read: how many owners to consult (0: the Core's
-	// CoreConfig.ReadQuorum).
+	// ReadQuorum: how many owners a read consults (0: CoreConfig.ReadQuorum).
 	ReadQuorum int `msgpack:",omitempty"`
 	// Local reads this node's replica instead of the coordinator's (an
 	// operator's check; never forwarded).
@@ -92,9 +98,20 @@ type Op struct {
 	// when its own copy is below Seen, and answers ErrUnavailable when
 	// no reachable owner has it (session consistency; seen.go).
 	Seen crdt.Version `msgpack:",omitempty"`
+	// Mark, for OpMark: what to mark (Video is Mark.Video).
+	Mark *Mark `msgpack:",omitempty"`
+	// Export, for OpExport: which page.
+	Export *ExportReq `msgpack:",omitempty"`
 }
 
-// Result is the answer to an Op.
+// ExportReq names one page of an export (Service.ExportPage).
+type ExportReq struct {
+	Kind  crdt.Kind
+	After string `msgpack:",omitempty"`
+	Limit int    `msgpack:",omitempty"`
+}
+
+// Result is the answer to an Op. FORMAT: as Msg.
 type Result struct {
 	Writes  []WriteResult `msgpack:",omitempty"`
 	Cursor  crdt.Cursor
@@ -108,15 +125,21 @@ type Result struct {
 	// follow — is past every change the answer reflects (a delete done
 	// through another node included).
 	HLC crdt.HLC `msgpack:",omitempty"`
+	// Hidden, for OpRow: the profile's hide registers.
+	Hidden []HiddenVideo `msgpack:",omitempty"`
+	// Page, for OpExport (its cursors' videos travel in Videos).
+	Page *ExportPage `msgpack:",omitempty"`
 }
 
-// KeyValue is one stored record in its storage encoding.
+// KeyValue is one stored record in its storage encoding. FORMAT: as Msg.
 type KeyValue struct {
 	Key   []byte
 	Value []byte
 }
 
 // Msg is one replication message; which fields are set depends on Type.
+// FORMAT: a msgpack map by field name (so are its structs): changing field
+// order/names/types breaks mixed-version clusters; see msg_golden_test.go.
 type Msg struct {
 	Type    MsgType
 	ReqID   uint64      `msgpack:",omitempty"`
@@ -135,14 +158,14 @@ type Msg struct {
 	Refs    []Ref       `msgpack:",omitempty"`
 	LeaseMs int64       `msgpack:",omitempty"`
 	Events  []Event     `msgpack:",omitempty"`
-	// Added after wire v1's first release: older peers skip the field
-	// (Msg is a map), so keep new fields at the end and optional.
+	// Added after wire v1's first release (older peers skip it): keep new
+	// fields at the end and optional.
 	Marks []InterestMark `msgpack:",omitempty"`
 }
 
 // InterestMark is what an interested node was pushed of one profile: Sum
 // is pushSum over the newest UpdatedHLC of each video whose cursor events
-// it received with an UpdatedHLC above Since.
+// it received with an UpdatedHLC above Since. FORMAT: an array; see Msg.
 type InterestMark struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Since    crdt.HLC
@@ -216,9 +239,21 @@ func fixVideos(m *Msg) {
 				r.Cursors[i].Video = r.Videos[i]
 			}
 		}
+		if r.Page != nil {
+			for i := range r.Page.Cursors {
+				if j := len(r.Cursors) + i; j < len(r.Videos) {
+					r.Page.Cursors[i].Video = r.Videos[j]
+				}
+			}
+		}
 	}
 }
 
+// encodeRecords encodes records for a peer. Encoding cannot fail for a record this node stored: the store wrote it
+// with the same encoder, and keys from peers and devices are validated
+// (msgcheck.go, storage.Key limits) before they reach the store. A record
+// that did fail would be skipped, not sent half; anti-entropy would find
+// the difference and count nothing, so the skip is safe.
 func encodeRecords(puts []storage.Put) []KeyValue {
 	out := make([]KeyValue, 0, len(puts))
 	for _, p := range puts {
@@ -260,6 +295,7 @@ var errCodes = []struct {
 	{"clock_skew", crdt.ErrClockSkew},
 	{"bad_hlc", crdt.ErrBadHLC},
 	{"not_found", ErrNotFound},
+	{"need_duration", ErrNeedDuration},
 	{"unavailable", ErrUnavailable},
 }
 
@@ -273,6 +309,14 @@ func errToCode(err error) (string, string) {
 }
 
 func codeToErr(code, text string) error {
+	// An update's refusal keeps its index and video across the wire.
+	var idx int
+	var video string
+	if n, _ := fmt.Sscanf(text, "update %d (video %q): ", &idx, &video); n == 2 {
+		if prefix := fmt.Sprintf("update %d (video %q): ", idx, video); strings.HasPrefix(text, prefix) {
+			return &UpdateError{Index: idx, Video: video, Err: codeToErr(code, text[len(prefix):])}
+		}
+	}
 	for _, c := range errCodes {
 		if c.code == code {
 			if text == "" || text == c.err.Error() {

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip/internal/bufstore"
 	"github.com/playhead/playhead/gossip/ring"
 	"github.com/playhead/playhead/storage"
 )
@@ -59,7 +60,7 @@ func (m *pushMark) interestMark() InterestMark {
 	return InterestMark{Since: m.since, Sum: sum}
 }
 
-// pushHash is one video's term of an InterestMark's Sum.
+// pushHash is one video's term of an InterestMark's Sum. FORMAT: see bucketOf.
 func pushHash(video string, h crdt.HLC) uint64 {
 	f := fnv.New64a()
 	f.Write([]byte(video))
@@ -67,7 +68,7 @@ func pushHash(video string, h crdt.HLC) uint64 {
 	b[0] = 0xff
 	binary.BigEndian.PutUint64(b[1:], uint64(h))
 	f.Write(b[:])
-	return mix64(f.Sum64())
+	return bufstore.Mix64(f.Sum64())
 }
 
 // catchUp is a mark an interested node sent this coordinator, to answer at
@@ -164,7 +165,12 @@ func (c *Core) runCatchUps() {
 	clear(c.queued)
 	for _, cu := range cus {
 		evs, sum, err := c.liveSince(cu.ref, cu.mark.Since)
-		if err != nil || sum == cu.mark.Sum {
+		if err != nil {
+			// Skipped: the follower's next renewal asks again.
+			c.stats.StoreErrors++
+			continue
+		}
+		if sum == cu.mark.Sum {
 			continue
 		}
 		m := Msg{Type: MsgEvents}

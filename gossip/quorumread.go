@@ -42,7 +42,7 @@ type quorumRead struct {
 }
 
 // profileKinds are the record kinds of a profile, in key order.
-var profileKinds = []crdt.Kind{crdt.KindProfile, crdt.KindCursor, crdt.KindEntry}
+var profileKinds = []crdt.Kind{crdt.KindProfile, crdt.KindCursor, crdt.KindEntry, crdt.KindHide}
 
 // readQuorum is the quorum op asks for, capped at the partition's owners.
 func (c *Core) readQuorum(op Op, owners int) int {
@@ -120,6 +120,9 @@ func (c *Core) onProfileRecords(from ring.NodeID, m Msg) {
 	}
 	puts, err := c.profileRecords(ref)
 	if err != nil {
+		// No reply: the reader's quorum read times out and answers 503,
+		// never an answer built without this owner's copy.
+		c.stats.StoreErrors++
 		return
 	}
 	c.send(from, Msg{Type: MsgProfileRecordsReply, ReqID: m.ReqID, Refs: m.Refs, Records: encodeRecords(puts)})
@@ -149,6 +152,9 @@ func (c *Core) onProfileRecordsReply(from ring.NodeID, m Msg) {
 	}
 	c.rr.repairs += uint64(c.mergeRecords(valid, false))
 	mine, err := c.profileRecords(r.op.Ref)
+	if err != nil {
+		c.stats.StoreErrors++ // the peer is not repaired now; anti-entropy will
+	}
 	if err == nil {
 		var fix []storage.Put
 		for _, kv := range encodeRecords(mine) {

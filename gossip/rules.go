@@ -9,7 +9,7 @@ import (
 )
 
 // view is what the request rules read: a node's stored records. A
-// storage.Store is one; the Core's bufStore (stored records plus what this
+// storage.Store is one; the Core's bufstore.Store (stored records plus what this
 // cycle wrote) is another.
 type view interface {
 	Get(k storage.Key) (crdt.Record, bool, error)
@@ -70,11 +70,11 @@ func (r rules) get(v view, k storage.Key) (crdt.Record, error) {
 func (r rules) checkPut(ups []crdt.Update, nowMs int64) error {
 	for i, u := range ups {
 		if err := u.Validate(); err != nil {
-			return fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+			return &UpdateError{Index: i, Video: u.Video, Err: err}
 		}
 		for _, h := range [2]crdt.HLC{u.Epoch, u.Seq} {
 			if err := r.hlc.Check(h, nowMs); err != nil {
-				return fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+				return &UpdateError{Index: i, Video: u.Video, Err: err}
 			}
 		}
 	}
@@ -151,20 +151,36 @@ func (r rules) put(v view, ref Ref, ups []crdt.Update, nowMs int64) ([]WriteResu
 			now = r.hlc.Now(nowMs)
 		}
 		if err := u.CheckSession(ew.rec.Entry.Session); err != nil {
-			return nil, change{}, fmt.Errorf("update %d (video %q): %w", i, u.Video, err)
+			return nil, change{}, &UpdateError{Index: i, Video: u.Video, Err: err}
 		}
 		stamp := crdt.Stamp(u, ew.rec.Entry.Session, now)
 		delta := u.CursorDelta(stamp, now)
 
 		old := cw.rec.Cursor
-		cw.rec.Cursor = crdt.MergeCursor(old, delta)
-		ew.rec.Entry = crdt.MergeEntry(ew.rec.Entry, u.EntryDelta(stamp, now, !prof.HistoryPaused))
-
-		cur := cw.rec.Cursor.Shown(prof)
+		merged := crdt.MergeCursor(old, delta)
+		cur := merged.Shown(prof)
 		live := cur.Live(prof, pol, nowMs)
 		applied := crdt.Advances(old, delta) && live
-		results[i] = WriteResult{Applied: applied, Cursor: cur, Found: live}
-		if applied {
+		results[i] = WriteResult{Applied: applied, Cursor: old.Shown(prof), Found: old.Live(prof, pol, nowMs)}
+		if !applied {
+			switch {
+			case delta.Version.Seq <= max(old.ClearedAt, prof.ClearedAt):
+				results[i].Refused = RefusedDeleted
+			case pol.Expired(delta, nowMs):
+				results[i].Refused = RefusedExpired
+			default:
+				results[i].Refused = RefusedStale
+			}
+			// A refused write (stale, or at or below a deletion) changes
+			// nothing: not the cursor, not its session's history entry,
+			// not the session's memory (docs/API.md "Reporting a
+			// position").
+			continue
+		}
+		cw.rec.Cursor = merged
+		ew.rec.Entry = crdt.MergeEntry(ew.rec.Entry, u.EntryDelta(stamp, now, !prof.HistoryPaused))
+		results[i] = WriteResult{Applied: true, Cursor: cur, Found: true}
+		{
 			ch.events = append(ch.events, Event{Ref: ref, Type: EventCursor, Cursor: cur, Video: u.Video})
 			if old.Live(prof, pol, nowMs) && crdt.Takeover(old, cur) {
 				ch.events = append(ch.events, Event{Ref: ref, Type: EventTakeover, Cursor: cur, Superseded: old, Video: u.Video})

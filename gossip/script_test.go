@@ -34,9 +34,14 @@ import (
 //	tick ms=N            advance the clock, tick and cycle every live node
 //	run ms=N [step=100]  tick by step and deliver, until ms have passed
 //	done                 prints the answers that came since the last done
-//	state video=V [profile=P]
-//	                     every node's stored cursor (its store, not a read)
-//	                     and whether the owners' digests agree
+//	hide node=ID id=N video=V [profile=P]
+//	mark node=ID id=N video=V watched=true|false [dur=DUR] [profile=P]
+//	row node=ID id=N [profile=P]
+//	                     the profile's visible cursors and hide registers
+//	state video=V [profile=P] [kind=hide]
+//	                     every node's stored cursor (or hide register) (its
+//	                     store, not a read) and whether the owners' digests
+//	                     agree
 //	hints                every node's hints (in memory and in its store)
 //	crash node=ID        the node stops; its store keeps what it flushed
 //	restart node=ID      a new Core over the crashed node's store
@@ -68,6 +73,22 @@ func TestReplScripts(t *testing.T) {
 				u := crdt.Update{Video: n.arg(d, "video"), Device: "tv", Session: n.opt(d, "session", "s1"),
 					PositionMs: n.dur(d, "pos"), DurationMs: 3_600_000, State: crdt.StatePlaying}
 				n.submit(ring.NodeID(node), n.id(d), Op{Kind: OpPut, Ref: Ref{Account: "acct", Profile: prof}, Ups: []crdt.Update{u}})
+				return "ok"
+			case "hide":
+				node, prof := n.arg(d, "node"), n.opt(d, "profile", "prof")
+				n.submit(ring.NodeID(node), n.id(d), Op{Kind: OpHide, Ref: Ref{Account: "acct", Profile: prof}, Video: n.arg(d, "video")})
+				return "ok"
+			case "mark":
+				node, prof := n.arg(d, "node"), n.opt(d, "profile", "prof")
+				m := Mark{Video: n.arg(d, "video"), Watched: n.arg(d, "watched") == "true"}
+				if d.HasArg("dur") {
+					m.DurationMs = n.dur(d, "dur")
+				}
+				n.submit(ring.NodeID(node), n.id(d), Op{Kind: OpMark, Ref: Ref{Account: "acct", Profile: prof}, Video: m.Video, Mark: &m})
+				return "ok"
+			case "row":
+				node, prof := n.arg(d, "node"), n.opt(d, "profile", "prof")
+				n.submit(ring.NodeID(node), n.id(d), Op{Kind: OpRow, Ref: Ref{Account: "acct", Profile: prof}})
 				return "ok"
 			case "read":
 				node, prof := n.arg(d, "node"), n.opt(d, "profile", "prof")
@@ -110,7 +131,11 @@ func TestReplScripts(t *testing.T) {
 			case "done":
 				return n.doneText()
 			case "state":
-				return n.stateText(n.opt(d, "profile", "prof"), n.arg(d, "video"))
+				kind := crdt.KindCursor
+				if n.opt(d, "kind", "cursor") == "hide" {
+					kind = crdt.KindHide
+				}
+				return n.stateText(n.opt(d, "profile", "prof"), n.arg(d, "video"), kind)
 			case "hints":
 				return n.hintsText()
 			case "crash":
@@ -299,7 +324,7 @@ func (n *scriptNet) cycle(id ring.NodeID) {
 	}
 }
 
-var eventNames = map[EventType]string{EventCursor: "cursor", EventTakeover: "takeover", EventCleared: "cleared"}
+var eventNames = map[EventType]string{EventCursor: "cursor", EventTakeover: "takeover", EventCleared: "cleared", EventHidden: "hidden"}
 
 func completionText(d Completion) string {
 	switch {
@@ -319,6 +344,16 @@ func completionText(d Completion) string {
 			parts = append(parts, fmt.Sprintf("%s %s pos=%v", what, w.Cursor.Video, time.Duration(w.Cursor.PositionMs)*time.Millisecond))
 		}
 		return strings.Join(parts, ", ")
+	case d.Res.Cursors != nil || d.Res.Hidden != nil:
+		var parts []string
+		for _, c := range d.Res.Cursors {
+			parts = append(parts, fmt.Sprintf("%s pos=%v %v", c.Video, time.Duration(c.PositionMs)*time.Millisecond, c.State))
+		}
+		slices.Sort(parts)
+		for _, h := range d.Res.Hidden {
+			parts = append(parts, fmt.Sprintf("hidden %s at t0+%v", h.Video, time.Duration(h.At.Physical()-replT0)*time.Millisecond))
+		}
+		return "row: " + strings.Join(parts, ", ")
 	case d.Res.Found:
 		return fmt.Sprintf("found %s pos=%v", d.Res.Cursor.Video, time.Duration(d.Res.Cursor.PositionMs)*time.Millisecond)
 	}
@@ -434,10 +469,10 @@ func (n *scriptNet) doneText() string {
 	return s
 }
 
-func (n *scriptNet) stateText(profile, video string) string {
+func (n *scriptNet) stateText(profile, video string, kind crdt.Kind) string {
 	var b strings.Builder
 	p := ring.PartitionOf("acct", profile, n.table.Partitions())
-	k := storage.Key{Partition: p, Account: "acct", Profile: profile, Kind: crdt.KindCursor, ID: video}
+	k := storage.Key{Partition: p, Account: "acct", Profile: profile, Kind: kind, ID: video}
 	var encs [][]byte
 	for _, id := range n.ids {
 		rec, ok, err := n.mems[id].Get(k)
@@ -452,8 +487,16 @@ func (n *scriptNet) stateText(profile, video string) string {
 			fmt.Fprintf(&b, "%s%s: -\n", id, down)
 			continue
 		}
-		cur := rec.Cursor
-		fmt.Fprintf(&b, "%s%s: %s pos=%v session=%s\n", id, down, video, time.Duration(cur.PositionMs)*time.Millisecond, cur.Version.Session)
+		if kind == crdt.KindHide {
+			fmt.Fprintf(&b, "%s%s: %s hidden at t0+%v\n", id, down, video, time.Duration(rec.Hide.At.Physical()-replT0)*time.Millisecond)
+		} else {
+			cur := rec.Cursor
+			st := ""
+			if cur.State != crdt.StatePlaying {
+				st = " " + cur.State.String()
+			}
+			fmt.Fprintf(&b, "%s%s: %s pos=%v%s session=%s\n", id, down, video, time.Duration(cur.PositionMs)*time.Millisecond, st, cur.Version.Session)
+		}
 		if n.table.Owns(id, p) {
 			e, _ := storage.EncodeValue(rec)
 			encs = append(encs, e)

@@ -3,11 +3,12 @@ package gossip
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/playhead/playhead/crdt"
 )
 
-// Ref names one profile of one account: the shard key.
+// Ref names one profile of one account: the shard key. FORMAT: as Msg.
 type Ref struct {
 	Account string
 	Profile string
@@ -22,7 +23,37 @@ var (
 	ErrNotFound = errors.New("gossip: not found")
 )
 
-// WriteResult is the outcome of one update.
+// Refusal says why an update was not applied.
+//
+// FORMAT (wire enum): sent between nodes in WriteResult. Append only.
+type Refusal uint8
+
+const (
+	// RefusedStale: a larger version (epoch, seq, session) is stored.
+	RefusedStale Refusal = 1
+	// RefusedDeleted: the update's seq lies at or below a deletion of the
+	// video's history (or of the whole history).
+	RefusedDeleted Refusal = 2
+	// RefusedExpired: the update's seq is older than cursor_ttl: it would be
+	// expired on arrival.
+	RefusedExpired Refusal = 3
+)
+
+// UpdateError is a refusal of one update of a batch: Index and Video name
+// it, Err is the reason (crdt.ErrBadPosition, crdt.ErrClockSkew, …).
+type UpdateError struct {
+	Index int
+	Video string
+	Err   error
+}
+
+func (e *UpdateError) Error() string {
+	return fmt.Sprintf("update %d (video %q): %v", e.Index, e.Video, e.Err)
+}
+
+func (e *UpdateError) Unwrap() error { return e.Err }
+
+// WriteResult is the outcome of one update. FORMAT: as Msg.
 type WriteResult struct {
 	// Applied: the update's version is now the video's visible cursor. False
 	// for a stale write (a larger version is stored), which changed nothing.
@@ -31,15 +62,17 @@ type WriteResult struct {
 	// when no cursor is visible (e.g. the write lies at or below a deletion).
 	Cursor crdt.Cursor
 	Found  bool
+	// Refused says why a write was not applied (0 when applied).
+	Refused Refusal `msgpack:",omitempty"`
 }
 
-// HistoryItem is one visible history entry with its id.
+// HistoryItem is one visible history entry with its id. FORMAT: as Msg.
 type HistoryItem struct {
 	ID    string
 	Entry crdt.Entry
 }
 
-// EventType names a push event. Wire enum: append only.
+// EventType names a push event. FORMAT: a wire enum, append only.
 type EventType uint8
 
 const (
@@ -52,9 +85,11 @@ const (
 	// when the whole history (and every cursor) was cleared or when one entry
 	// was deleted (then Entry names it).
 	EventCleared EventType = 3
+	// EventHidden: Video was hidden from "continue watching".
+	EventHidden EventType = 4
 )
 
-// Event is a change pushed to the devices of a profile.
+// Event is a change pushed to the devices of a profile. FORMAT: as Msg.
 type Event struct {
 	Ref        Ref
 	Type       EventType
@@ -99,6 +134,22 @@ type Service interface {
 	Profile(ctx context.Context, ref Ref) (crdt.Profile, error)
 	// SetHistoryPaused writes the history_paused register.
 	SetHistoryPaused(ctx context.Context, ref Ref, paused bool) (crdt.Profile, error)
+	// Hide takes a video (and the next-episode row it opens) off "continue
+	// watching" until a position report made after the hide; the cursor and
+	// history stay. Idempotent.
+	Hide(ctx context.Context, ref Ref, video string) error
+	// Mark marks a video watched or unwatched (rules_viewer.go); the
+	// result is the video's cursor after the write. ErrNeedDuration when
+	// the video has no cursor and m.DurationMs is 0.
+	Mark(ctx context.Context, ref Ref, m Mark) (WriteResult, error)
+	// Row returns every visible cursor and every hide register of the
+	// profile: what "continue watching" is built from.
+	Row(ctx context.Context, ref Ref) (Row, error)
+	// ExportPage returns the profile's visible records of kind
+	// (crdt.KindCursor or crdt.KindEntry) whose key id is above after, at
+	// most limit (capped at MaxExportPage), for an export in pages of
+	// bounded memory. Each page is read at its own moment.
+	ExportPage(ctx context.Context, ref Ref, kind crdt.Kind, after string, limit int) (ExportPage, error)
 	// Now returns a fresh timestamp of the node's HLC (for the Playhead-HLC
 	// header and long-poll watermarks).
 	Now() crdt.HLC

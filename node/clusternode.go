@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -208,6 +209,7 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	mcfg := memberlist.Config{NodeID: cp.self, BindAddr: o.GossipAddr,
 		AdvertiseAddr: advertiseOnly(o.AdvertiseHost, o.GossipAddr),
 		RPCAddr:       rpcPublic, HTTPAddr: advertise(o.AdvertiseHost, cfg.HTTPAddr), RaftAddr: advertise(o.AdvertiseHost, rr.Addr()), Keys: o.Keys,
+		PeersFile: filepath.Join(cfg.DataDir, memberlist.PeersFileName),
 		OnChange: func(mb ring.Member) {
 			if mb.RPCAddr != "" {
 				cp.setAddr(mb.ID, mb.RPCAddr)
@@ -289,23 +291,32 @@ func (cp *clusterParts) setAddr(id ring.NodeID, addr string) {
 	cp.mu.Unlock()
 }
 
-// background joins the seeds (retrying) and founds the ring when
-// --bootstrap-expect members are seen. (Push interest follows the hub's
-// first and last subscribers; the core renews it.)
+// background joins the seeds and the members remembered from before a
+// restart (retrying until one answers) and founds the ring when
+// --bootstrap-expect members are seen. A node that had ring state never
+// founds one. (The membership's own loop redials lost members after that;
+// push interest follows the hub's first and last subscribers.)
 func (cp *clusterParts) background(log interface{ Info(string, ...any) }) {
 	defer cp.wg.Done()
-	joined := len(cp.opts.Join) == 0
+	self := cp.members.GossipAddr()
+	var targets []string
+	for _, a := range slices.Concat(cp.opts.Join, cp.members.RememberedAddrs()) {
+		if a != self && !slices.Contains(targets, a) {
+			targets = append(targets, a)
+		}
+	}
+	joined := len(targets) == 0
 	var enoughSince time.Time
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if !joined {
-			if n, err := cp.members.Join(cp.opts.Join); err == nil && n > 0 {
+			if n, _ := cp.members.Join(targets); n > 0 {
 				joined = true
-				log.Info("joined the cluster", "seeds", cp.opts.Join, "answered", n)
+				log.Info("joined the cluster", "seeds", cp.opts.Join, "tried", targets, "answered", n)
 			}
 		}
-		if joined && !cp.ring.HasState() && cp.opts.BootstrapExpect > 1 {
+		if joined && !cp.ring.HadState() && !cp.ring.HasState() && cp.opts.BootstrapExpect > 1 {
 			var alive []ring.NodeID
 			for _, mb := range cp.members.Members() {
 				if mb.State == ring.MemberAlive && mb.RaftAddr != "" {
@@ -333,9 +344,21 @@ func (cp *clusterParts) background(log interface{ Info(string, ...any) }) {
 	}
 }
 
+// readyCheck passes when the node is part of the one ring that owns its
+// profiles: it knows the table, it hears from the ring's raft leader
+// (raftring.Ring.InContact), and the ring's member set includes it. A node
+// restarted after being cut off, or on the minority side of a split, fails
+// it: /readyz answers 503 and profile requests too, rather than answers
+// from a table that may be stale.
 func (cp *clusterParts) readyCheck() error {
 	if !cp.cl.HasRing() {
 		return errors.New("the ring is not known yet (joining)")
+	}
+	if !cp.ring.InContact() {
+		return errors.New("not in contact with the ring's leader (cut off from the cluster, or rejoining it)")
+	}
+	if !slices.Contains(cp.ring.RingMembers(), cp.self) {
+		return errors.New("this node is not a member of the ring (joining, or rejoining after the dead-node grace)")
 	}
 	return nil
 }

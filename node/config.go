@@ -159,6 +159,14 @@ type Config struct {
 	// value is 10 s.
 	ShutdownTimeout time.Duration
 
+	// CORSOrigins are the origins (scheme://host[:port]) whose pages may
+	// call the API from a browser; "*" (CORSAny) allows any. Preflights are
+	// answered on every route (cors.go). Tokens travel in the Authorization
+	// header, never in cookies, so no credentials mode is offered. The
+	// default value is none: browsers on other origins are refused (the
+	// page the node serves at / is same-origin and needs nothing).
+	CORSOrigins []string
+
 	// TokenCacheSize bounds the cache of verified tokens (keyed by the raw
 	// token, honouring exp), which keeps HMAC verification off the hot path.
 	// The default value is 10 000.
@@ -310,6 +318,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenCacheSize < 0 {
 		bad("token cache size is %d; it must not be negative (0 disables the cache)", c.TokenCacheSize)
+	}
+	if err := checkOrigins(c.CORSOrigins); err != nil {
+		bad("%v (--cors-origins)", err)
 	}
 	return errors.Join(errs...)
 }

@@ -1,12 +1,12 @@
 package node
 
 import (
-	"github.com/playhead/playhead/gossip"
 	"net/http"
 	"sort"
 
 	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip"
 )
 
 // Limits of GET …/continue-watching.
@@ -22,11 +22,11 @@ func (n *Node) continueWatching(c *call) error {
 		return err
 	}
 	// Two owners' copies, as a resume read (ReadQuorum).
-	cursors, err := n.svc.Cursors(gossip.WithReadQuorum(c.r.Context(), ReadQuorum), c.ref)
+	row, err := n.svc.Row(gossip.WithReadQuorum(c.r.Context(), ReadQuorum), c.ref)
 	if err != nil {
 		return err
 	}
-	items := continueRow(cursors, n.svc.Policy(), limit)
+	items := continueRow(row.Cursors, row.Hidden, n.svc.Policy(), limit)
 	writeJSON(c.w, http.StatusOK, api.ContinueWatchingResponse{Items: items})
 	return nil
 }
@@ -41,8 +41,19 @@ func (n *Node) continueWatching(c *call) error {
 //     next episode has no visible cursor — a placeholder at position 0 (see
 //     nextPlaceholder). A completed next episode shows nothing here (its own
 //     next_video may continue the chain);
-//   - each video shows at most once, at its newest position in the order.
-func continueRow(cursors []crdt.Cursor, pol crdt.Policy, limit int) []api.Cursor {
+//   - each video shows at most once, at its newest position in the order;
+//   - a hidden video (its hide register at or above its cursor's seq) does
+//     not show, and neither does the next-episode row it opens; a next
+//     episode that was hidden itself does not show while its own hide is at
+//     or above the seq of every cursor that opens it (crdt.Hide).
+func continueRow(cursors []crdt.Cursor, hides []gossip.HiddenVideo, pol crdt.Policy, limit int) []api.Cursor {
+	hideAt := make(map[string]crdt.HLC, len(hides))
+	for _, h := range hides {
+		hideAt[h.Video] = h.At
+	}
+	hidden := func(video string, seq crdt.HLC) bool {
+		return crdt.Hide{At: hideAt[video]}.Hides(crdt.Cursor{Version: crdt.Version{Seq: seq}})
+	}
 	byVideo := make(map[string]crdt.Cursor, len(cursors))
 	for _, c := range cursors {
 		byVideo[c.Video] = c
@@ -59,11 +70,17 @@ func continueRow(cursors []crdt.Cursor, pol crdt.Policy, limit int) []api.Cursor
 		rows[cj.Video] = row{at: at, cur: cj}
 	}
 	for _, c := range cursors {
+		if hidden(c.Video, c.Version.Seq) {
+			continue
+		}
 		switch {
 		case pol.Resumable(c):
 			add(c.UpdatedHLC, toCursorJSON(c, pol))
 		case pol.Completed(c) && c.NextVideo.Value != "" && c.NextVideo.Value != c.Video:
 			next, ok := byVideo[c.NextVideo.Value]
+			if hidden(next.Video, max(c.Version.Seq, next.Version.Seq)) || (!ok && hidden(c.NextVideo.Value, c.Version.Seq)) {
+				continue
+			}
 			switch {
 			case !ok:
 				add(c.UpdatedHLC, nextPlaceholder(c))

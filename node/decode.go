@@ -34,13 +34,17 @@ const (
 )
 
 // checkID reports whether s is a valid id: 1–128 bytes of printable ASCII
-// (0x20–0x7E) without '/'.
+// (0x20–0x7E) without '/', and not "." or ".." (path segments a URL
+// resolves away).
 func checkID(what, s string) *apiError {
 	if s == "" {
 		return errBadRequest("%s is empty; ids are 1-%d bytes of printable ASCII without '/'", what, MaxIDLen)
 	}
 	if len(s) > MaxIDLen {
 		return errBadRequest("%s is %d bytes; ids are at most %d bytes", what, len(s), MaxIDLen)
+	}
+	if s == "." || s == ".." {
+		return errBadRequest("%s %q is not allowed: it cannot appear as a URL path segment", what, s)
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '/' {

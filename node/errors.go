@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
 
 	"github.com/playhead/playhead/api"
@@ -63,11 +64,16 @@ func serviceError(err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
-	case errors.Is(err, crdt.ErrClockSkew):
-		return &apiError{status: http.StatusBadRequest, code: api.CodeBadRequest, cause: err,
-			msg: err.Error() + "; fix the device clock (keep it in step with the Playhead-HLC header) or let the node stamp epoch/seq"}
-	case errors.Is(err, crdt.ErrBadPosition), errors.Is(err, crdt.ErrBadState), errors.Is(err, crdt.ErrBadVersion), errors.Is(err, crdt.ErrEpochBehind):
-		return &apiError{status: http.StatusBadRequest, code: api.CodeBadRequest, msg: err.Error(), cause: err}
+	case errors.Is(err, crdt.ErrClockSkew), errors.Is(err, crdt.ErrBadPosition), errors.Is(err, crdt.ErrBadState),
+		errors.Is(err, crdt.ErrBadVersion), errors.Is(err, crdt.ErrEpochBehind):
+		msg := updateMessage(err)
+		var ue *gossip.UpdateError
+		if errors.As(err, &ue) {
+			msg = fmt.Sprintf("updates[%d] (video %q): %s", ue.Index, ue.Video, msg)
+		}
+		return &apiError{status: http.StatusBadRequest, code: api.CodeBadRequest, msg: msg, cause: err}
+	case errors.Is(err, gossip.ErrNeedDuration):
+		return &apiError{status: http.StatusBadRequest, code: api.CodeBadRequest, msg: "duration_ms is required: the video has no resume position yet", cause: err}
 	case errors.Is(err, gossip.ErrNotFound):
 		return &apiError{status: http.StatusNotFound, code: api.CodeNotFound, msg: "not found", cause: err}
 	case errors.Is(err, gossip.ErrUnavailable):
@@ -76,6 +82,41 @@ func serviceError(err error) *apiError {
 		return errUnavailable("request cancelled; retry", err)
 	}
 	return errUnavailable("internal error; retry", err)
+}
+
+// skewDetail finds the "N ms ahead (allowed M ms)" of crdt.ErrClockSkew.
+var skewDetail = regexp.MustCompile(`(\d+) ms ahead \(allowed (\d+) ms\)`)
+
+// updateMessage says in the API's words (field names of docs/API.md, no
+// package prefixes) why an update was refused.
+func updateMessage(err error) string {
+	switch {
+	case errors.Is(err, crdt.ErrClockSkew):
+		ahead := "too far"
+		if m := skewDetail.FindStringSubmatch(err.Error()); m != nil {
+			ahead = m[1] + " ms"
+		}
+		return "epoch or seq is " + ahead + " ahead of the node's clock (max_clock_skew); fix the device clock (keep it in step with the Playhead-HLC header) or leave epoch and seq out and let the node stamp them"
+	case errors.Is(err, crdt.ErrBadPosition):
+		return "position_ms must lie in [0, duration_ms] and duration_ms must be > 0"
+	case errors.Is(err, crdt.ErrBadState):
+		return "state must be playing, paused, stopped or completed"
+	case errors.Is(err, crdt.ErrBadVersion):
+		return "seq must not be below epoch"
+	case errors.Is(err, crdt.ErrEpochBehind):
+		return "epoch lies below the last seq of this session: start a new epoch from a clock past every seq the session sent, or leave epoch out and let the node stamp it"
+	}
+	return err.Error()
+}
+
+// singleUpdate turns a refusal of the only update of a request into a
+// plain refusal: a single write's message names no batch index.
+func singleUpdate(err error) error {
+	var ue *gossip.UpdateError
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // writeError answers e as JSON, with Retry-After when it has one.

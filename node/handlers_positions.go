@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/playhead/playhead/api"
@@ -29,13 +30,13 @@ func (n *Node) putPosition(c *call) error {
 	}
 	res, err := n.put(c.r, c.ref, []crdt.Update{u})
 	if err != nil {
-		return err
+		return singleUpdate(err)
 	}
 	r := res[0]
 	pol := n.svc.Policy()
 	if !r.Applied {
 		writeJSON(c.w, http.StatusConflict, api.StaleBody{
-			Error:   api.ErrorDetail{Code: api.CodeStaleWrite, Message: staleMessage(r.Found)},
+			Error:   api.ErrorDetail{Code: api.CodeStaleWrite, Message: staleMessage(r.Refused, pol)},
 			Applied: false,
 			Cursor:  cursorPtr(r.Cursor, r.Found, pol),
 		})
@@ -45,9 +46,13 @@ func (n *Node) putPosition(c *call) error {
 	return nil
 }
 
-func staleMessage(found bool) string {
-	if !found {
-		return "stale write: the update lies at or below a deletion of this video's history; nothing changed"
+// staleMessage says why a write was refused (409 stale_write).
+func staleMessage(why gossip.Refusal, pol crdt.Policy) string {
+	switch why {
+	case gossip.RefusedDeleted:
+		return "stale write: the update's seq lies at or below a deletion of this video's history (or of the whole history); nothing changed; start a new session"
+	case gossip.RefusedExpired:
+		return fmt.Sprintf("stale write: the update's seq is older than cursor_ttl (%v), so it would be expired on arrival; nothing changed; send a current epoch and seq or leave them out", pol.CursorTTL)
 	}
 	return "stale write: a larger version (epoch, seq, session) is stored; nothing changed; resume from the cursor"
 }

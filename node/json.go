@@ -96,6 +96,8 @@ func eventValue(ev *gossip.Event, pol crdt.Policy) (string, any) {
 			c.Video = &video
 		}
 		return api.EventCleared, c
+	case gossip.EventHidden:
+		return api.EventHidden, api.HiddenEvent{Type: api.EventHidden, Video: ev.Video}
 	}
 	return "", nil
 }

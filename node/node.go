@@ -46,6 +46,7 @@ type Node struct {
 	accountLimit *limiter
 	clusterInfo  ClusterInfo
 	reqIDs       requestIDs
+	polls        keptPolls // long-poll subscriptions kept between polls (changes_keep.go)
 	tracker      *tracker
 	handler      http.Handler
 	ready        atomic.Bool
@@ -338,6 +339,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 
 	n.tracker.stop()
 	n.hub.Close()
+	n.polls.closeAll()
 	if cancelSweep != nil {
 		cancelSweep()
 	}

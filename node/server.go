@@ -39,7 +39,14 @@ func (n *Node) buildHandler() http.Handler {
 	mux.Handle("GET /v1/profiles/{profile}/settings", n.profile(limitAccount, n.getSettings))
 	mux.Handle("PUT /v1/profiles/{profile}/settings", n.profile(limitAccount, n.putSettings))
 
-	return n.instrument(mux)
+	n.viewerRoutes(mux)
+
+	// The demo page and the JavaScript SDK (web.go).
+	n.mountWeb(mux)
+
+	// CORS outermost (inside the metrics), so that every answer — an
+	// error from canonical included — carries its headers.
+	return n.instrument(n.cors(canonical(mux)))
 }
 
 // limitClass says how a route is authenticated and rate limited.
@@ -74,6 +81,10 @@ func (n *Node) profile(class limitClass, h profileHandler) http.Handler {
 			n.fail(w, r, err)
 			return
 		}
+		if e := checkQuery(r); e != nil {
+			n.fail(w, r, e)
+			return
+		}
 		profile := r.PathValue("profile")
 		if e := checkID("profile", profile); e != nil {
 			n.fail(w, r, e)
@@ -89,6 +100,10 @@ func (n *Node) profile(class limitClass, h profileHandler) http.Handler {
 				return
 			}
 		}
+		if err := n.serving(r, p); err != nil {
+			n.fail(w, r, err)
+			return
+		}
 		c := &call{w: w, r: r, p: p, ref: p.ref(profile)}
 		if rw, ok := w.(*respWriter); ok {
 			c.reqID = rw.reqID
@@ -103,6 +118,11 @@ func (n *Node) profile(class limitClass, h profileHandler) http.Handler {
 func (n *Node) authed(h func(w http.ResponseWriter, r *http.Request, p *principal) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := n.authenticate(w, r, false)
+		if err == nil {
+			if e := checkQuery(r); e != nil {
+				err = e
+			}
+		}
 		if err == nil {
 			err = h(w, r, p)
 		}
@@ -161,4 +181,22 @@ func (n *Node) fail(w http.ResponseWriter, r *http.Request, err error) {
 		n.log.Warn("request failed", "request_id", id, "method", r.Method, "route", r.Pattern, "status", e.status, "err", err)
 	}
 	writeError(w, e)
+}
+
+// serving refuses profile requests while a cluster node is not part of its
+// ring (readyCheck, the same test as /readyz): 503 with Retry-After, never
+// an answer from a node that is cut off. An admin's ?replica=local read is
+// let through: it asks what this replica holds, which is what an operator
+// needs while the node is out.
+func (n *Node) serving(r *http.Request, p *principal) error {
+	if n.readyCheck == nil {
+		return nil
+	}
+	if p.admin && r.Method == http.MethodGet && r.URL.Query().Get("replica") == "local" {
+		return nil
+	}
+	if err := n.readyCheck(); err != nil {
+		return errUnavailable("this node is not serving: "+err.Error()+"; retry, or use another node", nil)
+	}
+	return nil
 }

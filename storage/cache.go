@@ -257,6 +257,8 @@ func asStored(k Key, rec crdt.Record) crdt.Record {
 		out.Entry = rec.Entry
 	case crdt.KindProfile:
 		out.Profile = rec.Profile
+	case crdt.KindHide:
+		out.Hide = rec.Hide
 	}
 	return out
 }

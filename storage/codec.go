@@ -13,11 +13,12 @@ import (
 // byte also carries the format (valueFormatCursorV3, or V2 for a state V3
 // cannot pack; codec_cursor.go); for other kinds one format byte and the
 // msgpack encoding of the struct
-// that the key's kind names (crdt.Cursor, crdt.Entry or crdt.Profile), as a
+// that the key's kind names (crdt.Cursor, crdt.Entry, crdt.Profile or
+// crdt.Hide), as a
 // msgpack array (the crdt types carry `msgpack:",as_array"`) with integers in
 // their most compact form. The kind itself lives in the key, and so does a
 // cursor's video (crdt.Cursor.Video is not encoded; DecodeValue fills it from
-// the key's id).
+// the key's id; a hide's video is only its key's id).
 //
 // The encoding is deterministic: the same record always gives the same bytes,
 // so replicas can compare values by hash (anti-entropy).
@@ -58,6 +59,8 @@ func AppendValue(dst []byte, rec crdt.Record) ([]byte, error) {
 		v = &rec.Entry
 	case crdt.KindProfile:
 		v = &rec.Profile
+	case crdt.KindHide:
+		v = &rec.Hide
 	default:
 		return dst, fmt.Errorf("%w: unknown kind %d", ErrBadRecord, rec.Kind)
 	}
@@ -111,6 +114,8 @@ func DecodeValue(kind crdt.Kind, id string, value []byte) (crdt.Record, error) {
 		v = &rec.Entry
 	case crdt.KindProfile:
 		v = &rec.Profile
+	case crdt.KindHide:
+		v = &rec.Hide
 	default:
 		return crdt.Record{}, fmt.Errorf("%w: value of unknown kind %d", ErrCorrupt, kind)
 	}

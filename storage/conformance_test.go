@@ -133,7 +133,7 @@ func runConformance(t *testing.T, open func(t *testing.T) Store) {
 			cursorKey(1, "a", long, "v"),
 			cursorKey(1, "a", "p", long),
 			{Partition: 1, Account: "a", Profile: "p", Kind: 0},
-			{Partition: 1, Account: "a", Profile: "p", Kind: 4},
+			{Partition: 1, Account: "a", Profile: "p", Kind: 5},
 			{Partition: 1, Account: "a", Profile: "p", Kind: crdt.KindProfile, ID: "x"},
 		} {
 			if _, _, err := s.Get(k); !errors.Is(err, ErrBadKey) {

@@ -372,6 +372,17 @@ field order, integers in their most compact form.`,
 		})
 }
 
+// TestGoldenHideV1 pins the hidden-from-continue-watching register's values.
+func TestGoldenHideV1(t *testing.T) {
+	checkGoldenValues(t, "value_hide_v1.hex", `
+Hide register values (crdt.Hide, KindHide), format V1: byte 1, then crdt.Hide as a
+msgpack array in field order, integers in their most compact form.`,
+		isByte(valueFormatV1), []goldenValue{
+			{name: "full", rec: crdt.Record{Kind: crdt.KindHide, Hide: crdt.Hide{At: gHLC(1_745_000_000_000, 3)}}},
+			{name: "minimal", rec: crdt.Record{Kind: crdt.KindHide}},
+		})
+}
+
 // TestGoldenKeys pins the key layout (keys.go) of each kind, hint keys
 // (hints.go) and the entry id (crdt.EntryID), which is part of the key.
 func TestGoldenKeys(t *testing.T) {
@@ -384,6 +395,7 @@ func TestGoldenKeys(t *testing.T) {
 		{"entry", Key{Partition: 0x0102, Account: "acct-7", Profile: "kids", Kind: crdt.KindEntry, ID: entryID}},
 		{"profile", Key{Partition: 0x0102, Account: "acct-7", Profile: "kids", Kind: crdt.KindProfile}},
 		{"minimal", Key{Kind: crdt.KindProfile}},
+		{"hide", Key{Partition: 0x0102, Account: "acct-7", Profile: "kids", Kind: crdt.KindHide, ID: "tt0903747-s01e01"}},
 		{"hint-cursor", HintKey(Key{Partition: 0x0102, Account: "acct-7", Profile: "kids", Kind: crdt.KindCursor, ID: "tt0903747-s01e01"})},
 		{"hint-entry", HintKey(Key{Partition: 9, Account: "a", Profile: "", Kind: crdt.KindEntry, ID: entryID})},
 		{"hint-profile", HintKey(Key{Partition: 0, Account: "acct-7", Profile: "kids", Kind: crdt.KindProfile})},

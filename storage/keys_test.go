@@ -58,7 +58,7 @@ func TestDecodeKeyCorrupt(t *testing.T) {
 		{0, 1, 1, 'a', 3, 'b', 2}, // profile overruns
 		{0, 1, 0, 0},              // no kind
 		{0, 1, 0, 0, 0},           // kind 0
-		{0, 1, 0, 0, 4, 'x'},      // unknown kind
+		{0, 1, 0, 0, 5, 'x'},      // unknown kind
 		{0, 1, 0, 0, byte(crdt.KindProfile), 'x'}, // profile key with an id
 		append([]byte{0, 1, 0, 0, byte(crdt.KindCursor)}, strings.Repeat("x", MaxIDLen+1)...),
 	} {

@@ -28,8 +28,9 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	account := fs.String("account", "dev", "account of the printed token")
 	nodes := fs.Int("nodes", 3, "cluster nodes to run in this process (RF=3, W=2); 1 runs a single node; node i listens on --http-addr's port + i-1")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	cors := fs.String("cors-origins", node.CORSAny, "origins (scheme://host[:port], comma-separated; * for any) whose web pages may call the API from a browser; empty for none")
 	fs.Usage = usage(stderr, fs, "playhead dev [--nodes 3] [--data-dir DIR] [--http-addr HOST:PORT]",
-		"Runs a ready-to-use local playhead cluster (3 nodes in this process, on loopback) with embedded\nstorage and a fresh secret, and prints each node's URL, an admin token valid for 24 h and curl\nlines to try. Ctrl-C stops it.")
+		"Runs a ready-to-use local playhead cluster (3 nodes in this process, on loopback) with embedded\nstorage and a fresh secret, and prints the demo page's URL (a TV and a phone staying in step), each\nnode's URL, an admin token valid for 24 h and curl lines to try. Ctrl-C stops it.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -56,6 +57,8 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var origins stringList
+	origins.Set(*cors)
 	if *nodes < 1 {
 		return fmt.Errorf("--nodes must be at least 1, got %d", *nodes)
 	}
@@ -86,7 +89,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("cannot listen on %s (%v): pass a free address with --http-addr 127.0.0.1:0", addr, err)
 		}
 		cfg := node.Config{NodeID: fmt.Sprintf("dev-%d", i), DataDir: filepath.Join(dir, fmt.Sprintf("data-%d", i)),
-			HTTPAddr: ln.Addr().String(), AuthSecret: secretHex, Logger: logger}
+			HTTPAddr: ln.Addr().String(), AuthSecret: secretHex, Logger: logger, CORSOrigins: origins}
 		if *nodes > 1 {
 			cfg.ClusterOptions = &node.ClusterOptions{GossipAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0",
 				Keys: key, Loopback: true}
@@ -125,7 +128,7 @@ func cmdDev(args []string, stdout, stderr io.Writer) error {
 	}
 	last := urls[len(urls)-1]
 	mid := urls[min(1, len(urls)-1)]
-	fmt.Fprintf(stdout, "playhead dev is running: %d node(s)\n", *nodes)
+	fmt.Fprintf(stdout, "playhead dev is running: %d node(s)\n\nopen the demo page (a TV and a phone in step; the token is in the URL):\n  %s\n\n", *nodes, pageURL(urls[0], tok))
 	for i, u := range urls {
 		fmt.Fprintf(stdout, "  node %d: %s\n", i+1, u)
 	}
@@ -151,4 +154,10 @@ Ctrl-C stops it.
 		}
 	}
 	return firstErr
+}
+
+// pageURL is the demo page of a node with the token in the fragment (never
+// sent to the server, so it stays out of logs).
+func pageURL(base, token string) string {
+	return base + "/#token=" + token + "&profile=me"
 }

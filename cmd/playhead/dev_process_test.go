@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ func TestDevStartsAWorkingCluster(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	var urls []string
-	var token string
+	var token, page string
 	lines := make(chan string)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -41,6 +42,9 @@ func TestDevStartsAWorkingCluster(t *testing.T) {
 			if f := strings.Fields(l); len(f) == 3 && f[0] == "node" {
 				urls = append(urls, f[2])
 			}
+			if strings.Contains(l, "/#token=") {
+				page = strings.TrimSpace(l)
+			}
 			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "export TOKEN="); ok {
 				token = v
 			}
@@ -54,6 +58,15 @@ func TestDevStartsAWorkingCluster(t *testing.T) {
 	}()
 	if len(urls) != 3 {
 		t.Fatalf("node URLs: %v", urls)
+	}
+	// The demo page's URL carries the same token, and node 1 serves it.
+	if page != urls[0]+"/#token="+token+"&profile=me" {
+		t.Fatalf("page URL %q, want node 1's / with the token in the fragment", page)
+	}
+	if res, err := http.Get(urls[0] + "/"); err != nil || res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET / on node 1: %v %v", res, err)
+	} else {
+		res.Body.Close()
 	}
 	pc := &procCluster{t: t}
 	n1 := &clusterProc{http: strings.TrimPrefix(urls[0], "http://")}

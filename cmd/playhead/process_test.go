@@ -45,14 +45,27 @@ func binary(t *testing.T) string {
 	return bin
 }
 
+// handedOut holds every address freeAddr returned in this test binary. The
+// kernel may give a port just closed to the next Listen(":0"), so two
+// addresses picked for one cluster could collide (n4's HTTP address was n5's
+// replication address once); never hand out the same one twice.
+var handedOut sync.Map
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free address after 100 tries")
+	return ""
 }
 
 // proc is a running playhead serve.

@@ -60,6 +60,8 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 	loopback := fs.Bool("loopback-timings", false, "shorten failure detection and raft timings for a cluster on one host (tests, dev); never on a real network")
 	walSync := fs.Duration("wal-min-sync-interval", 0, "shortest time between two syncs of the write-ahead log: under load, writes arriving within it share the next sync (group commit sized by load, up to this much added latency); 0 = sync as soon as the previous sync ends")
 	recordCache := fs.Int("record-cache", 0, "records (cursors, history entries, profile settings; ~700 B of heap each) kept in memory in front of the store; 0 = 65536, negative = off")
+	var corsOrigins stringList
+	fs.Var(&corsOrigins, "cors-origins", "origins (scheme://host[:port], comma-separated or repeated; * for any) whose web pages may call the API from a browser; default none")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	return func() (node.Config, error) {
@@ -84,6 +86,7 @@ func serveFlags(fs *flag.FlagSet, defaultDataDir string) func() (node.Config, er
 		cfg.AccountRate, cfg.AccountBurst = *accountRate, *accountBurst
 		cfg.RecordCache = *recordCache
 		cfg.WALMinSyncInterval = *walSync
+		cfg.CORSOrigins = corsOrigins
 		logger, err := newLogger(*logLevel, *logFormat)
 		if err != nil {
 			return cfg, err

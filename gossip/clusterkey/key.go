@@ -68,6 +68,7 @@ func Load(path string) ([]byte, error) {
 // LoadAll reads a keyring file: one base64 key per line, the primary
 // (the one that encrypts) first; blank lines and lines starting with # are
 // ignored. During a rotation the file holds the new and the old key.
+// FORMAT: operators' files and keygen's output; see key_golden_test.go.
 func LoadAll(path string) ([][]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

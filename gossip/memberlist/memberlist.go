@@ -103,6 +103,24 @@ type Config struct {
 	// seconds.
 	TCPTimeout time.Duration
 
+	// PeersFile is where the members this node knows are remembered
+	// (JSON, rewritten atomically when membership changes), so that after a
+	// restart it rejoins through every member it knew, not only its seeds
+	// (RememberedAddrs). Empty means nothing is remembered across restarts;
+	// the rejoin loop still redials members lost since start. The default
+	// value is "" (a node uses <data-dir>/peers.json).
+	PeersFile string
+	// RejoinInterval is how often members that memberlist declared dead
+	// (or remembered ones it does not list) are redialed: memberlist never
+	// contacts a dead member again by itself, so without this a partition
+	// longer than the failure detector, or a restart after every seed died,
+	// splits the cluster for good. The default value is 5 seconds.
+	RejoinInterval time.Duration
+	// RejoinFor bounds the redialing: a member not seen alive for this long
+	// is forgotten (it can still come back by joining a seed). The default
+	// value is 72 hours.
+	RejoinFor time.Duration
+
 	// OnChange, if set, receives every member change; see MemberChangeFunc
 	// for the contract. The default value is nil (no deliveries).
 	OnChange ring.MemberChangeFunc
@@ -137,6 +155,12 @@ func (c *Config) EnsureDefaults() {
 	if c.TCPTimeout == 0 {
 		c.TCPTimeout = DefaultGossipTCPTimeout
 	}
+	if c.RejoinInterval == 0 {
+		c.RejoinInterval = DefaultRejoinInterval
+	}
+	if c.RejoinFor == 0 {
+		c.RejoinFor = DefaultRejoinFor
+	}
 	if c.Clock == nil {
 		c.Clock = wallclock.Clock{}
 	}
@@ -155,6 +179,7 @@ func (c *Config) SetLoopbackTimings() {
 	c.GossipInterval = 50 * time.Millisecond
 	c.PushPullInterval = 5 * time.Second
 	c.TCPTimeout = 2 * time.Second
+	c.RejoinInterval = time.Second
 }
 
 // Validate reports settings that cannot work, saying what to change.
@@ -196,6 +221,9 @@ func (c Config) Validate() error {
 	if c.ProbeTimeout >= c.ProbeInterval {
 		return fmt.Errorf("memberlist: memberlist probe timeout %v must be shorter than the probe interval %v", c.ProbeTimeout, c.ProbeInterval)
 	}
+	if c.RejoinInterval <= 0 || c.RejoinFor <= 0 {
+		return errors.New("memberlist: the rejoin interval and bound must be positive")
+	}
 	if c.SuspicionMult < 1 {
 		return fmt.Errorf("memberlist: memberlist suspicion multiplier must be at least 1, got %d", c.SuspicionMult)
 	}
@@ -205,8 +233,9 @@ func (c Config) Validate() error {
 // Memberlist is the Membership of a production node, over
 // hashicorp/memberlist (SWIM gossip over UDP with TCP push/pull).
 //
-// It owns one goroutine, which delivers OnChange calls, and memberlist's own;
-// Shutdown stops them all.
+// It owns two goroutines, one delivering OnChange calls and one redialing
+// lost members and writing the peers file (see rejoin), and memberlist's
+// own; Shutdown stops them all.
 type Memberlist struct {
 	cfg         Config
 	ml          *memberlist.Memberlist
@@ -230,12 +259,17 @@ type Memberlist struct {
 	pending    []ring.NodeID
 	pendingSet map[ring.NodeID]bool
 	closed     bool
+	// peers: every other member remembered (peers file) or seen, for the
+	// rejoin loop; peersDirty: changed since the file was written.
+	peers      map[ring.NodeID]peerRecord
+	peersDirty bool
 
-	wake chan struct{} // capacity 1: a change is pending
-	done chan struct{} // closed by Shutdown
-	wg   sync.WaitGroup
-	once sync.Once
-	err  error // Shutdown's result
+	wake      chan struct{} // capacity 1: a change is pending
+	peersWake chan struct{} // capacity 1: peers changed, write the file
+	done      chan struct{} // closed by Shutdown
+	wg        sync.WaitGroup
+	once      sync.Once
+	err       error // Shutdown's result
 }
 
 var _ ring.Membership = (*Memberlist)(nil)
@@ -263,7 +297,9 @@ func New(cfg Config) (*Memberlist, error) {
 		log:         cfg.Logger.With("component", "memberlist"),
 		members:     map[ring.NodeID]ring.Member{},
 		pendingSet:  map[ring.NodeID]bool{},
+		peers:       map[ring.NodeID]peerRecord{},
 		wake:        make(chan struct{}, 1),
+		peersWake:   make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
 
@@ -305,13 +341,24 @@ func New(cfg Config) (*Memberlist, error) {
 		m.log.Warn("gossip encryption is off: any host that can reach the gossip port can join the cluster; set a gossip key")
 	}
 
+	if cfg.PeersFile != "" {
+		peers, err := readPeersFile(cfg.PeersFile, cfg.NodeID)
+		if err != nil {
+			m.log.Warn("starting from the seeds alone", "err", err)
+		}
+		for _, p := range peers {
+			m.peers[p.ID] = p
+		}
+	}
+
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("memberlist: starting memberlist on %s: %w", cfg.BindAddr, err)
 	}
 	m.ml = ml
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.deliver()
+	go m.rejoin()
 	return m, nil
 }
 
@@ -451,6 +498,7 @@ func (m *Memberlist) observe(n *memberlist.Node, state ring.MemberState) {
 		}
 	}
 	m.members[mem.ID] = mem
+	m.notePeerLocked(mem)
 	if !m.pendingSet[mem.ID] {
 		m.pendingSet[mem.ID] = true
 		m.pending = append(m.pending, mem.ID)
@@ -458,6 +506,10 @@ func (m *Memberlist) observe(n *memberlist.Node, state ring.MemberState) {
 	m.mu.Unlock()
 	select {
 	case m.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case m.peersWake <- struct{}{}:
 	default:
 	}
 }

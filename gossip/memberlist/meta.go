@@ -26,6 +26,9 @@ const maxMetaAddr = 128
 // ErrBadMeta is returned for node metadata that cannot be decoded.
 var ErrBadMeta = errors.New("memberlist: bad node metadata")
 
+// memberMeta is what a node publishes. FORMAT: gossiped to every member, a
+// msgpack map under these keys; changing keys/types breaks mixed-version
+// clusters; see meta_golden_test.go.
 type memberMeta struct {
 	RPC  string `msgpack:"r,omitempty"`
 	HTTP string `msgpack:"h,omitempty"`

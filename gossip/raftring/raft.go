@@ -257,6 +257,7 @@ type Ring struct {
 	trans       *raft.NetworkTransport
 	store       *raftboltdb.BoltStore
 	placeholder ring.Table // Table before the first SetMembers
+	hadState    bool       // the data directory held raft state at Open
 	log         *slog.Logger
 
 	done chan struct{}
@@ -338,6 +339,10 @@ func Open(cfg Config) (_ *Ring, err error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.Logger = hlog
+	// A server removed from the group (dead past the grace, then back) keeps
+	// running as a follower without a vote, so the leader can add it back
+	// when membership sees it again; raft's default shuts it down for good.
+	rc.ShutdownOnRemove = false
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("raftring: raft config: %w", err)
 	}
@@ -346,6 +351,10 @@ func Open(cfg Config) (_ *Ring, err error) {
 	existing, err := raft.HasExistingState(logs, r.store, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("raftring: reading raft state in %s: %w", dir, err)
+	}
+	r.hadState = existing
+	if cfg.Bootstrap && existing {
+		r.log.Info("ring state found in the data directory: rejoining the ring it belongs to, not founding one")
 	}
 	r.raft, err = raft.NewRaft(rc, r.fsm, logs, r.store, snaps, r.trans)
 	if err != nil {

@@ -19,7 +19,7 @@ type NodeID string
 // agrees on it; Rebalance computes the next table when membership changes.
 //
 // Invariant: every list has min(Replicas, number of members) distinct
-// members.
+// members. FORMAT: in ring snapshots (EncodeState; state_golden_test.go).
 type Table struct {
 	Version  uint64     // bumped by every change
 	Replicas int        // RF

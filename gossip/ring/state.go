@@ -82,7 +82,10 @@ const (
 	RingCmdSetMembers byte = 1
 )
 
-// setMembersCmd asks every replica to apply ring.State.SetMembers.
+// SetMembersCmd asks every replica to apply ring.State.SetMembers.
+// FORMAT: in the raft log on disk and on the wire, a msgpack map under these
+// keys; changing keys/types breaks mixed-version clusters; see
+// state_golden_test.go.
 type SetMembersCmd struct {
 	Members    []NodeID `msgpack:"m"`
 	Partitions int      `msgpack:"p"`
@@ -98,7 +101,7 @@ func EncodeSetMembers(c SetMembersCmd) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// decodeRingCommand decodes a log entry. It never panics.
+// DecodeCommand decodes a log entry. It never panics.
 func DecodeCommand(b []byte) (SetMembersCmd, error) {
 	var c SetMembersCmd
 	if len(b) == 0 {
@@ -118,6 +121,7 @@ func DecodeCommand(b []byte) (SetMembersCmd, error) {
 // a format byte.
 const ringSnapshotV1 byte = 1
 
+// ringSnapshot is the snapshot's State. FORMAT: as SetMembersCmd.
 type ringSnapshot struct {
 	Version  uint64     `msgpack:"v"`
 	Replicas int        `msgpack:"r"`
@@ -135,7 +139,7 @@ func EncodeState(s State) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// decodeRingState decodes a snapshot and checks the ring.State invariant. It
+// DecodeState decodes a snapshot and checks the ring.State invariant. It
 // never panics.
 func DecodeState(b []byte) (State, error) {
 	if len(b) == 0 {

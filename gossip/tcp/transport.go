@@ -226,6 +226,9 @@ type Transport struct {
 	inbound map[ring.NodeID]net.Conn // the newest authenticated inbound connection per peer
 
 	randMu sync.Mutex
+	// fillNonce, when set (tests only), fills handshake nonces instead of
+	// crypto/rand, so that a handshake's bytes can be pinned.
+	fillNonce func([]byte)
 
 	logMu   sync.Mutex
 	logLast map[string]time.Time

@@ -59,7 +59,8 @@ import (
 // dialer sends data frames: a connection carries frames one way, and two
 // nodes that talk both ways hold two connections.
 //
-// Warning: this is a wire format. Any change needs a new magic.
+// FORMAT: a wire format, pinned by TestGoldenTCPWire (wire_golden_test.go):
+// nodes of different releases must interoperate. Any change needs a new magic.
 const (
 	tcpMagic     = "PHRP2"
 	tcpNonceSize = 32
@@ -182,8 +183,12 @@ func readTCPHello(r io.Reader) (id ring.NodeID, nonce, raw []byte, err error) {
 	return ring.NodeID(raw[len(head) : len(head)+idLen]), raw[len(raw)-tcpNonceSize:], raw, nil
 }
 
-func tcpNonce() []byte {
+func (t *Transport) tcpNonce() []byte {
 	n := make([]byte, tcpNonceSize)
+	if t.fillNonce != nil {
+		t.fillNonce(n)
+		return n
+	}
 	rand.Read(n) // never fails (Go 1.24+)
 	return n
 }
@@ -249,7 +254,7 @@ func (t *Transport) acceptHandshake(c net.Conn, r io.Reader) (ring.NodeID, *tcpS
 	if err != nil {
 		return "", nil, err
 	}
-	helloA := tcpHello(t.cfg.Self, tcpNonce())
+	helloA := tcpHello(t.cfg.Self, t.tcpNonce())
 	if _, err := c.Write(helloA); err != nil {
 		return "", nil, err
 	}
@@ -287,7 +292,7 @@ func (t *Transport) acceptHandshake(c net.Conn, r io.Reader) (ring.NodeID, *tcpS
 // dialHandshake runs the dialer's side on c, expecting to reach node want.
 // It reads at most 5+1+255+32 + 1+32 bytes. The caller sets the deadline.
 func (t *Transport) dialHandshake(c net.Conn, want ring.NodeID) (*tcpSession, error) {
-	helloD := tcpHello(t.cfg.Self, tcpNonce())
+	helloD := tcpHello(t.cfg.Self, t.tcpNonce())
 	if _, err := c.Write(helloD); err != nil {
 		return nil, err
 	}

@@ -109,6 +109,7 @@ var sansIO = []struct {
 }{
 	{"crdt", nil},
 	{"gossip/ring", nil},
+	{"gossip/internal/bufstore", nil},
 	{"gossip", map[string]string{"driver.go": "the production driver owns the core's goroutine", "local.go": "the single-node coordinator (locks; time is still passed in)"}},
 	{"cluster-sim", nil},
 }

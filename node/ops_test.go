@@ -131,9 +131,17 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	e.get(tok, "me", "v")
 	ws := e.wsDial(tok, "me", "?after=0")
 	wsNext(t, ws, deliveryDeadline)
-	r := e.do("GET", "/metrics", "", nil)
-	want(t, r, 200, "")
-	m := string(r.body)
+	// The stream counts an event once its write returns, which may be just
+	// after the device read it: poll the metrics briefly.
+	var m string
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		r := e.do("GET", "/metrics", "", nil)
+		want(t, r, 200, "")
+		m = string(r.body)
+		if strings.Contains(m, `playhead_push_events_sent_total{transport="ws"} 1`) || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, name := range []string{
 		`playhead_http_requests_total{code="200",route="PUT /v1/profiles/{profile}/positions/{video}"} 1`,
 		`playhead_http_requests_total{code="409",route="PUT /v1/profiles/{profile}/positions/{video}"} 1`,

@@ -148,6 +148,12 @@ func (r *runner) deviceEvent(d *device, ev gossip.Event) {
 		if g := st.got[c.Video]; g.Less(c.Version) {
 			st.got[c.Video] = c.Version
 		}
+		// The SDK drops a push below what the device was already shown of
+		// the video, by a read or its own write, outside this stream too
+		// (client/subscribe.go, olderThanSeen).
+		if c.Version.Less(d.seen[c.Video]) {
+			return
+		}
 	case gossip.EventTakeover:
 		ce.Type = "takeover"
 	case gossip.EventCleared:
@@ -155,8 +161,19 @@ func (r *runner) deviceEvent(d *device, ev gossip.Event) {
 	default:
 		return
 	}
-	if st.filter.Accept(&ce) && ce.Cursor != nil {
+	if !st.filter.Accept(&ce) {
+		return
+	}
+	switch {
+	case ce.Cursor != nil:
 		r.observe(d, ce.Cursor.Video, ce.Cursor.Version(), "push")
+	case ce.Type == "cleared" && ce.Entry == "":
+		// After a delete the SDK forgets what it saw (client/seen.go).
+		if ce.Video == "" {
+			clear(d.seen)
+		} else {
+			delete(d.seen, ce.Video)
+		}
 	}
 }
 

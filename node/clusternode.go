@@ -360,7 +360,7 @@ func (cp *clusterParts) readyCheck() error {
 	if !cp.ring.InContact() {
 		return errors.New("not in contact with the ring's leader (cut off from the cluster, or rejoining it)")
 	}
-	if !slices.Contains(cp.ring.RingMembers(), cp.self) {
+	if !cp.ring.IsRingMember(cp.self) {
 		return errors.New("this node is not a member of the ring (joining, or rejoining after the dead-node grace)")
 	}
 	return nil

@@ -436,6 +436,12 @@ func (r *Ring) RingMembers() []ring.NodeID {
 	return slices.Clone(r.fsm.state.Load().Members)
 }
 
+// IsRingMember reports whether id is in the ring's member set, without
+// copying it (checked on every profile request: node's readiness gate).
+func (r *Ring) IsRingMember(id ring.NodeID) bool {
+	return slices.Contains(r.fsm.state.Load().Members, id)
+}
+
 // IsLeader reports whether this node is the raft leader now.
 func (r *Ring) IsLeader() bool { return r.raft.State() == raft.Leader }
 

@@ -109,6 +109,11 @@ type Sim struct {
 	// as soon as they are released; Node.Events then stays empty. It must
 	// not call back into the Sim.
 	OnEvents func(n *Node, evs []gossip.Event)
+	// OnSend, if set, sees every message a node puts on the wire (not
+	// lost, not cut) with the size of its encoded frame: the message
+	// accounting of the scale tests (scale_test.go). It must not call
+	// back into the Sim; it draws nothing, so traces do not change.
+	OnSend func(from, to ring.NodeID, m *gossip.Msg, frameBytes int)
 }
 
 // Node is one simulated node.
@@ -555,6 +560,9 @@ func (s *Sim) sendMsg(from ring.NodeID, env gossip.Envelope) {
 	frame, err := gossip.EncodeFrame([]gossip.Msg{env.Msg})
 	if err != nil {
 		panic(err)
+	}
+	if s.OnSend != nil {
+		s.OnSend(from, env.To, &env.Msg, len(frame))
 	}
 	copies := 1
 	if s.rng.Float64()*100 < s.opts.DupPct {

@@ -28,7 +28,7 @@ type clusterProc struct {
 }
 
 type procCluster struct {
-	t      *testing.T
+	t      testing.TB
 	bin    string
 	dir    string
 	secret string
@@ -38,7 +38,7 @@ type procCluster struct {
 	admin  string
 }
 
-func newProcCluster(t *testing.T) *procCluster {
+func newProcCluster(t testing.TB) *procCluster {
 	bin := binary(t)
 	dir := t.TempDir()
 	pc := &procCluster{t: t, bin: bin, dir: dir, secret: filepath.Join(dir, "secret"), key: filepath.Join(dir, "cluster.key")}
@@ -157,7 +157,7 @@ func putBody(pos int64, session string) string {
 	return fmt.Sprintf(`{"position_ms":%d,"duration_ms":100000000,"device":"d","session":%q}`, pos, session)
 }
 
-func position(t *testing.T, body []byte) int64 {
+func position(t testing.TB, body []byte) int64 {
 	var c struct {
 		PositionMs int64 `json:"position_ms"`
 	}

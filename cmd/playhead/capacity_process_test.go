@@ -92,6 +92,54 @@ func accountToken(b *testing.B, bin, secret, account string) string {
 	return f[len(f)-1]
 }
 
+// BenchmarkCPUPerRole splits an update's CPU by role, for the capacity
+// model's imbalance factor: a three-process cluster takes every PUT
+// through node 1, once with --replication 1 (node 1 parses and routes
+// every update; each update is coordinated, stored and answered by one
+// owner) and once with RF 3, W 2 (each update also merged and stored by
+// two more owners). Per update:
+//
+//   - front-CPU-µs: node 1's CPU minus the mean of the others' (RF 3):
+//     what the node a device is connected to spends, beyond its share of
+//     owner work (HTTP, JSON, auth, routing);
+//
+//   - replica-CPU-µs: (total at RF 3 − total at RF 1) ÷ 2, one replica's
+//     merge, store write and ack;
+//
+//   - coord-CPU-µs: total at RF 1 − front: running the rules, storing,
+//     answering (and, at RF 3, replicating: counted in replica).
+//
+//     go test ./cmd/playhead -run '^$' -bench CPUPerRole -benchtime 4s
+func BenchmarkCPUPerRole(b *testing.B) {
+	if testing.Short() {
+		b.Skip("builds and runs the binary")
+	}
+	total := map[int]float64{}
+	var front float64
+	for _, rf := range []int{1, 3} {
+		b.Run(fmt.Sprintf("rf%d", rf), func(b *testing.B) {
+			pc := newProcCluster(b)
+			pc.extra = []string{"--replication", strconv.Itoa(rf), "--write-quorum", strconv.Itoa(min(2, rf))}
+			pc.startThree()
+			var pids []int
+			for _, p := range pc.nodes {
+				pids = append(pids, p.cmd.Process.Pid)
+			}
+			per := serverCPU(b, []string{"http://" + pc.nodes[0].http}, pids, accountToken(b, pc.bin, pc.secret, "acct-1"), 1)
+			b.ReportMetric(per[0], "node1-µs/update")
+			b.ReportMetric(per[1]+per[2], "nodes2+3-µs/update")
+			total[rf] = per[0] + per[1] + per[2]
+			if rf == 3 {
+				front = per[0] - (per[1]+per[2])/2
+			}
+		})
+	}
+	if total[1] > 0 && total[3] > 0 {
+		b.Logf("per update: front %.1f µs, coordinator %.1f µs, one replica %.1f µs; total at RF 1 %.1f µs, at RF 3 %.1f µs",
+			front, total[1]-front, (total[3]-total[1])/2, total[1], total[3])
+	}
+}
+
 // procCPU is the user + system CPU time of process pid.
 func procCPU(b *testing.B, pid int) time.Duration {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -117,11 +165,21 @@ func procsCPU(b *testing.B, pids []int) time.Duration {
 // serverCPU sends b.N requests of batch updates each from 64/batch (at
 // least 4) writers per core, each writer its own profile and device,
 // spread over urls. A 503 (no write quorum in time) is counted, not
-// acknowledged: CPU is divided by the updates acknowledged.
-func serverCPU(b *testing.B, urls []string, pids []int, token string, batch int) {
-	idle0, idleStart := procsCPU(b, pids), time.Now()
+// acknowledged: CPU is divided by the updates acknowledged. It returns
+// each process's net CPU per update, in µs.
+func serverCPU(b *testing.B, urls []string, pids []int, token string, batch int) []float64 {
+	each := func() []time.Duration {
+		out := make([]time.Duration, len(pids))
+		for i, p := range pids {
+			out[i] = procCPU(b, p)
+		}
+		return out
+	}
+	idleEach0, idle0, idleStart := each(), procsCPU(b, pids), time.Now()
 	time.Sleep(2 * time.Second)
-	idleCores := (procsCPU(b, pids) - idle0).Seconds() / time.Since(idleStart).Seconds()
+	idleWall := time.Since(idleStart).Seconds()
+	idleEach := each()
+	idleCores := (procsCPU(b, pids) - idle0).Seconds() / idleWall
 
 	var ctr, refused atomic.Int64
 	b.SetParallelism(max(4, 64/batch))
@@ -129,7 +187,7 @@ func serverCPU(b *testing.B, urls []string, pids []int, token string, batch int)
 	defer tr.CloseIdleConnections()
 	var once sync.Once
 	b.ResetTimer()
-	start, cpu0 := time.Now(), procsCPU(b, pids)
+	start, cpu0, each0 := time.Now(), procsCPU(b, pids), each()
 	b.RunParallel(func(pb *testing.PB) {
 		g := ctr.Add(1)
 		client := &http.Client{Transport: tr}
@@ -170,12 +228,18 @@ func serverCPU(b *testing.B, urls []string, pids []int, token string, batch int)
 			}
 		}
 	})
-	wall, cpu := time.Since(start).Seconds(), (procsCPU(b, pids) - cpu0).Seconds()
+	wall, cpu, each1 := time.Since(start).Seconds(), (procsCPU(b, pids) - cpu0).Seconds(), each()
 	updates := float64((int64(b.N) - refused.Load()) * int64(batch))
+	per := make([]float64, len(pids))
+	for i := range pids {
+		idle := (idleEach[i] - idleEach0[i]).Seconds() / idleWall
+		per[i] = ((each1[i] - each0[i]).Seconds() - idle*wall) * 1e6 / updates
+	}
 	b.ReportMetric(updates/wall, "updates/s")
 	b.ReportMetric(cpu*1e6/updates, "CPU-µs/update")
 	b.ReportMetric((cpu-idleCores*wall)*1e6/updates, "net-CPU-µs/update")
 	b.ReportMetric(cpu/wall, "server-cores")
 	b.ReportMetric(idleCores, "idle-cores")
 	b.ReportMetric(float64(refused.Load())/float64(b.N), "503/op")
+	return per
 }

@@ -36,6 +36,7 @@ type procCluster struct {
 	nodes  []*clusterProc
 	token  string
 	admin  string
+	extra  []string // more serve flags for every member
 }
 
 func newProcCluster(t testing.TB) *procCluster {
@@ -73,6 +74,7 @@ func (pc *procCluster) start(p *clusterProc, expect int) {
 		"--gossip-addr", p.gossip, "--rpc-addr", p.rpc, "--raft-addr", p.raft,
 		"--auth-secret-file", pc.secret, "--gossip-key-file", pc.key, "--bootstrap-expect", fmt.Sprint(expect),
 		"--dead-node-grace", "1h", "--log-level", "warn", "--device-rate", "-1", "--loopback-timings"}
+	args = append(args, pc.extra...)
 	for _, q := range pc.nodes {
 		if q != p {
 			args = append(args, "--join", q.gossip)

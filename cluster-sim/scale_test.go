@@ -431,7 +431,8 @@ func replaceNode(t testing.TB, s *Sim) replacement {
 // and the same records as the partitions' other owners. It reports the wire
 // bytes per record a handoff moves and the largest handoff message, from
 // which the model derives how large a partition can be before its one
-// handoff message no longer fits a frame (docs/CAPACITY.md, H1 and H3).
+// handoff message no longer fits a frame (docs/CAPACITY.md, H1 and H3),
+// and checks that ceiling with frames of these records on either side.
 func TestScaleReplacement(t *testing.T) {
 	if testing.Short() {
 		t.Skip("preloads 120 000 records")
@@ -457,6 +458,36 @@ func TestScaleReplacement(t *testing.T) {
 	ceiling := min(float64(gossip.MaxFrame)/perRecord, 100_000)
 	t.Logf("one handoff message carries a whole partition: at %.1f B/record a partition above %.0f records cannot be handed off (frame %d B, %d items)",
 		perRecord, ceiling, gossip.MaxFrame, 100_000)
+
+	// The ceiling is real: a handoff answer of these records 5 % below it
+	// crosses the wire, 5 % above it is refused by the receiver (and the
+	// production driver drops it before sending).
+	var kvs []gossip.KeyValue
+	for p := range s.Table().Partitions() {
+		if s.Table().Owns(fresh.ID, uint16(p)) {
+			for _, kv := range storedPartition(t, fresh, uint16(p)) {
+				kvs = append(kvs, gossip.KeyValue{Key: kv[0], Value: kv[1]})
+			}
+		}
+	}
+	handoff := func(n int) error {
+		recs := make([]gossip.KeyValue, n)
+		for i := range recs {
+			recs[i] = kvs[i%len(kvs)]
+		}
+		frame, err := gossip.EncodeFrame([]gossip.Msg{{Type: gossip.MsgBuckets, P: 0, Buckets: ^uint64(0), Handoff: true, Records: recs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = gossip.DecodeFrame(frame)
+		return err
+	}
+	if err := handoff(int(ceiling * 0.95)); err != nil {
+		t.Errorf("a handoff of %d records, below the ceiling, was refused: %v", int(ceiling*0.95), err)
+	}
+	if err := handoff(int(ceiling * 1.05)); err == nil {
+		t.Errorf("a handoff of %d records, above the ceiling, was accepted: the model's H3 is wrong (docs/CAPACITY.md)", int(ceiling*1.05))
+	}
 }
 
 // BenchmarkScaleHandoff measures how fast the real handoff code moves

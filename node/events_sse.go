@@ -9,6 +9,7 @@ import (
 
 	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
+	"github.com/playhead/playhead/gossip"
 )
 
 // sseWriteTimeout bounds one SSE write and flush.
@@ -64,19 +65,23 @@ func (s *stream) serveSSE(replay []crdt.Cursor) {
 	defer heartbeat.Stop()
 	expiry := time.NewTimer(time.Until(c.p.exp))
 	defer expiry.Stop()
+	var evs []*gossip.Event
 	for {
 		select {
-		case ev := <-s.sub.Events():
-			typ, data, ok := s.encode(ev, false)
-			if !ok {
-				continue
-			}
-			var id crdt.HLC
-			if typ == api.EventCursor {
-				id = s.after
-			}
-			if !send(typ, data, id) {
-				return
+		case <-s.sub.Ready():
+			evs = s.sub.Take(evs[:0])
+			for _, ev := range evs {
+				typ, data, ok := s.encode(ev, false)
+				if !ok {
+					continue
+				}
+				var id crdt.HLC
+				if typ == api.EventCursor {
+					id = s.after
+				}
+				if !send(typ, data, id) {
+					return
+				}
 			}
 		case <-heartbeat.C:
 			bw.WriteString(": ping\n\n")

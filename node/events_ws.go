@@ -75,17 +75,21 @@ func (s *stream) wsLoop(ctx context.Context, conn *websocket.Conn, replay []crdt
 	}
 	expiry := time.NewTimer(time.Until(s.call.p.exp))
 	defer expiry.Stop()
+	var evs []*gossip.Event
 	for {
 		select {
-		case ev := <-s.sub.Events():
+		case <-s.sub.Ready():
+			evs = s.sub.Take(evs[:0])
 			if s.msgpack {
-				if !s.sendMsgpackEvents(ctx, conn, ev) {
+				if !s.sendMsgpackEvents(ctx, conn, evs) {
 					return websocket.StatusGoingAway, "write failed"
 				}
 				continue
 			}
-			if !send(ev, false) {
-				return websocket.StatusGoingAway, "write failed"
+			for _, ev := range evs {
+				if !send(ev, false) {
+					return websocket.StatusGoingAway, "write failed"
+				}
 			}
 		case <-s.sub.Done():
 			if s.sub.Err() == ErrShuttingDown {
@@ -104,41 +108,36 @@ func (s *stream) wsLoop(ctx context.Context, conn *websocket.Conn, replay []crdt
 // wsEventsMax bounds the events sent in one msgpack message.
 const wsEventsMax = 64
 
-// sendMsgpackEvents sends ev and the events already queued behind it (up to
-// wsEventsMax): one event as a map, several as one array message, so a busy
-// profile costs its subscribers one write per burst, not per change.
-func (s *stream) sendMsgpackEvents(ctx context.Context, conn *websocket.Conn, ev *gossip.Event) bool {
-	var out []any
-	add := func(ev *gossip.Event) {
-		if _, v, ok := s.encodeValue(ev); ok {
-			out = append(out, v)
+// sendMsgpackEvents sends evs, up to wsEventsMax per message: one event as
+// a map, several as one array message, so a busy profile costs its
+// subscribers one write per burst, not per change.
+func (s *stream) sendMsgpackEvents(ctx context.Context, conn *websocket.Conn, evs []*gossip.Event) bool {
+	out := make([]any, 0, min(len(evs), wsEventsMax))
+	for len(evs) > 0 {
+		out = out[:0]
+		for len(evs) > 0 && len(out) < wsEventsMax {
+			if _, v, ok := s.encodeValue(evs[0]); ok {
+				out = append(out, v)
+			}
+			evs = evs[1:]
 		}
-	}
-	add(ev)
-more:
-	for len(out) < wsEventsMax {
-		select {
-		case ev := <-s.sub.Events():
-			add(ev)
-		default:
-			break more
+		if len(out) == 0 {
+			continue
 		}
+		var b []byte
+		if len(out) == 1 {
+			b = encodeMsgpack(out[0])
+		} else {
+			b = encodeMsgpack(out)
+		}
+		wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+		err := conn.Write(wctx, websocket.MessageBinary, b)
+		cancel()
+		if err != nil {
+			return false
+		}
+		s.n.metrics.pushSent.WithLabelValues(transportWS).Add(float64(len(out)))
 	}
-	if len(out) == 0 {
-		return true
-	}
-	var b []byte
-	if len(out) == 1 {
-		b = encodeMsgpack(out[0])
-	} else {
-		b = encodeMsgpack(out)
-	}
-	wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
-	defer cancel()
-	if err := conn.Write(wctx, websocket.MessageBinary, b); err != nil {
-		return false
-	}
-	s.n.metrics.pushSent.WithLabelValues(transportWS).Add(float64(len(out)))
 	return true
 }
 

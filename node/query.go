@@ -30,7 +30,7 @@ var queryParams = map[string][]string{
 	"PUT /v1/profiles/{profile}/positions/{video}/watched": {},
 
 	"GET /v1/profiles/{profile}/changes": {"after", "wait", "include", "poll"},
-	"GET /v1/profiles/{profile}/events":  {"after", "access_token"},
+	"GET /v1/profiles/{profile}/events":  {"after", "access_token", "omit_device"},
 
 	"GET /v1/profiles/{profile}/continue-watching":            {"limit"},
 	"DELETE /v1/profiles/{profile}/continue-watching/{video}": {},

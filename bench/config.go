@@ -75,6 +75,11 @@ type Config struct {
 	// Pipeline updates go as one binary message holding an array, answered
 	// by one array.
 	WSMsgpack bool
+	// WSOmitOwn makes each ws device open its stream with
+	// omit_device=ITS-ID, so the node does not echo its own writes back
+	// (it still pushes its siblings'). Against a target without the
+	// parameter the stream is refused.
+	WSOmitOwn bool
 	// Push is the propagation subscribers' transport: "ws" or "sse"; the
 	// default value is "ws". Subscribers is the subscribed profiles, each
 	// watched by one device while others write; the default value is 20.

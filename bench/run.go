@@ -128,7 +128,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			// than it has devices (Zipf would put most connections on
 			// one profile and turn every update into a fan-out to them).
 			w.wsProf, w.wsDev = (i/cfg.DevicesPerProfile)%nProf, i%cfg.DevicesPerProfile
-			c, err := r.dialWS(ctx, profileID(w.wsProf))
+			c, err := r.dialWS(ctx, profileID(w.wsProf), deviceID(w.wsProf, w.wsDev))
 			if err != nil {
 				return nil, fmt.Errorf("bench: websocket %s: %w", profileID(w.wsProf), err)
 			}

@@ -94,6 +94,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	batchN := fs.Int("batch", bench.DefaultBatch, "batch: updates per request (≤ 500)")
 	pipeline := fs.Int("pipeline", 1, "ws: updates a device sends back to back before waiting for their acks (≤ 256)")
 	wsMsgpack := fs.Bool("ws-msgpack", false, "ws: speak the playhead.v1.msgpack subprotocol, the --pipeline updates as one array message")
+	wsOmitOwn := fs.Bool("ws-omit-own", false, "ws: each device opens its stream with omit_device=ITS-ID, so its own writes are not echoed back")
 	push := fs.String("push", bench.DefaultPush, "propagation: the subscribers' transport, ws or sse")
 	subs := fs.Int("subscribers", bench.DefaultSubscribers, "propagation: watched profiles (one listening device each)")
 	noPrefill := fs.Bool("no-prefill", false, "read: skip writing one cursor per profile and video first")
@@ -117,7 +118,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := bench.Config{URL: *url, Token: *token, Workload: *workload, Rate: *rate, Concurrency: *conc, Duration: *dur,
 		Warmup: *warm, Drain: *drain, Profiles: *profiles, Videos: *videos, DevicesPerProfile: *devices, ZipfS: *zipfS,
-		Batch: *batchN, Pipeline: *pipeline, WSMsgpack: *wsMsgpack, Push: *push, Subscribers: *subs, NoPrefill: *noPrefill, Seed: *seed}
+		Batch: *batchN, Pipeline: *pipeline, WSMsgpack: *wsMsgpack, WSOmitOwn: *wsOmitOwn, Push: *push, Subscribers: *subs, NoPrefill: *noPrefill, Seed: *seed}
 	var secret []byte
 	if *url == "inprocess" {
 		stop, u, err := inprocessNode()

@@ -130,7 +130,7 @@ func (n *Node) awaitChanges(r *http.Request, sub *Subscription, after crdt.HLC, 
 				case ev.Type == gossip.EventCursor && ev.Cursor.UpdatedHLC > after:
 					ch.cursors = append(ch.cursors, ev.Cursor)
 				case ev.Type == gossip.EventCleared && withCleared:
-					ch.cleared = append(ch.cleared, clearedJSON(ev))
+					ch.cleared = append(ch.cleared, clearedJSON(&ev.Event))
 					if ev.Entry == "" {
 						kept := ch.cursors[:0]
 						for _, c := range ch.cursors {

@@ -104,7 +104,7 @@ func drainCleared(sub *Subscription) []api.ClearedEvent {
 	var out []api.ClearedEvent
 	for _, ev := range sub.Take(nil) {
 		if ev.Type == gossip.EventCleared {
-			out = append(out, clearedJSON(ev))
+			out = append(out, clearedJSON(&ev.Event))
 		}
 	}
 	return out

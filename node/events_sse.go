@@ -9,7 +9,6 @@ import (
 
 	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
-	"github.com/playhead/playhead/gossip"
 )
 
 // sseWriteTimeout bounds one SSE write and flush.
@@ -65,13 +64,13 @@ func (s *stream) serveSSE(replay []crdt.Cursor) {
 	defer heartbeat.Stop()
 	expiry := time.NewTimer(time.Until(c.p.exp))
 	defer expiry.Stop()
-	var evs []*gossip.Event
+	var evs []*Pushed
 	for {
 		select {
 		case <-s.sub.Ready():
 			evs = s.sub.Take(evs[:0])
 			for _, ev := range evs {
-				typ, data, ok := s.encode(ev, false)
+				typ, data, ok := s.encode(&ev.Event, false)
 				if !ok {
 					continue
 				}

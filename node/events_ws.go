@@ -75,7 +75,7 @@ func (s *stream) wsLoop(ctx context.Context, conn *websocket.Conn, replay []crdt
 	}
 	expiry := time.NewTimer(time.Until(s.call.p.exp))
 	defer expiry.Stop()
-	var evs []*gossip.Event
+	var evs []*Pushed
 	for {
 		select {
 		case <-s.sub.Ready():
@@ -87,7 +87,7 @@ func (s *stream) wsLoop(ctx context.Context, conn *websocket.Conn, replay []crdt
 				continue
 			}
 			for _, ev := range evs {
-				if !send(ev, false) {
+				if !send(&ev.Event, false) {
 					return websocket.StatusGoingAway, "write failed"
 				}
 			}
@@ -110,33 +110,53 @@ const wsEventsMax = 64
 
 // sendMsgpackEvents sends evs, up to wsEventsMax per message: one event as
 // a map, several as one array message, so a busy profile costs its
-// subscribers one write per burst, not per change.
-func (s *stream) sendMsgpackEvents(ctx context.Context, conn *websocket.Conn, evs []*gossip.Event) bool {
-	out := make([]any, 0, min(len(evs), wsEventsMax))
-	for len(evs) > 0 {
-		out = out[:0]
-		for len(evs) > 0 && len(out) < wsEventsMax {
-			if _, v, ok := s.encodeValue(evs[0]); ok {
-				out = append(out, v)
-			}
-			evs = evs[1:]
+// subscribers one write per burst, not per change. Each event is encoded
+// once for all the streams it goes to (Pushed); an array message is the
+// array header and its elements' encodings.
+func (s *stream) sendMsgpackEvents(ctx context.Context, conn *websocket.Conn, evs []*Pushed) bool {
+	pol := s.n.svc.Policy()
+	enc := func(ev *gossip.Event) []byte {
+		typ, v := eventValue(ev, pol)
+		if typ == "" {
+			return []byte{} // nothing to send: not nil, so it is kept
 		}
-		if len(out) == 0 {
+		return encodeMsgpack(v)
+	}
+	var parts [][]byte
+	var msg []byte
+	for len(evs) > 0 {
+		parts = parts[:0]
+		for len(evs) > 0 && len(parts) < wsEventsMax {
+			ev := evs[0]
+			evs = evs[1:]
+			if !s.admit(&ev.Event, false) {
+				continue
+			}
+			if b := ev.encoded(enc); len(b) > 0 {
+				parts = append(parts, b)
+			}
+		}
+		if len(parts) == 0 {
 			continue
 		}
-		var b []byte
-		if len(out) == 1 {
-			b = encodeMsgpack(out[0])
+		if len(parts) == 1 {
+			msg = parts[0]
 		} else {
-			b = encodeMsgpack(out)
+			msg = appendMsgpackArrayLen(msg[:0], len(parts))
+			for _, p := range parts {
+				msg = append(msg, p...)
+			}
 		}
 		wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
-		err := conn.Write(wctx, websocket.MessageBinary, b)
+		err := conn.Write(wctx, websocket.MessageBinary, msg)
 		cancel()
 		if err != nil {
 			return false
 		}
-		s.n.metrics.pushSent.WithLabelValues(transportWS).Add(float64(len(out)))
+		s.n.metrics.pushSent.WithLabelValues(transportWS).Add(float64(len(parts)))
+		if len(parts) == 1 {
+			msg = nil // parts[0] is the shared encoding: never append to it
+		}
 	}
 	return true
 }

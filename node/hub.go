@@ -86,8 +86,8 @@ type Subscription struct {
 	mu sync.Mutex
 	// q is the queue, oldest first; a nil slot held an event conflated
 	// away. Invariant: live is the number of non-nil slots.
-	q    []*gossip.Event // guarded by mu
-	live int             // guarded by mu
+	q    []*Pushed // guarded by mu
+	live int       // guarded by mu
 	// last is, per video, the slot of its queued cursor event with no
 	// barrier of the video after it (nil until first needed); took the same
 	// for takeover events, per video and superseded session.
@@ -98,6 +98,26 @@ type Subscription struct {
 // takeoverKey identifies what a takeover event tells: that a video's
 // session was superseded.
 type takeoverKey struct{ video, session string }
+
+// Pushed is an event as the hub hands it out: one per Notify'd event,
+// shared by every subscriber of its profile (read only), with its msgpack
+// encoding made once for all of them (a profile's devices are pushed the
+// same bytes).
+type Pushed struct {
+	gossip.Event
+	mp atomic.Pointer[[]byte]
+}
+
+// encoded returns the event's encoding, made by enc on first use (enc must
+// give every caller the same bytes).
+func (p *Pushed) encoded(enc func(*gossip.Event) []byte) []byte {
+	if b := p.mp.Load(); b != nil {
+		return *b
+	}
+	b := enc(&p.Event)
+	p.mp.Store(&b)
+	return b
+}
 
 // SubscribeOptions are a subscriber's choices.
 type SubscribeOptions struct {
@@ -167,7 +187,7 @@ func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 
 // Take appends the queued events to buf, oldest first, and empties the
 // queue. Events are shared between subscribers: read only.
-func (s *Subscription) Take(buf []*gossip.Event) []*gossip.Event {
+func (s *Subscription) Take(buf []*Pushed) []*Pushed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ev := range s.q {
@@ -205,7 +225,7 @@ func (s *Subscription) resetLocked() {
 
 // push queues ev, conflating it with a queued event it supersedes (see
 // Hub). It returns false if the queue is over the hub's buffer.
-func (s *Subscription) push(ev *gossip.Event) bool {
+func (s *Subscription) push(ev *Pushed) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch ev.Type {
@@ -245,7 +265,7 @@ func (s *Subscription) push(ev *gossip.Event) bool {
 
 // pushCursorLocked queues a cursor event in place of the video's queued
 // one, unless that one is newer.
-func (s *Subscription) pushCursorLocked(ev *gossip.Event) bool {
+func (s *Subscription) pushCursorLocked(ev *Pushed) bool {
 	i, queued := s.last[ev.Video]
 	if queued && ev.Cursor.Version.Less(s.q[i].Cursor.Version) {
 		return true // the queued one is newer: ev adds nothing
@@ -270,7 +290,7 @@ func (s *Subscription) pushCursorLocked(ev *gossip.Event) bool {
 
 // appendLocked adds ev at the tail and rings the bell; false if the queue
 // would hold more than the buffer.
-func (s *Subscription) appendLocked(ev *gossip.Event) bool {
+func (s *Subscription) appendLocked(ev *Pushed) bool {
 	if s.live >= s.hub.buffer {
 		return false
 	}
@@ -376,8 +396,7 @@ func (h *Hub) Notify(events []gossip.Event) {
 		if len(set) == 0 {
 			continue
 		}
-		ev := new(gossip.Event)
-		*ev = events[i]
+		ev := &Pushed{Event: events[i]}
 		for s := range set {
 			if s.ended() {
 				continue

@@ -27,9 +27,10 @@ func clearedEv(video string) gossip.Event {
 }
 
 // describe names events for failure messages: "a@3", "clear(a)", "clear(*)".
-func describe(evs []*gossip.Event) string {
+func describe[E interface{ *gossip.Event | *Pushed }](evs []E) string {
 	var out []string
-	for _, ev := range evs {
+	for _, e := range evs {
+		ev := asEvent(e)
 		switch ev.Type {
 		case gossip.EventCursor:
 			out = append(out, fmt.Sprintf("%s@%d", ev.Video, ev.Cursor.Version.Seq))
@@ -49,6 +50,15 @@ func describe(evs []*gossip.Event) string {
 		}
 	}
 	return fmt.Sprint(out)
+}
+
+func asEvent[E interface{ *gossip.Event | *Pushed }](e E) *gossip.Event {
+	switch e := any(e).(type) {
+	case *Pushed:
+		return &e.Event
+	default:
+		return e.(*gossip.Event)
+	}
 }
 
 // TestHubConflatesPerVideo: a subscriber that does not read is not dropped
@@ -161,7 +171,7 @@ func TestHubQueueBounded(t *testing.T) {
 	evs := s.Take(nil)
 	seen := map[string]bool{}
 	for _, ev := range evs {
-		d := describe([]*gossip.Event{ev})
+		d := describe([]*Pushed{ev})
 		if ev.Type == gossip.EventCursor {
 			d = ev.Video
 		}
@@ -211,7 +221,8 @@ func TestHubConflationModel(t *testing.T) {
 		h := NewHub(64)
 		s, _ := h.Subscribe(hubRef)
 		want, got := hubModel{}, hubModel{}
-		var sent, recv []*gossip.Event
+		var sent []*gossip.Event
+		var recv []*Pushed
 		seq := crdt.HLC(100)
 		check := func(when string) {
 			if !maps.Equal(want, got) {
@@ -246,7 +257,7 @@ func TestHubConflationModel(t *testing.T) {
 				taken := s.Take(nil)
 				recv = append(recv, taken...)
 				for _, e := range taken {
-					got.apply(e)
+					got.apply(&e.Event)
 				}
 				check("after a Take")
 			}
@@ -254,7 +265,7 @@ func TestHubConflationModel(t *testing.T) {
 		taken := s.Take(nil)
 		recv = append(recv, taken...)
 		for _, e := range taken {
-			got.apply(e)
+			got.apply(&e.Event)
 		}
 		if s.Err() != nil {
 			t.Fatalf("seed %d: dropped with 4 videos and a buffer of 64: %v", seed, s.Err())
@@ -290,5 +301,26 @@ func TestHubConflationModel(t *testing.T) {
 			}
 		}
 		s.Close()
+	}
+}
+
+// TestMsgpackArrayOfEncodings: an array message built from the events'
+// shared encodings (sendMsgpackEvents) is byte for byte what encoding the
+// array of their values gives.
+func TestMsgpackArrayOfEncodings(t *testing.T) {
+	pol := crdt.Policy{}
+	for _, n := range []int{2, 15, 16, 64, 70_000} {
+		var vals []any
+		var msg []byte
+		msg = appendMsgpackArrayLen(msg, n)
+		for i := range n {
+			ev := cursorEv("v"+string(rune('a'+i%26)), crdt.HLC(i+1), "tv")
+			_, v := eventValue(&ev, pol)
+			vals = append(vals, v)
+			msg = append(msg, encodeMsgpack(v)...)
+		}
+		if want := encodeMsgpack(vals); string(msg) != string(want) {
+			t.Fatalf("%d events: the concatenation differs from the array's encoding", n)
+		}
 	}
 }

@@ -62,8 +62,11 @@ type Config struct {
 	// Profiles and Videos are the key space, each picked with a Zipf law of
 	// exponent ZipfS (> 1); profile p has DevicesPerProfile devices, each
 	// with its own session per video. Defaults 1000, 100, 1.1 and 3.
-	Profiles, Videos  int
-	ZipfS             float64
+	Profiles, Videos int
+	ZipfS            float64
+	// Uniform picks profiles and videos uniformly instead (ZipfS unused),
+	// as the wrk check does (bench/wrk).
+	Uniform           bool
 	DevicesPerProfile int
 	// Batch is the updates per batch request (≤ 500). The default value is 50.
 	Batch int

@@ -147,6 +147,26 @@ func (r *runner) do(ctx context.Context, method, profile, path string, body []by
 	return resp.StatusCode, b, err
 }
 
+// send is do for the measured requests: on the worker's own connection
+// (rawhttp.go) when it has one, the body discarded.
+func (r *runner) send(ctx context.Context, w *worker, method, profile, path string, body []byte) (int, error) {
+	if w.raw == nil {
+		st, _, err := r.do(ctx, method, profile, path, body, false)
+		return st, err
+	}
+	return w.raw.do(ctx, method, path, r.token(profile), body)
+}
+
+// rawHost returns host:port of a plain http://host:port URL, the targets
+// the raw client serves.
+func rawHost(u string) (string, bool) {
+	rest, ok := strings.CutPrefix(u, "http://")
+	if !ok || rest == "" || strings.ContainsAny(rest, "/?#@") {
+		return "", false
+	}
+	return rest, true
+}
+
 // errKind names a failure: "timeout", "transport" or the HTTP status.
 func errKind(err error, status int) string {
 	if err != nil {
@@ -177,7 +197,7 @@ func (r *runner) opPut(ctx context.Context, w *worker, _ time.Time) outcome {
 	p, v := w.prof.Next(), w.vid.Next()
 	u := r.newUpdate(w, p, w.rng.IntN(r.cfg.DevicesPerProfile), v)
 	w.buf = append(appendUpdate(append(w.buf[:0], '{'), u, false), '}')
-	st, _, err := r.do(ctx, http.MethodPut, profileID(p), positionPath(p, v), w.buf, false)
+	st, err := r.send(ctx, w, http.MethodPut, profileID(p), positionPath(p, v), w.buf)
 	return writeOutcome(err, st, 1)
 }
 
@@ -193,13 +213,13 @@ func (r *runner) opBatch(ctx context.Context, w *worker, _ time.Time) outcome {
 		b = append(appendUpdate(append(b, '{'), r.newUpdate(w, p, d, w.vid.Next()), true), '}')
 	}
 	w.buf = append(b, "]}"...)
-	st, _, err := r.do(ctx, http.MethodPost, profileID(p), "/v1/profiles/"+profileID(p)+"/positions", w.buf, false)
+	st, err := r.send(ctx, w, http.MethodPost, profileID(p), "/v1/profiles/"+profileID(p)+"/positions", w.buf)
 	return writeOutcome(err, st, r.cfg.Batch)
 }
 
 func (r *runner) opRead(ctx context.Context, w *worker, _ time.Time) outcome {
 	p, v := w.prof.Next(), w.vid.Next()
-	st, _, err := r.do(ctx, http.MethodGet, profileID(p), positionPath(p, v), nil, false)
+	st, err := r.send(ctx, w, http.MethodGet, profileID(p), positionPath(p, v), nil)
 	if err == nil && st == http.StatusOK {
 		return outcome{}
 	}

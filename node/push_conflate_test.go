@@ -14,7 +14,7 @@ func TestSlowStreamGetsNewestCursors(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.PushBuffer = 2 })
 	tok := e.token("acct-1")
 	ws := e.wsDial(tok, "me", "?after=0")
-	time.Sleep(20 * time.Millisecond)
+	waitSubscribers(t, e, 1)
 	var ups []any
 	for i := 1; i <= 40; i++ {
 		ups = append(ups, upd(int64(1000*i), hour, "tv", "s", "video", []string{"a", "b"}[i%2]))
@@ -22,7 +22,7 @@ func TestSlowStreamGetsNewestCursors(t *testing.T) {
 	want(t, e.do("POST", "/v1/profiles/me/positions", tok, map[string]any{"updates": ups}), 200, "")
 	last := map[string]int64{}
 	for last["a"] != 40_000 || last["b"] != 39_000 {
-		ev := wsNext(t, ws, deliveryDeadline)
+		ev := wsNext(t, ws, 5*time.Second)
 		if ev.Type != "cursor" {
 			t.Fatalf("unexpected %+v", ev)
 		}
@@ -42,23 +42,35 @@ func TestOmitDevice(t *testing.T) {
 	tok := e.token("acct-1")
 	ws := e.wsDial(tok, "me", "?omit_device=phone")
 	sse := e.sseOpen(tok, "me", "?omit_device=phone")
-	time.Sleep(20 * time.Millisecond)
+	waitSubscribers(t, e, 2)
 	e.mustPut(tok, "me", "a", upd(1000, hour, "phone", "s1"))
 	e.mustPut(tok, "me", "b", upd(2000, hour, "tv", "s2"))
-	if ev := wsNext(t, ws, deliveryDeadline); ev.Cursor == nil || ev.Cursor.Video != "b" {
+	if ev := wsNext(t, ws, 5*time.Second); ev.Cursor == nil || ev.Cursor.Video != "b" {
 		t.Fatalf("WebSocket: first event %+v, want tv's cursor of b", ev)
 	}
-	if _, ev := sse.next(t, deliveryDeadline); ev.Cursor == nil || ev.Cursor.Video != "b" {
+	if _, ev := sse.next(t, 5*time.Second); ev.Cursor == nil || ev.Cursor.Video != "b" {
 		t.Fatalf("SSE: first event %+v, want tv's cursor of b", ev)
 	}
 	replay := e.wsDial(tok, "me", "?after=0&omit_device=phone")
 	got := map[string]bool{}
 	for range 2 {
-		got[wsNext(t, replay, deliveryDeadline).Cursor.Video] = true
+		got[wsNext(t, replay, 5*time.Second).Cursor.Video] = true
 	}
 	if !got["a"] || !got["b"] {
 		t.Fatalf("replay: %v", got)
 	}
 	want(t, e.do("GET", "/v1/profiles/me/events?omit_device=a/b", tok, nil, "Accept", "text/event-stream"), 400, "bad_request")
 	want(t, e.do("GET", "/v1/profiles/me/events?omit_device=", tok, nil, "Accept", "text/event-stream"), 400, "bad_request")
+}
+
+// waitSubscribers waits until the node's hub has n subscriptions (a stream
+// subscribes after its handshake answered).
+func waitSubscribers(t *testing.T, e *env, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); e.n.hub.Active() < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscribers after 5 s, want %d", e.n.hub.Active(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -91,6 +91,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	videos := fs.Int("videos", bench.DefaultVideos, "videos per profile, picked with a Zipf law")
 	devices := fs.Int("devices-per-profile", bench.DefaultDevicesPerProfile, "devices of each profile (each with its own session per video)")
 	zipfS := fs.Float64("zipf-s", bench.DefaultZipfS, "Zipf exponent (> 1; larger = hotter head)")
+	uniformKeys := fs.Bool("uniform", false, "pick profiles and videos uniformly instead of with a Zipf law")
 	batchN := fs.Int("batch", bench.DefaultBatch, "batch: updates per request (≤ 500)")
 	pipeline := fs.Int("pipeline", 1, "ws: updates a device sends back to back before waiting for their acks (≤ 256)")
 	wsMsgpack := fs.Bool("ws-msgpack", false, "ws: speak the playhead.v1.msgpack subprotocol, the --pipeline updates as one array message")
@@ -117,7 +118,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := bench.Config{URL: *url, Token: *token, Workload: *workload, Rate: *rate, Concurrency: *conc, Duration: *dur,
-		Warmup: *warm, Drain: *drain, Profiles: *profiles, Videos: *videos, DevicesPerProfile: *devices, ZipfS: *zipfS,
+		Warmup: *warm, Drain: *drain, Profiles: *profiles, Videos: *videos, DevicesPerProfile: *devices, ZipfS: *zipfS, Uniform: *uniformKeys,
 		Batch: *batchN, Pipeline: *pipeline, WSMsgpack: *wsMsgpack, WSOmitOwn: *wsOmitOwn, Push: *push, Subscribers: *subs, NoPrefill: *noPrefill, Seed: *seed}
 	var secret []byte
 	if *url == "inprocess" {

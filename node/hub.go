@@ -62,8 +62,8 @@ type Hub struct {
 
 var _ gossip.Notifier = (*Hub)(nil)
 
-// NewHub returns a hub whose subscribers each buffer up to buffer events
-// (DefaultPushBuffer if buffer < 1).
+// NewHub returns a hub whose subscribers each queue up to buffer events
+// once conflated (DefaultPushBuffer if buffer < 1).
 func NewHub(buffer int) *Hub {
 	if buffer < 1 {
 		buffer = DefaultPushBuffer

@@ -123,7 +123,11 @@ func (n *Node) getPosition(c *call) error {
 		return err
 	}
 	ctx := c.r.Context()
-	switch c.r.URL.Query().Get("replica") {
+	replica := ""
+	if c.r.URL.RawQuery != "" { // parsing an empty query still allocates
+		replica = c.r.URL.Query().Get("replica")
+	}
+	switch replica {
 	case "":
 		// Two owners' copies, merged: with write quorum 2 of 3 every
 		// acknowledged write and delete is in one of them, so a delete
@@ -138,7 +142,7 @@ func (n *Node) getPosition(c *call) error {
 		}
 		ctx = gossip.WithLocalReplica(ctx)
 	default:
-		return errBadRequest("replica=%q: the only value is local", truncate(c.r.URL.Query().Get("replica")))
+		return errBadRequest("replica=%q: the only value is local", truncate(replica))
 	}
 	if h := c.r.Header.Get(seenHeader); h != "" {
 		seen, err := parseSeen(h)

@@ -125,6 +125,7 @@ type Report struct {
 	Writes, Acked, Refused, Faults int
 	RingChanges                    int
 	Store                          string // the nodes' store
+	Cycles                         string // how the nodes' cycles batch inputs (Options.Batch, CycleMs)
 	Crashes                        int
 	// Push: cursor events devices received, stream reconnects, resume reads.
 	Pushes, Reconnects, Reads int
@@ -264,6 +265,9 @@ func Run(o RunOptions) (Report, error) {
 	// the run's stream is the same on either store).
 	pick := rand.New(rand.NewPCG(o.Seed, 0x70eb6e1e))
 	usePebble, unsynced := pick.IntN(4) == 0, []int{0, 10, 50, 100}[pick.IntN(4)]
+	// So are the nodes' cycles (sim.go, Options.Batch): how many waiting
+	// inputs one cycle takes at most, and how long its store write lasts.
+	batch, cycleMs := []int{1, 4, 32, 4096}[pick.IntN(4)], []int64{0, 1, 2, 5}[pick.IntN(4)]
 	switch o.Store {
 	case "mem":
 		usePebble = false
@@ -274,7 +278,7 @@ func Run(o RunOptions) (Report, error) {
 		return Report{}, fmt.Errorf("unknown store %q (mem, pebble)", o.Store)
 	}
 	s, err := New(Options{Seed: o.Seed, Nodes: o.Nodes, Partitions: 64, MinLatencyMs: 1, MaxLatencyMs: 20,
-		TickMs: 50, Mutate: o.Mutate, DeferredSync: true, Pebble: usePebble, UnsyncedPct: unsynced,
+		TickMs: 50, Mutate: o.Mutate, DeferredSync: true, Pebble: usePebble, UnsyncedPct: unsynced, Batch: batch, CycleMs: cycleMs,
 		Core: gossip.CoreConfig{AEInterval: 500 * time.Millisecond, AEPartitions: 16}})
 	if err != nil {
 		return Report{}, err
@@ -285,6 +289,7 @@ func Run(o RunOptions) (Report, error) {
 		ackedAt: map[writeKey]map[crdt.Version]int64{}, videoDeletes: map[writeKey][]int64{}, profDeletes: map[gossip.Ref][]int64{}}
 	r.rep.Options = o
 	r.rep.Store = "mem"
+	r.rep.Cycles = fmt.Sprintf("at most %d inputs a cycle, each cycle's write up to %d ms", batch, cycleMs)
 	if usePebble {
 		r.rep.Store = fmt.Sprintf("pebble (crash keeps %d%% of unsynced data)", unsynced)
 	}
@@ -370,6 +375,7 @@ func Run(o RunOptions) (Report, error) {
 	r.freshWrites()
 	r.check()
 	r.rep.Crashes = int(s.Crashes)
+	r.rep.Cycles += fmt.Sprintf(" (%d cycles, %.1f inputs each)", s.Cycles, float64(s.Inputs)/float64(max(1, s.Cycles)))
 	r.rep.TraceHash = s.TraceHash()
 	r.rep.SimSeconds = float64(s.Now()-start) / 1000
 	r.rep.Violations = r.viol

@@ -56,6 +56,18 @@ type Options struct {
 	// reopens the store on the clone.
 	Pebble      bool
 	UnsyncedPct int
+	// Batch is the most inputs (peer frames, requests, ticks, ring and
+	// membership changes) a node takes into one cycle, as gossip/driver
+	// takes everything waiting: each cycle takes a number drawn from
+	// [1, Batch] of those waiting, ticks the Core once, steps each, then
+	// flushes once and carries out Ready. The default value is 1 (one
+	// input per cycle).
+	Batch int
+	// CycleMs bounds how long a node's cycle takes (its store write and
+	// sync): after a cycle the node takes no input for a time drawn from
+	// [0, CycleMs] ms, and what arrives meanwhile waits for the next
+	// cycle. The default value is 0.
+	CycleMs int64
 }
 
 func (o *Options) ensureDefaults() {
@@ -76,6 +88,9 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.TickMs == 0 {
 		o.TickMs = 10
+	}
+	if o.Batch == 0 {
+		o.Batch = 1
 	}
 }
 
@@ -102,8 +117,10 @@ type Sim struct {
 	// that node fails it (the device's connection broke).
 	at map[uint64]ring.NodeID
 	// Delivered counts messages delivered, Dropped those lost; Crashes
-	// the node crashes.
+	// the node crashes. Cycles counts the nodes' cycles and Inputs the
+	// inputs they took (Inputs/Cycles is the mean batch).
 	Delivered, Dropped, Crashes uint64
+	Cycles, Inputs              uint64
 	// OnEvents, if set, receives the events each node's Core hands to its
 	// local push subscribers (Ready.Events: the gossip.Notifier's input),
 	// as soon as they are released; Node.Events then stays empty. It must
@@ -120,7 +137,38 @@ type Node struct {
 	Up     bool
 	Events []gossip.Event // pushed to this node's subscribers
 	sim    *Sim
+
+	// inbox holds the inputs waiting for the node's next cycle (the
+	// driver's channel); cycleAt is when that cycle is scheduled (0: none),
+	// busyUntil when the last cycle's store write ends.
+	inbox     []input
+	cycleAt   int64
+	busyUntil int64
 }
+
+// input is one thing a node's driver takes into a cycle.
+type input struct {
+	kind  inputKind
+	from  ring.NodeID
+	msgs  []gossip.Msg // inFrame
+	id    uint64       // inSubmit
+	op    gossip.Op    // inSubmit
+	refs  []gossip.Ref // inInterest
+	table ring.Table   // inTable
+	peer  ring.NodeID  // inAlive
+	alive bool         // inAlive
+}
+
+type inputKind uint8
+
+const (
+	inTick inputKind = iota
+	inFrame
+	inSubmit
+	inInterest
+	inTable
+	inAlive
+)
 
 // New builds a cluster of opts.Nodes nodes sharing one ring.
 func New(opts Options) (*Sim, error) {
@@ -284,9 +332,7 @@ func (s *Sim) Submit(i int, op gossip.Op) uint64 {
 		return id
 	}
 	s.at[id] = n.ID
-	n.Core.Tick(s.nodeNow(n))
-	n.Core.Submit(id, op)
-	s.process(n)
+	s.enqueue(n, input{kind: inSubmit, id: id, op: op})
 	return id
 }
 
@@ -298,9 +344,7 @@ func (s *Sim) SetInterest(i int, refs []gossip.Ref) {
 	if !n.Up {
 		return
 	}
-	n.Core.Tick(s.nodeNow(n))
-	n.Core.SetInterest(refs)
-	s.process(n)
+	s.enqueue(n, input{kind: inInterest, refs: refs})
 }
 
 // NodeHLC is node i's HLC now (the Playhead-HLC header of an answer).
@@ -373,8 +417,8 @@ func (s *Sim) Heal() { s.cut = map[ring.NodeID]map[ring.NodeID]bool{} }
 func (s *Sim) SetAlive(i int, alive bool) {
 	id := s.nodes[i-1].ID
 	for _, n := range s.nodes {
-		if n.ID != id {
-			n.Core.SetAlive(id, alive)
+		if n.ID != id && n.Up {
+			s.enqueue(n, input{kind: inAlive, peer: id, alive: alive})
 		}
 	}
 }
@@ -385,6 +429,12 @@ func (s *Sim) Crash(i int) {
 	n := s.nodes[i-1]
 	n.Up = false
 	s.Crashes++
+	for _, in := range n.inbox {
+		if in.kind == inFrame {
+			s.Dropped += uint64(len(in.msgs)) // read from the socket, never stepped
+		}
+	}
+	n.inbox = nil
 	n.disk = s.crashDisk(n.disk)
 	n.Store = n.disk.store()
 	for _, id := range slices.Sorted(maps.Keys(s.at)) {
@@ -431,8 +481,7 @@ func (s *Sim) SetMembers(idx []int) {
 	s.table = ring.Rebalance(s.table, ids)
 	for _, n := range s.nodes {
 		if n.Up {
-			n.Core.SetTable(s.table)
-			s.process(n)
+			s.enqueue(n, input{kind: inTable, table: s.table})
 		}
 	}
 }
@@ -444,7 +493,10 @@ type event struct {
 	seq  uint64
 	to   ring.NodeID
 	from ring.NodeID
-	msg  *gossip.Msg // nil: a tick
+	msgs []gossip.Msg // a frame; nil: a tick, or a cycle
+	// cycle: the node's next cycle (node: the one it was scheduled for,
+	// not a node restarted since).
+	cycle *Node
 }
 
 type eventQueue []event
@@ -495,25 +547,83 @@ func (s *Sim) step() bool {
 	if n == nil {
 		return true
 	}
-	if e.msg == nil {
+	switch {
+	case e.cycle != nil:
+		if e.cycle == n && n.Up {
+			n.cycleAt = 0
+			s.cycle(n)
+		}
+	case e.msgs == nil:
 		if !n.Up {
 			return true // a crashed node's ticks stop; Restart schedules new ones
 		}
-		n.Core.Tick(s.nodeNow(n))
-		s.process(n)
+		s.enqueue(n, input{kind: inTick})
 		s.scheduleTick(n.ID, s.now+s.opts.TickMs)
-		return true
+	case !n.Up:
+		s.Dropped += uint64(len(e.msgs))
+	default:
+		s.enqueue(n, input{kind: inFrame, from: e.from, msgs: e.msgs})
 	}
-	if !n.Up {
-		s.Dropped++
-		return true
-	}
-	s.Delivered++
-	s.record("deliver", e.from, e.to, uint64(e.msg.Type), e.msg.ReqID)
-	n.Core.Tick(s.nodeNow(n))
-	n.Core.Step(e.from, *e.msg)
-	s.process(n)
 	return true
+}
+
+// enqueue gives node n an input for its next cycle, which runs now or once
+// its last cycle's store write is over.
+func (s *Sim) enqueue(n *Node, in input) {
+	n.inbox = append(n.inbox, in)
+	s.scheduleCycle(n)
+}
+
+func (s *Sim) scheduleCycle(n *Node) {
+	if n.cycleAt != 0 {
+		return
+	}
+	n.cycleAt = max(s.now, n.busyUntil)
+	s.push(event{at: n.cycleAt, to: n.ID, cycle: n})
+}
+
+// cycle is one turn of the node's driver loop (gossip/driver): take some
+// of the inputs waiting (a number drawn from [1, Batch]), tick the Core,
+// step each input, then one Flush and carry out Ready.
+func (s *Sim) cycle(n *Node) {
+	if len(n.inbox) == 0 {
+		return
+	}
+	k := len(n.inbox)
+	if s.opts.Batch < k {
+		k = 1 + s.rng.IntN(s.opts.Batch)
+	}
+	batch := n.inbox[:k]
+	n.Core.Tick(s.nodeNow(n))
+	for _, in := range batch {
+		switch in.kind {
+		case inTick:
+		case inFrame:
+			for i := range in.msgs {
+				s.Delivered++
+				s.record("deliver", in.from, n.ID, uint64(in.msgs[i].Type), in.msgs[i].ReqID)
+				n.Core.Step(in.from, in.msgs[i])
+			}
+		case inSubmit:
+			n.Core.Submit(in.id, in.op)
+		case inInterest:
+			n.Core.SetInterest(in.refs)
+		case inTable:
+			n.Core.SetTable(in.table)
+		case inAlive:
+			n.Core.SetAlive(in.peer, in.alive)
+		}
+	}
+	n.inbox = append(n.inbox[:0:0], n.inbox[k:]...)
+	s.Cycles++
+	s.Inputs += uint64(k)
+	s.process(n)
+	if s.opts.CycleMs > 0 {
+		n.busyUntil = s.now + s.rng.Int64N(s.opts.CycleMs+1)
+	}
+	if len(n.inbox) > 0 {
+		s.scheduleCycle(n)
+	}
 }
 
 // process flushes a node's Core and carries out its Ready.
@@ -541,32 +651,61 @@ func (s *Sim) process(n *Node) {
 	} else {
 		n.Events = append(n.Events, rd.Events...)
 	}
+	// One frame per peer, peers in order, as the driver sends them.
+	var peers []ring.NodeID
+	byPeer := map[ring.NodeID][]gossip.Msg{}
 	for _, env := range rd.Messages {
-		s.sendMsg(n.ID, env)
+		if _, ok := byPeer[env.To]; !ok {
+			peers = append(peers, env.To)
+		}
+		byPeer[env.To] = append(byPeer[env.To], env.Msg)
+	}
+	slices.Sort(peers)
+	for _, to := range peers {
+		s.sendFrames(n.ID, to, byPeer[to])
 	}
 }
 
-func (s *Sim) sendMsg(from ring.NodeID, env gossip.Envelope) {
-	if s.cut[from][env.To] || s.rng.Float64()*100 < s.opts.LossPct {
-		s.Dropped++
-		return
+// sendFrames sends msgs to a peer in frames of bounded size, as the
+// driver does (gossip/driver.sendAll); each frame is lost, duplicated and
+// delayed as a whole.
+func (s *Sim) sendFrames(from, to ring.NodeID, msgs []gossip.Msg) {
+	for len(msgs) > 0 {
+		n := len(msgs)
+		var frame []byte
+		for {
+			var err error
+			frame, err = gossip.EncodeFrame(msgs[:n])
+			if err != nil {
+				panic(fmt.Sprintf("clustersim: encoding a frame: %v", err))
+			}
+			if len(frame) <= gossip.MaxFrame/2 || n == 1 {
+				break
+			}
+			n = (n + 1) / 2
+		}
+		s.sendFrame(from, to, frame, n)
+		msgs = msgs[n:]
 	}
-	// Messages cross the wire encoded, as in production.
-	frame, err := gossip.EncodeFrame([]gossip.Msg{env.Msg})
-	if err != nil {
-		panic(err)
+}
+
+func (s *Sim) sendFrame(from, to ring.NodeID, frame []byte, count int) {
+	if s.cut[from][to] || s.rng.Float64()*100 < s.opts.LossPct {
+		s.Dropped += uint64(count)
+		return
 	}
 	copies := 1
 	if s.rng.Float64()*100 < s.opts.DupPct {
 		copies = 2
 	}
 	for range copies {
+		// Messages cross the wire encoded, as in production.
 		msgs, err := gossip.DecodeFrame(frame)
-		if err != nil || len(msgs) != 1 {
-			panic(fmt.Sprintf("clustersim: frame round trip: %v", err))
+		if err != nil || len(msgs) != count {
+			panic(fmt.Sprintf("clustersim: frame round trip: %d of %d messages, %v", len(msgs), count, err))
 		}
 		lat := s.opts.MinLatencyMs + s.rng.Int64N(s.opts.MaxLatencyMs-s.opts.MinLatencyMs+1)
-		s.push(event{at: s.now + lat, to: env.To, from: from, msg: &msgs[0]})
+		s.push(event{at: s.now + lat, to: to, from: from, msgs: msgs})
 	}
 }
 

@@ -385,8 +385,16 @@ func (c *Core) SetTable(t ring.Table) {
 // Submit takes a request of this node's API. Its answer comes out of Ready
 // as a Completion with the same id (ids are the caller's, unique among its
 // requests in flight).
+//
+// Submit is also where the node a device talks to admits the request, as
+// the production driver once did on the request's goroutine: a write whose
+// timestamps lie beyond max_clock_skew of this node's clock (the time of
+// the last Tick) is refused here (crdt.ErrClockSkew in an UpdateError),
+// before it is routed; the timestamps of an admitted write move this node's
+// HLC (Clock) forward. The HLCs of the cursors a request answers are
+// observed when it completes (complete).
 func (c *Core) Submit(id uint64, op Op) {
-	if err := c.precheck(op); err != nil {
+	if err := c.admit(op); err != nil {
 		c.complete(id, Result{}, err, false)
 		return
 	}
@@ -416,6 +424,22 @@ func (c *Core) Submit(id uint64, op Op) {
 	c.forwarded[id] = &forwarded{op: op, deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
 	c.stats.Forwarded++
 	c.send(coord, Msg{Type: MsgForward, ReqID: id, Origin: c.cfg.Self, Op: &op})
+}
+
+// admit is the origin's check of a request of its own API: precheck, and
+// for a write the clock-skew bound against this node's clock. The device's
+// timestamps of an admitted write are observed.
+func (c *Core) admit(op Op) error {
+	if op.Kind != OpPut {
+		return c.precheck(op)
+	}
+	if err := c.rules.checkPut(op.Ups, c.nowMs); err != nil {
+		return err
+	}
+	for _, u := range op.Ups {
+		c.rules.hlc.Observe(max(u.Epoch, u.Seq))
+	}
+	return nil
 }
 
 // precheck refuses, before any routing, what no node would take.
@@ -607,6 +631,16 @@ func (c *Core) answer(origin ring.NodeID, reqID uint64, op Op, res Result, err e
 }
 
 func (c *Core) complete(id uint64, res Result, err error, held bool) {
+	if err == nil {
+		// The node's HLC follows what it answers (a device's next write
+		// is stamped above what it was shown).
+		for _, w := range res.Writes {
+			c.rules.hlc.Observe(w.Cursor.UpdatedHLC)
+		}
+		for _, cur := range res.Cursors {
+			c.rules.hlc.Observe(cur.UpdatedHLC)
+		}
+	}
 	d := Completion{ID: id, Res: res, Err: err}
 	if held {
 		c.heldDone = append(c.heldDone, d)

@@ -188,3 +188,61 @@ func TestCoreGroupsACycleIntoOneWrite(t *testing.T) {
 		t.Fatalf("%d durable writes for one cycle, want 1", f)
 	}
 }
+
+// TestSubmitAdmitsOnTheOriginClock: the node a device talks to refuses a
+// write stamped beyond max_clock_skew of its own clock before routing it
+// (the coordinator here is another node, whose clock may be behind), and
+// an admitted write's timestamps move its HLC; the HLC of an answered
+// cursor moves it too. (These were the production driver's, and never ran
+// under the simulator.)
+func TestSubmitAdmitsOnTheOriginClock(t *testing.T) {
+	ids := []ring.NodeID{"n1", "n2"}
+	c, err := NewCore(CoreConfig{Self: "n1", Local: LocalOptions{Partitions: 8}}, storage.NewMem(), replT0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := ring.NewTable(8, 1, ids)
+	c.SetTable(table)
+	var ref Ref
+	for i := 0; ; i++ {
+		ref = Ref{Account: "acct", Profile: fmt.Sprintf("p%d", i)}
+		if table.OwnersOf(c.Partition(ref))[0] == "n2" {
+			break
+		}
+	}
+	c.Tick(replT0)
+	up := func(ahead time.Duration) Op {
+		h := crdt.NewHLC(replT0+ahead.Milliseconds(), 0)
+		return Op{Kind: OpPut, Ref: ref, Ups: []crdt.Update{{Video: "film", Device: "tv", Session: "s1",
+			Epoch: h, Seq: h, PositionMs: 10, DurationMs: 100, State: crdt.StatePlaying}}}
+	}
+	c.Submit(1, up(time.Hour))
+	rd := c.Ready()
+	if len(rd.Completions) != 1 || !errors.Is(rd.Completions[0].Err, crdt.ErrClockSkew) {
+		t.Fatalf("a write an hour ahead: %+v, want a clock-skew refusal", rd.Completions)
+	}
+	if len(rd.Messages) != 0 {
+		t.Fatalf("a refused write was forwarded: %+v", rd.Messages)
+	}
+	if got := c.Clock().Last(); got.Physical() >= replT0+time.Minute.Milliseconds() {
+		t.Fatalf("a refused write moved the HLC to %v", got.Time())
+	}
+	c.Submit(2, up(30*time.Second))
+	rd = c.Ready()
+	if len(rd.Completions) != 0 || len(rd.Messages) != 1 || rd.Messages[0].Msg.Type != MsgForward {
+		t.Fatalf("a write 30 s ahead: %+v, want it forwarded to its coordinator", rd)
+	}
+	if got := c.Clock().Last(); got.Physical() < replT0+30_000 {
+		t.Fatalf("the admitted write's timestamps were not observed: HLC at %v", got.Time())
+	}
+	// The answer's cursor carries the coordinator's HLC: observed.
+	later := crdt.NewHLC(replT0+50_000, 3)
+	c.Step("n2", Msg{Type: MsgResult, ReqID: 2, Result: &Result{Writes: []WriteResult{{Applied: true,
+		Cursor: crdt.Cursor{UpdatedHLC: later}}}}})
+	if rd = c.Ready(); len(rd.Completions) != 1 || rd.Completions[0].Err != nil {
+		t.Fatalf("answer: %+v", rd.Completions)
+	}
+	if got := c.Clock().Last(); got < later {
+		t.Fatalf("the answered cursor's HLC %v was not observed (HLC %v)", later, got)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"maps"
@@ -108,6 +109,9 @@ type Sim struct {
 	// cut[from][to]: messages from → to are dropped.
 	cut map[ring.NodeID]map[ring.NodeID]bool
 
+	// storeErr: the storage errors injected per node (SetStoreErrors).
+	storeErr map[ring.NodeID]storeFault
+
 	skew  map[ring.NodeID]int64 // node clock offset (ms)
 	drift map[ring.NodeID]int64 // node clock rate error (ppm): the error grows by drift µs per ms
 
@@ -121,6 +125,9 @@ type Sim struct {
 	// inputs they took (Inputs/Cycles is the mean batch).
 	Delivered, Dropped, Crashes uint64
 	Cycles, Inputs              uint64
+	// StoreErrors counts the store writes that failed (SetStoreErrors),
+	// FailedFlushes the cycles whose Flush reported an error.
+	StoreErrors, FailedFlushes uint64
 	// OnEvents, if set, receives the events each node's Core hands to its
 	// local push subscribers (Ready.Events: the gossip.Notifier's input),
 	// as soon as they are released; Node.Events then stays empty. It must
@@ -174,15 +181,16 @@ const (
 func New(opts Options) (*Sim, error) {
 	opts.ensureDefaults()
 	s := &Sim{
-		opts:    opts,
-		rng:     rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
-		now:     simEpoch,
-		trace:   sha256.New(),
-		cut:     map[ring.NodeID]map[ring.NodeID]bool{},
-		skew:    map[ring.NodeID]int64{},
-		drift:   map[ring.NodeID]int64{},
-		results: map[uint64]gossip.Completion{},
-		at:      map[uint64]ring.NodeID{},
+		opts:     opts,
+		rng:      rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		now:      simEpoch,
+		trace:    sha256.New(),
+		cut:      map[ring.NodeID]map[ring.NodeID]bool{},
+		skew:     map[ring.NodeID]int64{},
+		storeErr: map[ring.NodeID]storeFault{},
+		drift:    map[ring.NodeID]int64{},
+		results:  map[uint64]gossip.Completion{},
+		at:       map[uint64]ring.NodeID{},
 	}
 	var ids []ring.NodeID
 	for i := 1; i <= opts.Nodes; i++ {
@@ -209,6 +217,68 @@ type disk struct {
 	mem *storage.Mem
 	fs  *vfs.MemFS
 	db  *storage.Pebble
+	// syncFailed: the last write's sync failed (faultyStore); the cycle
+	// does not sync the in-memory store, so the write stays undurable
+	// until a later write syncs (or a crash decides).
+	syncFailed bool
+}
+
+// storeFault is the storage errors injected into a node's store: each
+// write fails with probability pct percent until simulated time until.
+type storeFault struct {
+	pct   int
+	until int64
+}
+
+// Errors the faulty store returns.
+var (
+	errInjectedWrite = errors.New("clustersim: injected store write error (nothing written)")
+	errInjectedSync  = errors.New("clustersim: injected store sync error (written, durability unknown)")
+)
+
+// faultyStore is the store a node's Core writes through: the disk's
+// store, with the storage errors of SetStoreErrors. A failed write either
+// writes nothing (an I/O error before the log), or is applied and visible
+// but its sync failed: it is not durable until a later write's sync
+// covers it, and a crash before that keeps it or not. Reads never fail.
+type faultyStore struct {
+	storage.Store
+	s  *Sim
+	id ring.NodeID
+	d  *disk
+}
+
+func (f *faultyStore) Write(puts []storage.Put, deletes []storage.Key) error {
+	sf := f.s.storeErr[f.id]
+	if sf.pct == 0 || f.s.now >= sf.until || f.s.rng.IntN(100) >= sf.pct {
+		err := f.Store.Write(puts, deletes)
+		if err == nil {
+			f.d.syncFailed = false
+		}
+		return err
+	}
+	f.s.StoreErrors++
+	if f.s.rng.IntN(2) == 0 {
+		return errInjectedWrite
+	}
+	if err := f.Store.Write(puts, deletes); err != nil {
+		return err
+	}
+	f.d.syncFailed = true
+	return errInjectedSync
+}
+
+// SetStoreErrors makes a pct percent share of node i's store writes fail
+// until simulated time untilMs (pct 0: none), each either before anything
+// is written or at the sync (see faultyStore). The node's Core must answer
+// what such a write carried with an error and acknowledge nothing of it.
+func (s *Sim) SetStoreErrors(i int, pct int, untilMs int64) {
+	id := s.nodes[i-1].ID
+	if pct <= 0 {
+		delete(s.storeErr, id)
+		return
+	}
+	s.storeErr[id] = storeFault{pct: pct, until: untilMs}
 }
 
 func (d *disk) store() storage.Store {
@@ -288,7 +358,7 @@ func (s *Sim) clockOf(id ring.NodeID) int64 {
 }
 
 func (s *Sim) newNode(id ring.NodeID, d *disk) (*Node, error) {
-	store := d.store()
+	store := &faultyStore{Store: d.store(), s: s, id: id, d: d}
 	cfg := s.opts.Core
 	cfg.Self = id
 	cfg.Local.Partitions = s.opts.Partitions
@@ -436,7 +506,7 @@ func (s *Sim) Crash(i int) {
 	}
 	n.inbox = nil
 	n.disk = s.crashDisk(n.disk)
-	n.Store = n.disk.store()
+	n.Store = &faultyStore{Store: n.disk.store(), s: s, id: n.ID, d: n.disk}
 	for _, id := range slices.Sorted(maps.Keys(s.at)) {
 		if s.at[id] == n.ID {
 			delete(s.at, id)
@@ -629,9 +699,14 @@ func (s *Sim) cycle(n *Node) {
 // process flushes a node's Core and carries out its Ready.
 func (s *Sim) process(n *Node) {
 	if err := n.Core.Flush(); err != nil {
-		panic(fmt.Sprintf("clustersim: flush on the in-memory store failed: %v", err))
+		// Only injected errors may fail a store write here; the Core
+		// answered what the write carried with errors.
+		if !errors.Is(err, errInjectedWrite) && !errors.Is(err, errInjectedSync) {
+			panic(fmt.Sprintf("clustersim: flush on the in-memory store failed: %v", err))
+		}
+		s.FailedFlushes++
 	}
-	if n.disk.mem != nil {
+	if n.disk.mem != nil && !n.disk.syncFailed {
 		n.disk.mem.Sync() // the durable write the driver's Flush stands for
 	}
 	rd := n.Core.Ready()

@@ -220,6 +220,12 @@ type Core struct {
 
 	stats CoreStats
 
+	// lost is the error of a store write that failed since the last
+	// Flush (a scan flushes the overlay first): the records it carried are
+	// gone, so that Flush fails what the cycle held, even when it has
+	// nothing left to write.
+	lost error
+
 	lagPuts    []storage.Put // plant_early_ack only
 	lagDeletes []storage.Key
 }
@@ -834,6 +840,10 @@ func (c *Core) mergeOne(put storage.Put, push bool) bool {
 // ErrUnavailable and the acknowledgements are dropped.
 func (c *Core) Flush() error {
 	err := c.persist()
+	if err == nil && c.lost != nil {
+		err = c.lost
+	}
+	c.lost = nil
 	if err != nil {
 		for _, d := range c.heldDone {
 			c.ready.Completions = append(c.ready.Completions, Completion{ID: d.ID, Err: fmt.Errorf("%w: %v", ErrUnavailable, err)})
@@ -884,6 +894,7 @@ func (c *Core) persist() error {
 		// stale, and anti-entropy retries the rebuild). Changed hints stay
 		// marked and are written by the next Flush.
 		c.stats.StoreErrors++
+		c.lost = err
 		if rerr := c.buf.RebuildDigests(c.cfg.Local.Partitions); rerr != nil {
 			c.stats.StoreErrors++
 		}

@@ -3,6 +3,9 @@ package clustersim
 import (
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/playhead/playhead/gossip/ring"
 )
 
 // TestCyclesBatchInputs: with Options.Batch, a node takes the requests
@@ -42,4 +45,29 @@ func TestCyclesBatchInputs(t *testing.T) {
 			t.Fatalf("batch %d: %d inputs in %d cycles: nothing batched", batch, s.Inputs, s.Cycles)
 		}
 	}
+}
+
+// TestNodesFoundTheRing: simulated nodes start without a ring and found
+// one through the ring controller's founding rule (ring.Controller.Found):
+// not before the expected members were seen for 2 s, with every node as a
+// member, installed on every node; a node with ring state (the founder's
+// ring installed) does not found again.
+func TestNodesFoundTheRing(t *testing.T) {
+	s := mustSim(t, Options{Seed: 3, Nodes: 4})
+	if el := s.Now() - simEpoch; el <= 2_000 {
+		t.Fatalf("the ring was founded %d ms after start, before FoundAfter", el)
+	}
+	if got := len(s.Table().Load()); got != 4 {
+		t.Fatalf("the founded ring has %d members, want 4", got)
+	}
+	for _, n := range s.Nodes() {
+		tb, ok := n.Core.Table()
+		if !ok || tb.Version != s.Table().Version {
+			t.Fatalf("%s: ring %v (known %v), want version %d", n.ID, tb.Version, ok, s.Table().Version)
+		}
+		if _, had := n.Core.Table(); s.founders[n.ID].Found(s.Now()+time.Hour.Milliseconds(), []ring.NodeID{"n1", "n2", "n3", "n4"}, had) {
+			t.Fatalf("%s would found a second ring", n.ID)
+		}
+	}
+	mustApply(t, s, 2, put("film", 1_000, "tv", "s1"))
 }

@@ -106,6 +106,9 @@ type Sim struct {
 
 	nodes []*Node
 	table ring.Table
+	// founders: each node's founding rule until the ring is founded.
+	founders map[ring.NodeID]*ring.Controller
+	founded  bool
 	// cut[from][to]: messages from → to are dropped.
 	cut map[ring.NodeID]map[ring.NodeID]bool
 
@@ -151,6 +154,9 @@ type Node struct {
 	inbox     []input
 	cycleAt   int64
 	busyUntil int64
+	// tickWaiting: a tick is in the inbox; the next waits for it to be
+	// taken (the driver's ticker holds one tick, dropping the rest).
+	tickWaiting bool
 }
 
 // input is one thing a node's driver takes into a cycle.
@@ -188,6 +194,7 @@ func New(opts Options) (*Sim, error) {
 		cut:      map[ring.NodeID]map[ring.NodeID]bool{},
 		skew:     map[ring.NodeID]int64{},
 		storeErr: map[ring.NodeID]storeFault{},
+		founders: map[ring.NodeID]*ring.Controller{},
 		drift:    map[ring.NodeID]int64{},
 		results:  map[uint64]gossip.Completion{},
 		at:       map[uint64]ring.NodeID{},
@@ -196,19 +203,66 @@ func New(opts Options) (*Sim, error) {
 	for i := 1; i <= opts.Nodes; i++ {
 		ids = append(ids, ring.NodeID(fmt.Sprintf("n%d", i)))
 	}
-	s.table = ring.NewTable(opts.Partitions, opts.Replication, ids)
 	for _, id := range ids {
 		n, err := s.newNode(id, s.newStore())
 		if err != nil {
 			return nil, err
 		}
 		s.nodes = append(s.nodes, n)
-		n.Core.SetTable(s.table)
+		// Every node of a new cluster runs the founding rule
+		// (--bootstrap-expect with every node).
+		f, err := ring.NewController(id, ring.ControllerConfig{BootstrapExpect: opts.Nodes})
+		if err != nil {
+			return nil, err
+		}
+		s.founders[id] = f
 	}
 	for _, n := range s.nodes {
 		s.scheduleTick(n.ID, s.now+1+s.rng.Int64N(opts.TickMs))
 	}
-	return s, nil
+	// The nodes start without a ring and found one as a new cluster does
+	// (found): run until every node has it.
+	for deadline := s.now + 60_000; s.now < deadline; {
+		ready := s.founded
+		for _, n := range s.nodes {
+			_, have := n.Core.Table()
+			ready = ready && have
+		}
+		if ready {
+			return s, nil
+		}
+		if !s.step() {
+			break
+		}
+	}
+	s.Close()
+	return nil, fmt.Errorf("clustersim: the %d nodes founded no ring in 60 s", opts.Nodes)
+}
+
+// found runs node n's founding rule (ring.Controller.Found, as node/ runs
+// it on its membership view) while the cluster has no ring: every live
+// node is alive to every other, and a node whose Core knows a ring had
+// ring state. The founder's ring holds the members it sees (its leader's
+// reconciler adds them at once) and reaches every live node.
+func (s *Sim) found(n *Node) {
+	var alive []ring.NodeID
+	for _, m := range s.nodes {
+		if m.Up {
+			alive = append(alive, m.ID)
+		}
+	}
+	_, had := n.Core.Table()
+	if !s.founders[n.ID].Found(s.nodeNow(n), alive, had) {
+		return
+	}
+	s.founded = true
+	s.table = ring.NewTable(s.opts.Partitions, s.opts.Replication, alive)
+	s.record("found", n.ID, "", uint64(len(alive)), 0)
+	for _, m := range s.nodes {
+		if m.Up {
+			s.enqueue(m, input{kind: inTable, table: s.table})
+		}
+	}
 }
 
 // disk is a node's store: storage.Mem, or storage.Pebble on a crashable
@@ -627,7 +681,13 @@ func (s *Sim) step() bool {
 		if !n.Up {
 			return true // a crashed node's ticks stop; Restart schedules new ones
 		}
-		s.enqueue(n, input{kind: inTick})
+		if !s.founded {
+			s.found(n)
+		}
+		if !n.tickWaiting {
+			n.tickWaiting = true
+			s.enqueue(n, input{kind: inTick})
+		}
 		s.scheduleTick(n.ID, s.now+s.opts.TickMs)
 	case !n.Up:
 		s.Dropped += uint64(len(e.msgs))
@@ -668,6 +728,7 @@ func (s *Sim) cycle(n *Node) {
 	for _, in := range batch {
 		switch in.kind {
 		case inTick:
+			n.tickWaiting = false
 		case inFrame:
 			for i := range in.msgs {
 				s.Delivered++

@@ -3,7 +3,6 @@ package gossip
 import (
 	"bytes"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/playhead/playhead/crdt"
@@ -187,11 +186,8 @@ func (c *Core) onProfileRecordsReply(from ring.NodeID, m Msg) {
 // tickQuorumReads answers ErrUnavailable for quorum reads past their
 // deadline.
 func (c *Core) tickQuorumReads() {
-	for _, id := range slices.Sorted(maps.Keys(c.rr.reads)) {
+	for _, id := range due(c.rr.reads, func(r *quorumRead) bool { return r.deadline <= c.nowMs }) {
 		r := c.rr.reads[id]
-		if r.deadline > c.nowMs {
-			continue
-		}
 		delete(c.rr.reads, id)
 		c.answer(r.origin, r.reqID, r.op, Result{}, fmt.Errorf("%w: read quorum: %d of %d peers answered in %v", ErrUnavailable, len(r.got), len(r.peers), c.cfg.RequestTimeout), false)
 	}

@@ -890,14 +890,14 @@ func (c *Core) persist() error {
 	c.stats.FlushedRecords += uint64(len(puts) + len(deletes))
 	if err := c.store.Write(puts, deletes); err != nil {
 		// The overlay is lost with the failed batch; the digests no longer
-		// match the store, so rebuild them (if that fails too they stay
-		// stale, and anti-entropy retries the rebuild). Changed hints stay
-		// marked and are written by the next Flush.
+		// match the store: they are stale until the next anti-entropy round
+		// rebuilds them (once, however many writes failed meanwhile; a
+		// rebuild reads the whole store), and are neither sent nor
+		// answered before. Changed hints stay marked and are written by
+		// the next Flush.
 		c.stats.StoreErrors++
 		c.lost = err
-		if rerr := c.buf.RebuildDigests(c.cfg.Local.Partitions); rerr != nil {
-			c.stats.StoreErrors++
-		}
+		c.buf.Stale = true // rebuilt by the next anti-entropy round
 		return err
 	}
 	clear(c.hintDirty)
@@ -1065,11 +1065,13 @@ func (c *Core) onDigest(from ring.NodeID, m Msg) {
 	if diff == 0 {
 		return
 	}
-	c.sendBuckets(from, m.P, diff, true, false)
+	c.sendBuckets(from, m.P, diff, true, false, nil)
 }
 
-// sendBuckets sends this node's records of the buckets in mask.
-func (c *Core) sendBuckets(to ring.NodeID, p uint16, mask uint64, reply, handoff bool) {
+// sendBuckets sends this node's records of the buckets in mask, but those
+// the peer just sent as they are here (sent: the peer's records, encoded,
+// when this is the reply to them; nil otherwise).
+func (c *Core) sendBuckets(to ring.NodeID, p uint16, mask uint64, reply, handoff bool, sent []KeyValue) {
 	var puts []storage.Put
 	err := c.buf.ScanPartition(p, func(k storage.Key, r crdt.Record) error {
 		if mask&(1<<bufstore.BucketOf(k)) != 0 {
@@ -1082,8 +1084,26 @@ func (c *Core) sendBuckets(to ring.NodeID, p uint16, mask uint64, reply, handoff
 		c.stats.StoreErrors++
 		return
 	}
-	c.stats.AERecordsSent += uint64(len(puts))
-	c.send(to, Msg{Type: MsgBuckets, P: p, Buckets: mask, Reply: reply, Handoff: handoff, Records: encodeRecords(puts)})
+	kvs := encodeRecords(puts)
+	if len(sent) > 0 {
+		// The reply of an anti-entropy exchange: the peer has merged
+		// nothing yet of ours, but it holds what it sent; a record that
+		// merged here into exactly what it sent needs no trip back (it
+		// was most of every reply: the buckets differ by a record or two).
+		theirs := make(map[string]string, len(sent))
+		for _, kv := range sent {
+			theirs[string(kv.Key)] = string(kv.Value)
+		}
+		kvs = slices.DeleteFunc(kvs, func(kv KeyValue) bool {
+			v, ok := theirs[string(kv.Key)]
+			return ok && v == string(kv.Value)
+		})
+		if len(kvs) == 0 {
+			return
+		}
+	}
+	c.stats.AERecordsSent += uint64(len(kvs))
+	c.send(to, Msg{Type: MsgBuckets, P: p, Buckets: mask, Reply: reply, Handoff: handoff, Records: kvs})
 }
 
 func (c *Core) onBuckets(from ring.NodeID, m Msg) {
@@ -1094,7 +1114,7 @@ func (c *Core) onBuckets(from ring.NodeID, m Msg) {
 	c.mergeRecords(m.Records, true)
 	c.stats.AEBucketsRepaired += uint64(popcount(m.Buckets))
 	if m.Reply {
-		c.sendBuckets(from, m.P, m.Buckets, false, false)
+		c.sendBuckets(from, m.P, m.Buckets, false, false, m.Records)
 	}
 	if m.Handoff {
 		if _, ok := c.handoff[m.P]; ok {
@@ -1110,7 +1130,7 @@ func (c *Core) onPull(from ring.NodeID, m Msg) {
 		c.stats.BadMessages++
 		return
 	}
-	c.sendBuckets(from, m.P, ^uint64(0), false, true)
+	c.sendBuckets(from, m.P, ^uint64(0), false, true, nil)
 }
 
 // pullHandoffs asks an old owner for each partition still to pull; a pull

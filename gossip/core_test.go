@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -305,5 +306,50 @@ func TestNoAckAfterAMidCycleWriteFailed(t *testing.T) {
 	}
 	if _, ok, _ := st.Mem.Get(k); !ok || !acked {
 		t.Fatalf("after the store recovered: stored %v, acknowledged %v", ok, acked)
+	}
+}
+
+// TestBucketReplySkipsWhatThePeerSent: the reply of an anti-entropy
+// exchange carries this node's records of the buckets except those that
+// are here exactly as the peer sent them: a record the peer lacks, and
+// one newer here than the peer's copy, go back; an equal one does not.
+func TestBucketReplySkipsWhatThePeerSent(t *testing.T) {
+	mem := storage.NewMem()
+	c, err := NewCore(CoreConfig{Self: "n1", Local: LocalOptions{Partitions: 4}}, mem, replT0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTable(ring.NewTable(4, 2, []ring.NodeID{"n1", "n2"}))
+	p := c.Partition(replRef)
+	cur := func(video string, seq crdt.HLC) storage.Put {
+		return storage.Put{Key: storage.Key{Partition: p, Account: replRef.Account, Profile: replRef.Profile, Kind: crdt.KindCursor, ID: video},
+			Record: crdt.Record{Kind: crdt.KindCursor, Cursor: crdt.Cursor{PositionMs: int64(seq), DurationMs: 100,
+				Version: crdt.Version{Epoch: 1, Seq: seq, Session: "s"}}}}
+	}
+	same, mine, newer := cur("same", 5), cur("mine", 6), cur("newer", 9)
+	if err := mem.Write([]storage.Put{same, mine, newer}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.buf.RebuildDigests(4); err != nil {
+		t.Fatal(err)
+	}
+	c.Step("n2", Msg{Type: MsgBuckets, P: p, Buckets: ^uint64(0), Reply: true,
+		Records: encodeRecords([]storage.Put{same, cur("newer", 7)})})
+	c.Flush()
+	var got []string
+	for _, e := range c.Ready().Messages {
+		if e.Msg.Type == MsgBuckets {
+			for _, kv := range e.Msg.Records {
+				put, err := decodeRecord(kv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, put.Key.ID)
+			}
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"mine", "newer"}) {
+		t.Fatalf("the reply carried %v, want [mine newer]", got)
 	}
 }

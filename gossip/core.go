@@ -167,6 +167,8 @@ type Core struct {
 
 	// Requests submitted here and forwarded, by id.
 	forwarded map[uint64]*forwarded
+	// Lower bounds of the deadlines in forwarded and writes (Tick).
+	forwardedDue, writesDue dueBound
 	// Forwarded requests taken from peers, to drop their copies.
 	dedup forwardDedup
 	// Writes this node coordinates, waiting for acks, by write id.
@@ -428,6 +430,7 @@ func (c *Core) Submit(id uint64, op Op) {
 		return
 	}
 	c.forwarded[id] = &forwarded{op: op, deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
+	c.forwardedDue.add(c.forwarded[id].deadline)
 	c.stats.Forwarded++
 	c.send(coord, Msg{Type: MsgForward, ReqID: id, Origin: c.cfg.Self, Op: &op})
 }
@@ -479,6 +482,7 @@ func (c *Core) route(origin ring.NodeID, reqID uint64, op Op) {
 					// The old owner answers here: wait for it as for any
 					// forwarded request (and time out without it).
 					c.forwarded[reqID] = &forwarded{op: op, deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
+					c.forwardedDue.add(c.forwarded[reqID].deadline)
 					c.stats.Forwarded++
 				}
 				c.send(o, Msg{Type: MsgForward, ReqID: reqID, Origin: origin, Exec: true, Op: &op})
@@ -532,6 +536,7 @@ func (c *Core) execute(origin ring.NodeID, reqID uint64, op Op) {
 		acked: map[ring.NodeID]bool{}, need: need, records: puts,
 		deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
 	c.writes[c.nextWID] = w
+	c.writesDue.add(w.deadline)
 	if plantEarlyAck {
 		w.answered = true
 		c.answer(origin, reqID, op, res, nil, false)
@@ -939,13 +944,13 @@ func (c *Core) Tick(nowMs int64) {
 	if nowMs > c.nowMs {
 		c.nowMs = nowMs
 	}
-	for _, id := range due(c.forwarded, func(f *forwarded) bool { return f.deadline <= c.nowMs }) {
+	for _, id := range due(c.forwarded, func(f *forwarded) int64 { return f.deadline }, c.nowMs, &c.forwardedDue) {
 		delete(c.forwarded, id)
 		c.complete(id, Result{}, fmt.Errorf("%w: no answer from the partition's coordinator in %v", ErrUnavailable, c.cfg.RequestTimeout), false)
 	}
 	c.tickQuorumReads()
 	c.dedup.expire(c.nowMs)
-	for _, wid := range due(c.writes, func(w *coordWrite) bool { return w.deadline <= c.nowMs }) {
+	for _, wid := range due(c.writes, func(w *coordWrite) int64 { return w.deadline }, c.nowMs, &c.writesDue) {
 		w := c.writes[wid]
 		if !w.answered {
 			w.answered = true
@@ -984,14 +989,33 @@ func (c *Core) Tick(nowMs int64) {
 	}
 }
 
-// due returns, in order, the ids of the entries of m for which isDue
-// holds: what a tick expires, usually none of many (sorting every id on
-// every tick was a tenth of the simulator's time).
-func due[V any](m map[uint64]V, isDue func(V) bool) []uint64 {
+// dueBound is a lower bound of the deadlines in a map of requests in
+// flight (0: none known), so that a tick — every cycle ticks — scans the
+// map only when something may be due.
+type dueBound int64
+
+// add notes a deadline of an entry added to the map.
+func (b *dueBound) add(deadline int64) {
+	if *b == 0 || dueBound(deadline) < *b {
+		*b = dueBound(deadline)
+	}
+}
+
+// due returns, in order, the ids of the entries of m whose deadline is at
+// or before now: what a tick expires, usually none of many (sorting every
+// id on every tick, then scanning every entry every cycle, was a tenth of
+// the simulator's time). b bounds the deadlines of m (see dueBound).
+func due[V any](m map[uint64]V, deadline func(V) int64, now int64, b *dueBound) []uint64 {
+	if *b == 0 || int64(*b) > now {
+		return nil
+	}
 	var ids []uint64
+	*b = 0
 	for id, v := range m {
-		if isDue(v) {
+		if d := deadline(v); d <= now {
 			ids = append(ids, id)
+		} else {
+			b.add(d)
 		}
 	}
 	slices.Sort(ids)

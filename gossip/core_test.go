@@ -353,3 +353,36 @@ func TestBucketReplySkipsWhatThePeerSent(t *testing.T) {
 		t.Fatalf("the reply carried %v, want [mine newer]", got)
 	}
 }
+
+// TestDueFindsEveryExpiredEntry: Tick's scan of requests in flight skips
+// the map while the bound says nothing is due, yet never misses an entry:
+// each expires at the first tick at or after its deadline, in id order.
+func TestDueFindsEveryExpiredEntry(t *testing.T) {
+	m := map[uint64]int64{}
+	var b dueBound
+	add := func(id uint64, d int64) { m[id] = d; b.add(d) }
+	dl := func(d int64) int64 { return d }
+	add(5, 100)
+	add(3, 120)
+	add(9, 100)
+	if got := due(m, dl, 99, &b); len(got) != 0 {
+		t.Fatalf("at 99: %v due", got)
+	}
+	if got := due(m, dl, 100, &b); !slices.Equal(got, []uint64{5, 9}) {
+		t.Fatalf("at 100: %v, want [5 9]", got)
+	}
+	delete(m, 5)
+	delete(m, 9)
+	add(1, 110) // earlier than what the scan left (120)
+	if got := due(m, dl, 110, &b); !slices.Equal(got, []uint64{1}) {
+		t.Fatalf("at 110: %v, want [1]", got)
+	}
+	delete(m, 1)
+	if got := due(m, dl, 130, &b); !slices.Equal(got, []uint64{3}) {
+		t.Fatalf("at 130: %v, want [3]", got)
+	}
+	delete(m, 3)
+	if got := due(m, dl, 1_000, &b); len(got) != 0 || b != 0 {
+		t.Fatalf("empty map: %v due, bound %d", got, b)
+	}
+}

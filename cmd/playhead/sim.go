@@ -80,6 +80,9 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "seed %d: %s — %d writes, %d acknowledged, %d faults (%d ring changes); %s\n", s, status, rep.Writes, rep.Acked, rep.Faults, rep.RingChanges, strings.Join(rep.Checks, ", "))
 		fmt.Fprintf(stdout, "trace hash: %s\n", rep.TraceHash)
+		if from == to {
+			fmt.Fprintf(stdout, "store: %s; cycles: %s; %d store writes failed\n", rep.Store, rep.Cycles, rep.StoreErrors)
+		}
 		if rep.Failed() {
 			for _, v := range rep.Violations {
 				fmt.Fprintf(stdout, "  violation: %s\n", v)

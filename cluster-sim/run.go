@@ -27,6 +27,9 @@ type Faults struct {
 	Offline    bool // devices offline with queued updates, replayed in a batch
 	Membership bool // ring changes: nodes join, leave gracefully, or are removed after dying
 	Deletes    bool // devices delete a video's history, all history, pause history
+	// StoreErrors: a node's store writes fail for a while (an error, not
+	// a crash: nothing written, or written but not synced), Sim.SetStoreErrors.
+	StoreErrors bool
 	// Viewer: devices hide titles from continue watching and mark them
 	// watched or unwatched. Not part of "all" (so the seeds of earlier
 	// sweeps keep their traces); TestSweepViewer runs it.
@@ -38,7 +41,8 @@ type Faults struct {
 func ParseFaults(s string) (Faults, error) {
 	switch s {
 	case "all":
-		return Faults{true, true, true, true, true, true, true, false}, nil
+		return Faults{Partitions: true, Loss: true, Crashes: true, Clocks: true, Offline: true, Membership: true,
+			Deletes: true, StoreErrors: true}, nil
 	case "none", "":
 		return Faults{}, nil
 	}
@@ -61,8 +65,10 @@ func ParseFaults(s string) (Faults, error) {
 			f.Deletes = true
 		case "viewer":
 			f.Viewer = true
+		case "store-errors":
+			f.StoreErrors = true
 		default:
-			return f, fmt.Errorf("unknown fault %q (all, none, or partitions,loss,crashes,clocks,offline,membership,deletes,viewer)", p)
+			return f, fmt.Errorf("unknown fault %q (all, none, or partitions,loss,crashes,clocks,offline,membership,deletes,store-errors,viewer)", p)
 		}
 	}
 	return f, nil
@@ -73,7 +79,7 @@ func (f Faults) String() string {
 	for _, x := range []struct {
 		ok   bool
 		name string
-	}{{f.Partitions, "partitions"}, {f.Loss, "loss"}, {f.Crashes, "crashes"}, {f.Clocks, "clocks"}, {f.Offline, "offline"}, {f.Membership, "membership"}, {f.Deletes, "deletes"}, {f.Viewer, "viewer"}} {
+	}{{f.Partitions, "partitions"}, {f.Loss, "loss"}, {f.Crashes, "crashes"}, {f.Clocks, "clocks"}, {f.Offline, "offline"}, {f.Membership, "membership"}, {f.Deletes, "deletes"}, {f.StoreErrors, "store-errors"}, {f.Viewer, "viewer"}} {
 		if x.ok {
 			on = append(on, x.name)
 		}
@@ -81,7 +87,7 @@ func (f Faults) String() string {
 	if len(on) == 0 {
 		return "none"
 	}
-	if len(on) == 7 && !f.Viewer {
+	if len(on) == 8 && !f.Viewer {
 		return "all"
 	}
 	return strings.Join(on, ",")
@@ -125,7 +131,9 @@ type Report struct {
 	Writes, Acked, Refused, Faults int
 	RingChanges                    int
 	Store                          string // the nodes' store
+	Cycles                         string // how the nodes' cycles batch inputs (Options.Batch, CycleMs)
 	Crashes                        int
+	StoreErrors                    int // store writes that failed (Faults.StoreErrors)
 	// Push: cursor events devices received, stream reconnects, resume reads.
 	Pushes, Reconnects, Reads int
 	// StaleReads: resume reads the device read again because a newer
@@ -264,6 +272,14 @@ func Run(o RunOptions) (Report, error) {
 	// the run's stream is the same on either store).
 	pick := rand.New(rand.NewPCG(o.Seed, 0x70eb6e1e))
 	usePebble, unsynced := pick.IntN(4) == 0, []int{0, 10, 50, 100}[pick.IntN(4)]
+	// So are the nodes' cycles (sim.go, Options.Batch): how many waiting
+	// inputs one cycle takes at most, and how long its store write lasts.
+	// (A cycle that takes one input cannot also take long: a node that
+	// slow falls behind any load, which is not the run's question.)
+	batch, cycleMs := []int{1, 8, 64, 4096}[pick.IntN(4)], []int64{0, 1, 2, 5}[pick.IntN(4)]
+	if batch == 1 {
+		cycleMs = 0
+	}
 	switch o.Store {
 	case "mem":
 		usePebble = false
@@ -274,7 +290,7 @@ func Run(o RunOptions) (Report, error) {
 		return Report{}, fmt.Errorf("unknown store %q (mem, pebble)", o.Store)
 	}
 	s, err := New(Options{Seed: o.Seed, Nodes: o.Nodes, Partitions: 64, MinLatencyMs: 1, MaxLatencyMs: 20,
-		TickMs: 50, Mutate: o.Mutate, DeferredSync: true, Pebble: usePebble, UnsyncedPct: unsynced,
+		TickMs: 50, Mutate: o.Mutate, DeferredSync: true, Pebble: usePebble, UnsyncedPct: unsynced, Batch: batch, CycleMs: cycleMs,
 		Core: gossip.CoreConfig{AEInterval: 500 * time.Millisecond, AEPartitions: 16}})
 	if err != nil {
 		return Report{}, err
@@ -285,6 +301,7 @@ func Run(o RunOptions) (Report, error) {
 		ackedAt: map[writeKey]map[crdt.Version]int64{}, videoDeletes: map[writeKey][]int64{}, profDeletes: map[gossip.Ref][]int64{}}
 	r.rep.Options = o
 	r.rep.Store = "mem"
+	r.rep.Cycles = fmt.Sprintf("at most %d inputs a cycle, each cycle's write up to %d ms", batch, cycleMs)
 	if usePebble {
 		r.rep.Store = fmt.Sprintf("pebble (crash keeps %d%% of unsynced data)", unsynced)
 	}
@@ -370,6 +387,8 @@ func Run(o RunOptions) (Report, error) {
 	r.freshWrites()
 	r.check()
 	r.rep.Crashes = int(s.Crashes)
+	r.rep.Cycles += fmt.Sprintf(" (%d cycles, %.2f inputs each)", s.Cycles, float64(s.Inputs)/float64(max(1, s.Cycles)))
+	r.rep.StoreErrors = int(s.StoreErrors)
 	r.rep.TraceHash = s.TraceHash()
 	r.rep.SimSeconds = float64(s.Now()-start) / 1000
 	r.rep.Violations = r.viol
@@ -650,6 +669,13 @@ func (r *runner) fault() {
 			r.ringChange()
 			return
 		}
+	case 4:
+		if f.StoreErrors {
+			// One node's disk fails a share of its writes for up to 10 s.
+			i := 1 + rng.IntN(n)
+			s.SetStoreErrors(i, 10+rng.IntN(81), s.Now()+1_000+rng.Int64N(9_000))
+			return
+		}
 	case 3:
 		if f.Loss {
 			s.opts.LossPct = float64(rng.IntN(20))
@@ -760,6 +786,7 @@ func (r *runner) liveness() {
 	s.Heal()
 	s.opts.LossPct, s.opts.DupPct, s.opts.MaxLatencyMs = 0, 0, 20
 	for i := range s.Nodes() {
+		s.SetStoreErrors(i+1, 0, 0)
 		if !s.Node(i + 1).Up {
 			s.Restart(i + 1)
 			s.SetAlive(i+1, true)
@@ -799,15 +826,34 @@ func (r *runner) freshWrites() {
 	s := r.s
 	ids := map[uint64]*device{}
 	fresh := map[uint64]crdt.Update{}
+	// A player asks where to resume before it plays (and follows the
+	// node's clock from that answer): every device at once, as players
+	// do (one read after the other took a fifth of a 1,000-device run).
+	reads := map[*device]uint64{}
+	for _, d := range r.devs {
+		if !d.inflight {
+			reads[d] = s.Submit(d.node, gossip.Op{Kind: gossip.OpCursor, Ref: d.ref, Video: "fresh-" + d.name})
+		}
+	}
+	for end := s.Now() + 5_000; s.Now() < end; {
+		s.RunFor(10)
+		answered := 0
+		for _, id := range reads {
+			if _, ok := s.Result(id); ok {
+				answered++
+			}
+		}
+		if answered == len(reads) {
+			break
+		}
+	}
 	for _, d := range r.devs {
 		if d.inflight {
 			continue
 		}
 		d.sessions++
 		d.correction = d.clockError(s.Now())
-		// A player asks where to resume before it plays (and follows the
-		// node's clock from that answer).
-		if c := s.Do(d.node, gossip.Op{Kind: gossip.OpCursor, Ref: d.ref, Video: "fresh-" + d.name}, 5_000); c.Err == nil {
+		if c, ok := s.Result(reads[d]); ok && c.Err == nil {
 			d.clock.Observe(c.Res.HLC)
 		}
 		d.tr = client.NewTracker(d.clock, client.TrackerConfig{Device: d.name,

@@ -319,25 +319,10 @@ func (c *Driver) do(ctx context.Context, op gossip.Op) (gossip.Result, error) {
 	}
 }
 
-// Put implements Service.
+// Put implements Service. The Core admits the write (clock skew against
+// this node's clock, Core.Submit) and observes its timestamps.
 func (c *Driver) Put(ctx context.Context, ref gossip.Ref, ups []crdt.Update) ([]gossip.WriteResult, error) {
-	// Far-future versions are refused here, on the node the device talks
-	// to, against its clock.
-	nowMs := c.cfg.Clock.NowMs()
-	for i, u := range ups {
-		for _, h := range [2]crdt.HLC{u.Epoch, u.Seq} {
-			if err := c.core.Clock().Check(h, nowMs); err != nil {
-				return nil, &gossip.UpdateError{Index: i, Video: u.Video, Err: err}
-			}
-		}
-	}
 	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpPut, Ref: ref, Ups: ups})
-	for _, u := range ups {
-		c.core.Clock().Observe(max(u.Epoch, u.Seq))
-	}
-	for _, w := range res.Writes {
-		c.core.Clock().Observe(w.Cursor.UpdatedHLC)
-	}
 	return res.Writes, err
 }
 
@@ -353,9 +338,6 @@ func (c *Driver) Cursor(ctx context.Context, ref gossip.Ref, video string) (crdt
 func (c *Driver) Cursors(ctx context.Context, ref gossip.Ref) ([]crdt.Cursor, error) {
 	q := gossip.ReadQuorumOf(ctx)
 	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpCursors, Ref: ref, ReadQuorum: q})
-	for _, cur := range res.Cursors {
-		c.core.Clock().Observe(cur.UpdatedHLC)
-	}
 	return res.Cursors, err
 }
 
@@ -416,7 +398,6 @@ func (c *Driver) Mark(ctx context.Context, ref gossip.Ref, m gossip.Mark) (gossi
 	if len(res.Writes) != 1 {
 		return gossip.WriteResult{}, fmt.Errorf("%w: a mark answered %d results", gossip.ErrUnavailable, len(res.Writes))
 	}
-	c.core.Clock().Observe(res.Writes[0].Cursor.UpdatedHLC)
 	return res.Writes[0], nil
 }
 

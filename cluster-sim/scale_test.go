@@ -415,7 +415,10 @@ func replaceNode(t testing.TB, s *Sim) replacement {
 	start := s.Now()
 	s.SetMembers(members)
 	newNode := s.Node(fresh)
-	for newNode.Core.Handoffs() > 0 && s.Now()-start < 60_000 {
+	// The new node learns the ring a cycle or more after SetMembers (the
+	// simulated nodes run the ring controller), so wait for its first pull
+	// as well as for its last.
+	for (r.partitions == 0 || newNode.Core.Handoffs() > 0) && s.Now()-start < 60_000 {
 		s.RunFor(10)
 	}
 	if n := newNode.Core.Handoffs(); n > 0 {

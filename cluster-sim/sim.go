@@ -825,18 +825,27 @@ func (s *Sim) sendFrames(from, to ring.NodeID, msgs []gossip.Msg) {
 			}
 			n = (n + 1) / 2
 		}
-		s.sendFrame(from, to, frame, n)
+		s.sendFrame(from, to, frame, msgs[:n])
 		msgs = msgs[n:]
 	}
 }
 
-func (s *Sim) sendFrame(from, to ring.NodeID, frame []byte, count int) {
+func (s *Sim) sendFrame(from, to ring.NodeID, frame []byte, sent []gossip.Msg) {
+	count := len(sent)
 	if s.cut[from][to] || s.rng.Float64()*100 < s.opts.LossPct {
 		s.Dropped += uint64(count)
 		return
 	}
 	if s.OnSend != nil {
-		s.OnSend(from, env.To, &env.Msg, len(frame))
+		// Each message is accounted at the size it has alone in a frame
+		// (batched messages share the frame's header).
+		for i := range sent {
+			one, err := gossip.EncodeFrame(sent[i : i+1])
+			if err != nil {
+				panic(fmt.Sprintf("clustersim: encoding a frame: %v", err))
+			}
+			s.OnSend(from, to, &sent[i], len(one))
+		}
 	}
 	copies := 1
 	if s.rng.Float64()*100 < s.opts.DupPct {

@@ -82,13 +82,9 @@ func (n *Node) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rw := &respWriter{ResponseWriter: w, r: r, reqID: requestID(r, &n.reqIDs)}
-		// Both values in one allocation, under their canonical keys
-		// (what Header.Set would store, without canonicalizing each time).
-		vals := make([]string, 2)
-		vals[0], vals[1] = n.svc.Now().String(), rw.reqID
 		h := w.Header()
-		h["Playhead-Hlc"] = vals[0:1:1]
-		h["X-Request-Id"] = vals[1:2:2]
+		h.Set("Playhead-HLC", n.svc.Now().String())
+		h.Set("X-Request-Id", rw.reqID)
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {

@@ -47,7 +47,7 @@ var queryParams = map[string][]string{
 // in queryParams are not checked (the test above keeps that set empty).
 func checkQuery(r *http.Request) *apiError {
 	allowed, ok := queryParams[r.Pattern]
-	if !ok || r.URL.RawQuery == "" {
+	if !ok {
 		return nil
 	}
 	for name := range r.URL.Query() {

@@ -939,6 +939,9 @@ func (r *runner) check() {
 			if c.Version.IsZero() {
 				continue // only a deletion register: nothing was written since
 			}
+			if c.Version.Seq <= cleared && c.PositionMs == 0 && c.DurationMs == 0 && c.Device == "" {
+				continue // deleted and scrubbed by the retention sweep: no content left (purge.go)
+			}
 			if c.Version.Seq > cleared {
 				// Visible: no delete acknowledged after this write's ack
 				// may have been submitted (deletion sticks).

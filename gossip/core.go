@@ -236,7 +236,8 @@ type Core struct {
 
 	rr readRepair // quorum reads (quorumread.go)
 
-	sweep sweepState // the retention sweep (sweep.go)
+	sweep       sweepState  // the retention sweep (sweep.go)
+	arrivalRegs arrivalRegs // registers read during one mergeRecords (sweep.go)
 
 	stats CoreStats
 
@@ -764,6 +765,8 @@ func (c *Core) checkWrite(wid uint64, w *coordWrite) {
 // merge that advances a live cursor is pushed to nodes with interest in its
 // profile.
 func (c *Core) mergeRecords(kvs []KeyValue, push bool) int {
+	c.arrivalRegs.reset()
+	defer c.arrivalRegs.reset()
 	changed := 0
 	for _, kv := range kvs {
 		put, err := decodeRecord(kv)
@@ -797,6 +800,9 @@ func (c *Core) mergeOne(put storage.Put, push bool) bool {
 		merged = crdt.MergeRecord(old, put.Record)
 	}
 	merged, keep, err := c.retainOnArrival(put.Key, merged)
+	if err == nil {
+		c.arrivalRegs.stored(put.Key, merged, keep)
+	}
 	switch {
 	case err != nil:
 		c.stats.StoreErrors++

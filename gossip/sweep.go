@@ -141,22 +141,75 @@ func (c *Core) retainOnArrival(k storage.Key, rec crdt.Record) (out crdt.Record,
 }
 
 // registersOf reads the deletion registers that apply to rec (of key k):
-// its profile's, and for an entry its video's.
+// its profile's, and for an entry its video's. Within one batch of records
+// from a peer (mergeRecords) it remembers what it read and what the batch
+// stored (arrivalRegs): a batch is in key order, so a profile's registers
+// and cursors come before its entries, and a replicated write costs one
+// store read more than the merge itself, not three.
 func (c *Core) registersOf(k storage.Key, rec crdt.Record) (crdt.Profile, crdt.HLC, error) {
-	pk := storage.Key{Partition: k.Partition, Account: k.Account, Profile: k.Profile, Kind: crdt.KindProfile}
-	p, _, err := c.buf.Get(pk)
-	if err != nil {
-		return crdt.Profile{}, 0, err
+	m := &c.arrivalRegs
+	ref := Ref{Account: k.Account, Profile: k.Profile}
+	if !m.haveProf || m.ref != ref {
+		pk := storage.Key{Partition: k.Partition, Account: k.Account, Profile: k.Profile, Kind: crdt.KindProfile}
+		p, _, err := c.buf.Get(pk)
+		if err != nil {
+			return crdt.Profile{}, 0, err
+		}
+		m.reset()
+		m.ref, m.prof, m.haveProf = ref, p.Profile, true
 	}
 	if rec.Kind != crdt.KindEntry {
-		return p.Profile, 0, nil
+		return m.prof, 0, nil
+	}
+	if vc, ok := m.videos[rec.Entry.Video]; ok {
+		return m.prof, vc, nil
 	}
 	ck := storage.Key{Partition: k.Partition, Account: k.Account, Profile: k.Profile, Kind: crdt.KindCursor, ID: rec.Entry.Video}
 	cur, _, err := c.buf.Get(ck)
 	if err != nil {
 		return crdt.Profile{}, 0, err
 	}
-	return p.Profile, cur.Cursor.ClearedAt, nil
+	m.video(rec.Entry.Video, cur.Cursor.ClearedAt)
+	return m.prof, cur.Cursor.ClearedAt, nil
+}
+
+// arrivalRegs remembers, during one mergeRecords call, the registers of
+// the profile whose records it is merging: the profile's (as stored after
+// the batch's own profile record, if any) and each video's cleared_at read
+// or stored so far. mergeRecords resets it before and after the batch, so
+// it never outlives the records it describes.
+type arrivalRegs struct {
+	ref      Ref
+	haveProf bool
+	prof     crdt.Profile
+	videos   map[string]crdt.HLC
+}
+
+func (m *arrivalRegs) reset() {
+	m.ref, m.haveProf, m.prof = Ref{}, false, crdt.Profile{}
+	clear(m.videos)
+}
+
+func (m *arrivalRegs) video(v string, cleared crdt.HLC) {
+	if m.videos == nil {
+		m.videos = map[string]crdt.HLC{}
+	}
+	m.videos[v] = cleared
+}
+
+// stored notes a record mergeOne stored (or dropped: ok false) for key k.
+func (m *arrivalRegs) stored(k storage.Key, rec crdt.Record, ok bool) {
+	ref := Ref{Account: k.Account, Profile: k.Profile}
+	switch {
+	case rec.Kind == crdt.KindProfile:
+		m.reset()
+		m.ref, m.prof, m.haveProf = ref, rec.Profile, true
+	case rec.Kind == crdt.KindCursor && m.haveProf && m.ref == ref:
+		if !ok {
+			rec.Cursor.ClearedAt = 0
+		}
+		m.video(k.ID, rec.Cursor.ClearedAt)
+	}
 }
 
 // sweepHints applies the retention rule to the hints this node keeps for

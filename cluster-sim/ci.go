@@ -17,5 +17,9 @@ func ciRun(seed uint64) RunOptions {
 
 // ReplayArgs returns the `playhead sim` arguments that replay a run.
 func ReplayArgs(o RunOptions) string {
-	return fmt.Sprintf("--seed %d --nodes %d --devices %d --duration %s --faults %s", o.Seed, o.Nodes, o.Devices, o.Duration, o.Faults)
+	args := fmt.Sprintf("--seed %d --nodes %d --devices %d --duration %s --faults %s", o.Seed, o.Nodes, o.Devices, o.Duration, o.Faults)
+	if o.Purge {
+		args += " --purge"
+	}
+	return args
 }

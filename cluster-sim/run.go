@@ -116,6 +116,11 @@ type RunOptions struct {
 	// reads were session-consistent (gossip/seen.go). Off (the default), a
 	// read older than what the device saw fails the run.
 	LaxReads bool
+	// Purge runs the retention phase after the checks (purge.go): deletes
+	// with replicas away, the clock moved past cursor_ttl and history_ttl,
+	// and the checkers deleted-content-gone, expired-purged and
+	// no-resurrection.
+	Purge bool
 	// Store is the nodes' store: "mem" (storage.Mem with deferred sync),
 	// "pebble" (storage.Pebble on vfs.NewCrashableMem, crashes by
 	// CrashClone), or "" to let the seed choose: one run in four on Pebble.
@@ -386,11 +391,15 @@ func Run(o RunOptions) (Report, error) {
 	r.quietAt = s.Now()
 	r.freshWrites()
 	r.check()
+	var leapedMs int64 // time the purge phase skipped (Sim.Leap), not simulated
+	if o.Purge {
+		leapedMs = r.purgePhase()
+	}
 	r.rep.Crashes = int(s.Crashes)
 	r.rep.Cycles += fmt.Sprintf(" (%d cycles, %.2f inputs each)", s.Cycles, float64(s.Inputs)/float64(max(1, s.Cycles)))
 	r.rep.StoreErrors = int(s.StoreErrors)
 	r.rep.TraceHash = s.TraceHash()
-	r.rep.SimSeconds = float64(s.Now()-start) / 1000
+	r.rep.SimSeconds = float64(s.Now()-start-leapedMs) / 1000
 	r.rep.Violations = r.viol
 	return r.rep, nil
 }
@@ -984,6 +993,9 @@ func (r *runner) check() {
 			}
 			if c.Version.IsZero() {
 				continue // only a deletion register: nothing was written since
+			}
+			if c.Version.Seq <= cleared && c.PositionMs == 0 && c.DurationMs == 0 && c.Device == "" {
+				continue // deleted and scrubbed by the retention sweep: no content left (purge.go)
 			}
 			if c.Version.Seq > cleared {
 				// Visible: no delete acknowledged after this write's ack

@@ -50,6 +50,14 @@ type CoreConfig struct {
 	// InterestLease is how long a push interest lasts unless renewed. The
 	// default value is 10 seconds.
 	InterestLease time.Duration
+	// SweepInterval and SweepBudget pace the retention sweep (sweep.go):
+	// every SweepInterval the Core visits the next SweepBudget partitions
+	// that hold records, purging and scrubbing them, so a full pass over a
+	// node's partitions takes at most Partitions/SweepBudget intervals. A
+	// negative SweepInterval turns the sweep off (tests; retention on
+	// arrival still applies). The defaults are 1 second and 8, the node's.
+	SweepInterval time.Duration
+	SweepBudget   int
 }
 
 // Defaults of CoreConfig.
@@ -64,6 +72,8 @@ const (
 	DefaultHintInterval   = time.Second
 	DefaultMaxHints       = 100_000
 	DefaultInterestLease  = 10 * time.Second
+	DefaultSweepInterval  = time.Second
+	DefaultSweepBudget    = 8
 )
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -90,6 +100,12 @@ func (c *CoreConfig) EnsureDefaults() {
 	if c.InterestLease == 0 {
 		c.InterestLease = DefaultInterestLease
 	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.SweepBudget == 0 {
+		c.SweepBudget = DefaultSweepBudget
+	}
 }
 
 // Validate reports settings that cannot work, naming the field and what is
@@ -112,6 +128,8 @@ func (c CoreConfig) Validate() error {
 		return fmt.Errorf("gossip: hint interval must be positive, got %v", c.HintInterval)
 	case c.InterestLease <= 0:
 		return fmt.Errorf("gossip: interest lease must be positive, got %v", c.InterestLease)
+	case c.SweepBudget < 1:
+		return fmt.Errorf("gossip: sweep budget must be at least 1 partition per interval, got %d", c.SweepBudget)
 	}
 	return c.Local.Validate()
 }
@@ -220,6 +238,9 @@ type Core struct {
 
 	rr readRepair // quorum reads (quorumread.go)
 
+	sweep       sweepState  // the retention sweep (sweep.go)
+	arrivalRegs arrivalRegs // registers read during one mergeRecords (sweep.go)
+
 	stats CoreStats
 
 	// lost is the error of a store write that failed since the last
@@ -247,6 +268,11 @@ type CoreStats struct {
 	CatchUps                     uint64 // push catch-ups sent (push.go)
 	StoreErrors                  uint64 // store reads or writes that failed
 	SeenEscalations              uint64 // reads whose local copy was below the device's Seen (seen.go)
+	// The retention sweep (sweep.go): records purged or scrubbed by the
+	// sweep, by anti-entropy's scan and on arrival (a stored copy dropped
+	// or rewritten); records from peers refused because they were
+	// purgeable on arrival; full passes over the partitions.
+	SweptRecords, PurgedOnArrival, SweepPasses uint64
 }
 
 type forwarded struct {
@@ -784,6 +810,8 @@ func (c *Core) checkWrite(wid uint64, w *coordWrite) {
 // merge that advances a live cursor is pushed to nodes with interest in its
 // profile.
 func (c *Core) mergeRecords(kvs []KeyValue, push bool) int {
+	c.arrivalRegs.reset()
+	defer c.arrivalRegs.reset()
 	changed := 0
 	for _, kv := range kvs {
 		put, err := decodeRecord(kv)
@@ -815,9 +843,24 @@ func (c *Core) mergeOne(put storage.Put, push bool) bool {
 			put.Record.Cursor.Video = ""
 		}
 		merged = crdt.MergeRecord(old, put.Record)
-		if merged == old {
-			return false
-		}
+	}
+	merged, keep, err := c.retainOnArrival(put.Key, merged)
+	if err == nil {
+		c.arrivalRegs.stored(put.Key, merged, keep)
+	}
+	switch {
+	case err != nil:
+		c.stats.StoreErrors++
+		return false // not merged: the sender sends it again
+	case !keep && had:
+		c.buf.Write(nil, []storage.Key{put.Key}) // purgeable here already
+		c.stats.SweptRecords++
+		return true
+	case !keep:
+		c.stats.PurgedOnArrival++
+		return false
+	case had && merged == old:
+		return false
 	}
 	c.buf.Write([]storage.Put{{Key: put.Key, Record: merged}}, nil)
 	c.stats.RecordsMerged++
@@ -987,6 +1030,7 @@ func (c *Core) Tick(nowMs int64) {
 		c.lastAE = c.nowMs
 		c.antiEntropyRound()
 	}
+	c.sweepTick()
 }
 
 // dueBound is a lower bound of the deadlines in a map of requests in
@@ -1096,17 +1140,41 @@ func (c *Core) onDigest(from ring.NodeID, m Msg) {
 // the peer just sent as they are here (sent: the peer's records, encoded,
 // when this is the reply to them; nil otherwise).
 func (c *Core) sendBuckets(to ring.NodeID, p uint16, mask uint64, reply, handoff bool, sent []KeyValue) {
-	var puts []storage.Put
+	var puts, swept []storage.Put
+	var purged []storage.Key
+	w := newSweepWalk(c.Policy(), c.nowMs)
 	err := c.buf.ScanPartition(p, func(k storage.Key, r crdt.Record) error {
-		if mask&(1<<bufstore.BucketOf(k)) != 0 {
-			puts = append(puts, storage.Put{Key: k, Record: r})
+		// Every record goes through the walk (it carries the profile's
+		// registers to the records after it); those in the buckets asked
+		// for are swept before they are sent, so this node neither sends
+		// what it would purge nor content it would scrub (sweep.go).
+		if mask&(1<<bufstore.BucketOf(k)) == 0 {
+			w.next(k, r)
+			return nil
 		}
+		if plantNoRetain {
+			puts = append(puts, storage.Put{Key: k, Record: r})
+			return nil
+		}
+		out, keep, changed := w.next(k, r)
+		switch {
+		case !keep:
+			purged = append(purged, k)
+			return nil
+		case changed:
+			swept = append(swept, storage.Put{Key: k, Record: out})
+		}
+		puts = append(puts, storage.Put{Key: k, Record: out})
 		return nil
 	})
 	if err != nil {
 		// Nothing is sent: the peer's next anti-entropy round asks again.
 		c.stats.StoreErrors++
 		return
+	}
+	if len(swept)+len(purged) > 0 {
+		c.buf.Write(swept, purged)
+		c.stats.SweptRecords += uint64(len(swept) + len(purged))
 	}
 	kvs := encodeRecords(puts)
 	if len(sent) > 0 {

@@ -46,8 +46,10 @@ func TestCoreStoreErrorsAreNotDropped(t *testing.T) {
 	}
 	c.SetTable(ring.NewTable(4, 2, ids))
 	k := storage.Key{Partition: c.Partition(replRef), Account: replRef.Account, Profile: replRef.Profile, Kind: crdt.KindCursor, ID: "v"}
+	// A write of now: the retention sweep, which runs in the Ticks below,
+	// keeps it.
 	rec := crdt.Record{Kind: crdt.KindCursor, Cursor: crdt.Cursor{PositionMs: 5, DurationMs: 100,
-		Version: crdt.Version{Epoch: 1, Seq: 7, Session: "s"}}}
+		Version: crdt.Version{Epoch: crdt.NewHLC(replT0, 0), Seq: crdt.NewHLC(replT0, 7), Session: "s"}}}
 
 	st.failing = true
 	if c.mergeOne(storage.Put{Key: k, Record: rec}, false) {

@@ -26,6 +26,7 @@
 //	core.go        Core: the cycle (Submit, Step, Tick, Flush, Ready), routing, coordination of writes
 //	rules.go       the request rules: stamp, merge, read, delete (the one write path)
 //	local.go       Local: the single-node coordinator (stripe locks, group commit, the sweep)
+//	sweep.go       retention on every replica: the sweep walk shared with Local, Core's sweep step, retention on arrival
 //	service.go     Service, Ref, events, Notifier, Clock: what the node asks of this package
 //	msg.go         peer messages and their frames; msgcheck.go bounds what a hostile frame allocates
 //	quorumread.go  reads that consult several owners and repair them

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -328,8 +327,8 @@ func (l *Local) ExportPage(ctx context.Context, ref Ref, kind crdt.Kind, after s
 
 // Sweep visits up to budget partitions, starting where the previous call
 // stopped, and purges from storage the records that expiry and deletion have
-// made invisible for good (crdt.Record.Purgeable), and scrubs the content of
-// deleted writes (crdt.Scrub). It returns the number of records purged or
+// made invisible for good, and scrubs the content of deleted and expired
+// writes (crdt.Retain, the rule every cluster replica applies too: sweep.go). It returns the number of records purged or
 // scrubbed. The node calls it periodically from one goroutine.
 func (l *Local) Sweep(nowMs int64, budget int) (int, error) {
 	l.sweepMu.Lock()
@@ -349,27 +348,14 @@ func (l *Local) Sweep(nowMs int64, budget int) (int, error) {
 
 // sweepPartition finds candidates without locks, then re-checks and rewrites
 // each profile's candidates under its lock, so a write racing the sweep is
-// never lost.
+// never lost. The rule is the cluster's (sweep.go).
 func (l *Local) sweepPartition(p uint16, nowMs int64) (int, error) {
 	var refs []Ref
 	seen := map[Ref]bool{}
-	var prof crdt.Profile
-	var cur Ref
-	videoCleared := map[string]crdt.HLC{}
+	w := newSweepWalk(l.opts.Policy, nowMs)
 	err := l.store.ScanPartition(p, func(k storage.Key, r crdt.Record) error {
 		ref := Ref{k.Account, k.Profile}
-		if ref != cur {
-			cur, prof = ref, crdt.Profile{}
-			clear(videoCleared)
-		}
-		switch r.Kind {
-		case crdt.KindProfile:
-			prof = r.Profile
-			return nil
-		case crdt.KindCursor:
-			videoCleared[k.ID] = r.Cursor.ClearedAt
-		}
-		if _, changed := l.sweepRecord(r, prof, videoCleared, nowMs); changed && !seen[ref] {
+		if _, _, changed := w.next(k, r); changed && !seen[ref] {
 			seen[ref] = true
 			refs = append(refs, ref)
 		}
@@ -389,58 +375,25 @@ func (l *Local) sweepPartition(p uint16, nowMs int64) (int, error) {
 	return total, nil
 }
 
-// sweepRecord decides what the sweep does with one record: drop it (ok
-// false), or keep a possibly scrubbed copy.
-func (l *Local) sweepRecord(r crdt.Record, prof crdt.Profile, videoCleared map[string]crdt.HLC, nowMs int64) (out crdt.Record, changed bool) {
-	if r.Purgeable(prof, l.opts.Policy, nowMs) {
-		return crdt.Record{}, true
-	}
-	vc := crdt.HLC(0)
-	if r.Kind == crdt.KindEntry {
-		vc = videoCleared[r.Entry.Video]
-	}
-	s := crdt.Scrub(r, prof, vc)
-	return s, s != r
-}
-
 func (l *Local) sweepProfile(ref Ref, nowMs int64) (int, error) {
 	s := l.lock(ref)
 	defer s.mu.Unlock()
 	var puts []storage.Put
 	var dels []storage.Key
-	var prof crdt.Profile
-	videoCleared := map[string]crdt.HLC{}
-	type kr struct {
-		k storage.Key
-		r crdt.Record
-	}
-	var recs []kr
+	w := newSweepWalk(l.opts.Policy, nowMs)
 	err := l.store.ScanProfile(l.Partition(ref), ref.Account, ref.Profile, 0, func(k storage.Key, r crdt.Record) error {
-		switch r.Kind {
-		case crdt.KindProfile:
-			prof = r.Profile
-		case crdt.KindCursor:
-			videoCleared[k.ID] = r.Cursor.ClearedAt
+		out, keep, changed := w.next(k, r)
+		switch {
+		case !changed:
+		case !keep:
+			dels = append(dels, k)
+		default:
+			puts = append(puts, storage.Put{Key: k, Record: out})
 		}
-		recs = append(recs, kr{k, r})
 		return nil
 	})
 	if err != nil {
 		return 0, err
-	}
-	sort.SliceStable(recs, func(i, j int) bool { return recs[i].r.Kind < recs[j].r.Kind })
-	for _, x := range recs {
-		if x.r.Kind == crdt.KindProfile {
-			continue
-		}
-		out, changed := l.sweepRecord(x.r, prof, videoCleared, nowMs)
-		switch {
-		case !changed:
-		case out.Kind == 0:
-			dels = append(dels, x.k)
-		default:
-			puts = append(puts, storage.Put{Key: x.k, Record: out})
-		}
 	}
 	if len(puts)+len(dels) == 0 {
 		return 0, nil

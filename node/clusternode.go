@@ -173,13 +173,16 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 	}
 
 	cl, err := driver.New(driver.Config{
-		Core:  gossip.CoreConfig{Self: cp.self, Local: cfg.localOptions(), WriteQuorum: o.WriteQuorum},
+		Core: gossip.CoreConfig{Self: cp.self, Local: cfg.localOptions(), WriteQuorum: o.WriteQuorum,
+			SweepInterval: cfg.SweepInterval, SweepBudget: cfg.SweepBudget},
 		Store: store, Clock: cfg.Clock, Notifier: hub, AddrOf: cp.addrOf, Logger: log.With("component", "replication"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	cp.cl = cl
+	sweptFn := func() uint64 { return cl.Stats().SweptRecords }
+	m.clusterSwept.Store(&sweptFn)
 	rpcLn, err := net.Listen("tcp", o.RPCAddr)
 	if err != nil {
 		return nil, fmt.Errorf("node: listening for replication on %s (--rpc-addr): %w", o.RPCAddr, err)

@@ -31,6 +31,13 @@ type testCluster struct {
 
 func startTestCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
+	return startTestClusterWith(t, n, nil)
+}
+
+// startTestClusterWith is startTestCluster with each node's Config changed
+// by mod first (when set).
+func startTestClusterWith(t testing.TB, n int, mod func(*Config)) *testCluster {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a cluster")
 	}
@@ -50,6 +57,9 @@ func startTestCluster(t testing.TB, n int) *testCluster {
 		cfg := Config{NodeID: fmt.Sprintf("n%d", i+1), DataDir: t.TempDir(), HTTPAddr: ln.Addr().String(),
 			AuthSecret: testSecret, Logger: slog.New(slog.DiscardHandler), DeviceRate: -1, AccountRate: -1,
 			Partitions: 64, ClusterOptions: opts}
+		if mod != nil {
+			mod(&cfg)
+		}
 		nd, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)

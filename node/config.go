@@ -159,7 +159,9 @@ type Config struct {
 	// partitions, so a full pass takes Partitions/SweepBudget intervals
 	// (128 s by default). Reads never depend on the sweep; it only frees
 	// space and erases deleted content. A negative interval disables it.
-	// The default values are 1 s and 8.
+	// The default values are 1 s and 8. In a cluster each replica runs it
+	// as a step of its replication core's tick, over the partitions it
+	// holds (gossip/sweep.go).
 	SweepInterval time.Duration
 	SweepBudget   int
 

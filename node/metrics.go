@@ -24,8 +24,13 @@ type metrics struct {
 	syncBatches prometheus.Histogram
 	tokenCache  *prometheus.CounterVec // result: hit, miss
 	rateLimited *prometheus.CounterVec // scope: device, account
-	swept       prometheus.Counter
+	swept       prometheus.Collector   // a CounterFunc over sweptLocal and clusterSwept
 	sweepErrors prometheus.Counter
+	// sweptLocal counts what the single-node sweep purged or scrubbed;
+	// clusterSwept, set in cluster mode, reads the Core's count (its sweep
+	// is a step of the replication driver's tick, gossip/sweep.go).
+	sweptLocal   atomic.Uint64
+	clusterSwept atomic.Pointer[func() uint64]
 
 	recordCache atomic.Pointer[storage.Cached] // set once the store is open
 }
@@ -60,13 +65,19 @@ func newMetrics(hub *Hub, nodeID string, extra prometheus.Registerer) (*metrics,
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "playhead_rate_limited_total", Help: "Requests refused with 429, by bucket scope.",
 		}, []string{"scope"}),
-		swept: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "playhead_sweep_records_total", Help: "Records purged or scrubbed by the background sweep.",
-		}),
 		sweepErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "playhead_sweep_errors_total", Help: "Background sweep steps that failed.",
 		}),
 	}
+	m.swept = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "playhead_sweep_records_total", Help: "Records purged or scrubbed by the background sweep (in a cluster: by this replica's sweep, anti-entropy's scan and on arrival).",
+	}, func() float64 {
+		n := m.sweptLocal.Load()
+		if f := m.clusterSwept.Load(); f != nil {
+			n += (*f)()
+		}
+		return float64(n)
+	})
 	own := []prometheus.Collector{
 		m.requests, m.latency, m.updates, m.pushSent, m.storeSync, m.syncBatches,
 		m.tokenCache, m.rateLimited, m.swept, m.sweepErrors,

@@ -308,7 +308,7 @@ func (n *Node) startSweep() {
 				return
 			case <-t.C:
 				purged, err := n.sweeper.Sweep(n.clock.NowMs(), n.cfg.SweepBudget)
-				n.metrics.swept.Add(float64(purged))
+				n.metrics.sweptLocal.Add(uint64(max(purged, 0)))
 				if err != nil {
 					n.metrics.sweepErrors.Inc()
 					n.log.Warn("background sweep failed; retrying next interval", "err", err)

@@ -24,6 +24,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 	faults := fs.String("faults", "all", "faults: all, none, or a comma list of partitions,loss,crashes,clocks,offline,membership,deletes,store-errors,viewer (store-errors: a node's store writes fail for a while; viewer, the viewer controls, is not part of all)")
 	determinism := fs.Bool("check-determinism", false, "run each seed twice and compare the trace hashes")
 	shrink := fs.Bool("shrink", true, "on a failure, look for a smaller failing run and print it")
+	purge := fs.Bool("purge", false, "after the checks, run the retention phase: deletes with replicas away, the clock moved past cursor_ttl and history_ttl, and the retention checkers")
 	fs.Usage = usage(stderr, fs, "playhead sim [--seed N | --seeds A-B] [--nodes 5] [--devices 200] [--duration 5m] [--faults all]",
 		"Runs the deterministic cluster simulator: the real replication code for many nodes and devices on a\nvirtual clock and network, under faults, then checks the invariants of docs/DESIGN.md §6. The same\nseed and options always give the same trace hash; a failure prints the command that replays it.")
 	if err := parseFlags(fs, args, stdout); err != nil {
@@ -54,7 +55,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 	var simSeconds float64
 	start := time.Now()
 	for s := from; s <= to; s++ {
-		o := clustersim.RunOptions{Seed: s, Nodes: *nodes, Devices: *devices, Duration: *duration, Faults: f}
+		o := clustersim.RunOptions{Seed: s, Nodes: *nodes, Devices: *devices, Duration: *duration, Faults: f, Purge: *purge}
 		if from == to {
 			o.Progress = stdout
 		}

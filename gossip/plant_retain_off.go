@@ -1,0 +1,5 @@
+//go:build plant_no_retain
+
+package gossip
+
+const plantNoRetain = true

@@ -279,7 +279,7 @@ func TestNoAckAfterAMidCycleWriteFailed(t *testing.T) {
 	c.SetTable(ring.NewTable(4, 2, []ring.NodeID{"n1", "n2"}))
 	k := storage.Key{Partition: c.Partition(replRef), Account: replRef.Account, Profile: replRef.Profile, Kind: crdt.KindCursor, ID: "v"}
 	rec := crdt.Record{Kind: crdt.KindCursor, Cursor: crdt.Cursor{PositionMs: 5, DurationMs: 100,
-		Version: crdt.Version{Epoch: 1, Seq: 7, Session: "s"}}}
+		Version: crdt.Version{Epoch: 1, Seq: crdt.NewHLC(replT0, 7), Session: "s"}}} // not expired: retention keeps it
 	c.Tick(replT0)
 	c.Ready()
 	// One cycle: a replicated write, then a pull of its partition (a scan).
@@ -326,7 +326,7 @@ func TestBucketReplySkipsWhatThePeerSent(t *testing.T) {
 	cur := func(video string, seq crdt.HLC) storage.Put {
 		return storage.Put{Key: storage.Key{Partition: p, Account: replRef.Account, Profile: replRef.Profile, Kind: crdt.KindCursor, ID: video},
 			Record: crdt.Record{Kind: crdt.KindCursor, Cursor: crdt.Cursor{PositionMs: int64(seq), DurationMs: 100,
-				Version: crdt.Version{Epoch: 1, Seq: seq, Session: "s"}}}}
+				Version: crdt.Version{Epoch: 1, Seq: crdt.NewHLC(replT0, uint16(seq)), Session: "s"}}}} // not expired
 	}
 	same, mine, newer := cur("same", 5), cur("mine", 6), cur("newer", 9)
 	if err := mem.Write([]storage.Put{same, mine, newer}, nil); err != nil {

@@ -1,8 +1,9 @@
 // Package clustersim is playhead's deterministic cluster simulator: it runs
 // the real replication code (gossip.Core, over storage.Mem or storage.Pebble
-// on Pebble's crashable in-memory file system, and the crdt rules) for several nodes in one goroutine, on a virtual clock, with one
-// seeded PRNG deciding every latency, loss, duplication and reordering. The
-// same seed and schedule always give the same trace hash.
+// on Pebble's crashable in-memory file system, and the crdt rules) for several nodes in one goroutine, on a virtual clock, with PRNG
+// streams derived from the seed (one per link, one per node) deciding every
+// latency, loss, duplication and reordering. The same seed and schedule
+// always give the same trace hash.
 //
 // It must not import node/ and never reads the wall clock, opens a socket
 // or uses unseeded randomness.
@@ -15,6 +16,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"hash/fnv"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -90,6 +92,11 @@ type Sim struct {
 
 	nodes []*Node
 	table ring.Table
+	// Streams derived from the seed per link (latency, loss, duplication)
+	// and per node (tick phase, what a crash keeps): what one link or node
+	// draws does not move another's (plan.go: a shrunk plan keeps them).
+	links map[[2]ring.NodeID]*rand.Rand
+	nrand map[ring.NodeID]*rand.Rand
 	// cut[from][to]: messages from → to are dropped.
 	cut map[ring.NodeID]map[ring.NodeID]bool
 
@@ -135,6 +142,8 @@ func New(opts Options) (*Sim, error) {
 		drift:   map[ring.NodeID]int64{},
 		results: map[uint64]gossip.Completion{},
 		at:      map[uint64]ring.NodeID{},
+		links:   map[[2]ring.NodeID]*rand.Rand{},
+		nrand:   map[ring.NodeID]*rand.Rand{},
 	}
 	var ids []ring.NodeID
 	for i := 1; i <= opts.Nodes; i++ {
@@ -150,7 +159,7 @@ func New(opts Options) (*Sim, error) {
 		n.Core.SetTable(s.table)
 	}
 	for _, n := range s.nodes {
-		s.scheduleTick(n.ID, s.now+1+s.rng.Int64N(opts.TickMs))
+		s.scheduleTick(n.ID, s.now+1+s.nodeRand(n.ID).Int64N(opts.TickMs))
 	}
 	return s, nil
 }
@@ -196,13 +205,14 @@ func (s *Sim) newStore() *disk {
 }
 
 // crash returns what d's disk holds after a power loss now.
-func (s *Sim) crashDisk(d *disk) *disk {
+func (s *Sim) crashDisk(id ring.NodeID, d *disk) *disk {
+	nr := s.nodeRand(id)
 	if d.db == nil {
-		return &disk{mem: d.mem.Crash(func() bool { return s.rng.IntN(2) == 0 })}
+		return &disk{mem: d.mem.Crash(func() bool { return nr.IntN(2) == 0 })}
 	}
 	// Pebble's CrashClone walks directories in map order, so it gets its
-	// own PRNG: the Sim's stream must not depend on how many draws it makes.
-	rng := rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
+	// own PRNG: the node's stream must not depend on how many draws it makes.
+	rng := rand.New(rand.NewPCG(nr.Uint64(), nr.Uint64()))
 	fs := d.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: s.opts.UnsyncedPct, RNG: rng})
 	d.db.Close() // the old process is gone; its file system is dropped
 	db, err := openPebble(fs)
@@ -255,10 +265,40 @@ func (s *Sim) newNode(id ring.NodeID, d *disk) (*Node, error) {
 	return &Node{ID: id, Core: core, Store: store, disk: d, Up: true, sim: s}, nil
 }
 
+// stream is a PRNG keyed by the seed and a hash of what the stream
+// is for.
+func (s *Sim) stream(name string) *rand.Rand {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return rand.New(rand.NewPCG(s.opts.Seed, h.Sum64()))
+}
+
+// linkRand is the stream of the link from → to.
+func (s *Sim) linkRand(from, to ring.NodeID) *rand.Rand {
+	k := [2]ring.NodeID{from, to}
+	r := s.links[k]
+	if r == nil {
+		r = s.stream("link " + string(from) + " " + string(to))
+		s.links[k] = r
+	}
+	return r
+}
+
+// nodeRand is node id's stream.
+func (s *Sim) nodeRand(id ring.NodeID) *rand.Rand {
+	r := s.nrand[id]
+	if r == nil {
+		r = s.stream("node " + string(id))
+		s.nrand[id] = r
+	}
+	return r
+}
+
 // Now returns the virtual time in ms since the Unix epoch.
 func (s *Sim) Now() int64 { return s.now }
 
-// Rand returns the simulation's PRNG (for workloads: the only randomness).
+// Rand returns a PRNG seeded by the simulation's seed, for a test's
+// workload (the network and crashes draw from streams of their own).
 func (s *Sim) Rand() *rand.Rand { return s.rng }
 
 // Node returns node i (1-based).
@@ -385,7 +425,7 @@ func (s *Sim) Crash(i int) {
 	n := s.nodes[i-1]
 	n.Up = false
 	s.Crashes++
-	n.disk = s.crashDisk(n.disk)
+	n.disk = s.crashDisk(n.ID, n.disk)
 	n.Store = n.disk.store()
 	for _, id := range slices.Sorted(maps.Keys(s.at)) {
 		if s.at[id] == n.ID {
@@ -547,7 +587,12 @@ func (s *Sim) process(n *Node) {
 }
 
 func (s *Sim) sendMsg(from ring.NodeID, env gossip.Envelope) {
-	if s.cut[from][env.To] || s.rng.Float64()*100 < s.opts.LossPct {
+	// Four draws per message, whatever happens to it, from the link's
+	// stream: the n-th message of a link always meets the same luck.
+	rng := s.linkRand(from, env.To)
+	loss, dup := rng.Float64()*100, rng.Float64()*100
+	lats := [2]uint64{rng.Uint64(), rng.Uint64()}
+	if s.cut[from][env.To] || loss < s.opts.LossPct {
 		s.Dropped++
 		return
 	}
@@ -557,15 +602,15 @@ func (s *Sim) sendMsg(from ring.NodeID, env gossip.Envelope) {
 		panic(err)
 	}
 	copies := 1
-	if s.rng.Float64()*100 < s.opts.DupPct {
+	if dup < s.opts.DupPct {
 		copies = 2
 	}
-	for range copies {
+	for c := range copies {
 		msgs, err := gossip.DecodeFrame(frame)
 		if err != nil || len(msgs) != 1 {
 			panic(fmt.Sprintf("clustersim: frame round trip: %v", err))
 		}
-		lat := s.opts.MinLatencyMs + s.rng.Int64N(s.opts.MaxLatencyMs-s.opts.MinLatencyMs+1)
+		lat := s.opts.MinLatencyMs + int64(lats[c]%uint64(s.opts.MaxLatencyMs-s.opts.MinLatencyMs+1))
 		s.push(event{at: s.now + lat, to: env.To, from: from, msg: &msgs[0]})
 	}
 }

@@ -19,11 +19,30 @@ func TestSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 		simSeconds += rep.SimSeconds
+		if why, ok := knownFailing[seed]; ok {
+			if !rep.Failed() {
+				t.Errorf("seed %d passes now (%s): remove it from knownFailing", seed, why)
+			}
+			continue
+		}
 		if rep.Failed() {
 			t.Errorf("seed %d: %v\nreplay: go run ./cmd/playhead sim %s", seed, rep.Violations, ReplayArgs(rep.Options))
 		}
 	}
 	t.Logf("%d seeds, %.0f simulated seconds", ciSeeds, simSeconds)
+}
+
+// knownFailing are CI seeds that find a bug fixed on another branch not
+// yet merged. Each must still fail here: once it passes (the fix merged),
+// the sweep fails until it is removed, so none stays excused.
+var knownFailing = map[uint64]string{
+	// Found when runs became plans (new schedules); push-delivery: a push
+	// lost across a partition and a crash, shrunk to
+	// testdata/plan-push-lost-partition-crash.json. Both pass once
+	// wip-push (devices resume from where the subscription started) is
+	// merged: checked on wip-push with this branch's cluster-sim applied.
+	107: "push-delivery, fixed on wip-push",
+	147: "push-delivery, fixed on wip-push",
 }
 
 // TestDeterministicRuns: the same seed and options give the same trace.

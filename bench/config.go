@@ -62,8 +62,11 @@ type Config struct {
 	// Profiles and Videos are the key space, each picked with a Zipf law of
 	// exponent ZipfS (> 1); profile p has DevicesPerProfile devices, each
 	// with its own session per video. Defaults 1000, 100, 1.1 and 3.
-	Profiles, Videos  int
-	ZipfS             float64
+	Profiles, Videos int
+	ZipfS            float64
+	// Uniform picks profiles and videos uniformly instead (ZipfS unused),
+	// as the wrk check does (bench/wrk).
+	Uniform           bool
 	DevicesPerProfile int
 	// Batch is the updates per batch request (≤ 500). The default value is 50.
 	Batch int
@@ -75,6 +78,11 @@ type Config struct {
 	// Pipeline updates go as one binary message holding an array, answered
 	// by one array.
 	WSMsgpack bool
+	// WSOmitOwn makes each ws device open its stream with
+	// omit_device=ITS-ID, so the node does not echo its own writes back
+	// (it still pushes its siblings'). Against a target without the
+	// parameter the stream is refused.
+	WSOmitOwn bool
 	// Push is the propagation subscribers' transport: "ws" or "sse"; the
 	// default value is "ws". Subscribers is the subscribed profiles, each
 	// watched by one device while others write; the default value is 20.

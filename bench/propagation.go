@@ -87,7 +87,7 @@ func (r *runner) startSubscribers(ctx context.Context, wg *sync.WaitGroup) error
 func (r *runner) subscribe(ctx context.Context, p int, ready chan<- error) {
 	prof := profileID(p)
 	if r.cfg.Push == "ws" {
-		c, err := r.dialWS(ctx, prof)
+		c, err := r.dialWS(ctx, prof, "")
 		ready <- err
 		if err != nil {
 			return

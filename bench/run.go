@@ -59,10 +59,14 @@ type runner struct {
 type worker struct {
 	id   int
 	rng  *rand.Rand
-	prof *Zipf
-	vid  *Zipf
+	prof picker
+	vid  picker
 	buf  []byte
 	msgN int
+
+	// raw is the worker's own HTTP connection (rawhttp.go), nil when the
+	// target is not a plain http://host:port.
+	raw *rawClient
 
 	// ws: the connection of this simulated device.
 	ws     *websocket.Conn
@@ -106,6 +110,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for i := range workers {
 		rng := newWorkerRand(cfg.Seed, i)
 		workers[i] = &worker{id: i, rng: rng, prof: newZipf(rng, cfg.ZipfS, nProf), vid: newZipf(rng, cfg.ZipfS, cfg.Videos)}
+		if host, ok := rawHost(cfg.URL); ok {
+			workers[i].raw = newRawClient(host)
+		}
+		if cfg.Uniform {
+			workers[i].prof, workers[i].vid = uniform{rng, nProf}, uniform{rng, cfg.Videos}
+		}
 	}
 
 	// Setup: prefill, subscribers, connections. Not timed.
@@ -128,7 +138,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			// than it has devices (Zipf would put most connections on
 			// one profile and turn every update into a fan-out to them).
 			w.wsProf, w.wsDev = (i/cfg.DevicesPerProfile)%nProf, i%cfg.DevicesPerProfile
-			c, err := r.dialWS(ctx, profileID(w.wsProf))
+			c, err := r.dialWS(ctx, profileID(w.wsProf), deviceID(w.wsProf, w.wsDev))
 			if err != nil {
 				return nil, fmt.Errorf("bench: websocket %s: %w", profileID(w.wsProf), err)
 			}
@@ -181,6 +191,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}()
 	}
 	wg.Wait()
+	for _, w := range workers {
+		if w.raw != nil {
+			w.raw.close()
+		}
+	}
 	if cfg.Workload == "propagation" {
 		r.awaitPushes()
 	}

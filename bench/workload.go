@@ -23,6 +23,9 @@ const durationMs = 2_700_000
 
 func profileID(p int) string { return "p-" + strconv.Itoa(p) }
 func videoID(v int) string   { return "v-" + strconv.Itoa(v) }
+func deviceID(p, d int) string {
+	return "d-" + strconv.Itoa(p) + "-" + strconv.Itoa(d)
+}
 
 // hlcClock stamps versions the way the SDK does: an HLC (physical ms in the
 // high 48 bits, a logical counter in the low 16) that never repeats or goes
@@ -144,6 +147,26 @@ func (r *runner) do(ctx context.Context, method, profile, path string, body []by
 	return resp.StatusCode, b, err
 }
 
+// send is do for the measured requests: on the worker's own connection
+// (rawhttp.go) when it has one, the body discarded.
+func (r *runner) send(ctx context.Context, w *worker, method, profile, path string, body []byte) (int, error) {
+	if w.raw == nil {
+		st, _, err := r.do(ctx, method, profile, path, body, false)
+		return st, err
+	}
+	return w.raw.do(ctx, method, path, r.token(profile), body)
+}
+
+// rawHost returns host:port of a plain http://host:port URL, the targets
+// the raw client serves.
+func rawHost(u string) (string, bool) {
+	rest, ok := strings.CutPrefix(u, "http://")
+	if !ok || rest == "" || strings.ContainsAny(rest, "/?#@") {
+		return "", false
+	}
+	return rest, true
+}
+
 // errKind names a failure: "timeout", "transport" or the HTTP status.
 func errKind(err error, status int) string {
 	if err != nil {
@@ -174,7 +197,7 @@ func (r *runner) opPut(ctx context.Context, w *worker, _ time.Time) outcome {
 	p, v := w.prof.Next(), w.vid.Next()
 	u := r.newUpdate(w, p, w.rng.IntN(r.cfg.DevicesPerProfile), v)
 	w.buf = append(appendUpdate(append(w.buf[:0], '{'), u, false), '}')
-	st, _, err := r.do(ctx, http.MethodPut, profileID(p), positionPath(p, v), w.buf, false)
+	st, err := r.send(ctx, w, http.MethodPut, profileID(p), positionPath(p, v), w.buf)
 	return writeOutcome(err, st, 1)
 }
 
@@ -190,13 +213,13 @@ func (r *runner) opBatch(ctx context.Context, w *worker, _ time.Time) outcome {
 		b = append(appendUpdate(append(b, '{'), r.newUpdate(w, p, d, w.vid.Next()), true), '}')
 	}
 	w.buf = append(b, "]}"...)
-	st, _, err := r.do(ctx, http.MethodPost, profileID(p), "/v1/profiles/"+profileID(p)+"/positions", w.buf, false)
+	st, err := r.send(ctx, w, http.MethodPost, profileID(p), "/v1/profiles/"+profileID(p)+"/positions", w.buf)
 	return writeOutcome(err, st, r.cfg.Batch)
 }
 
 func (r *runner) opRead(ctx context.Context, w *worker, _ time.Time) outcome {
 	p, v := w.prof.Next(), w.vid.Next()
-	st, _, err := r.do(ctx, http.MethodGet, profileID(p), positionPath(p, v), nil, false)
+	st, err := r.send(ctx, w, http.MethodGet, profileID(p), positionPath(p, v), nil)
 	if err == nil && st == http.StatusOK {
 		return outcome{}
 	}
@@ -206,8 +229,11 @@ func (r *runner) opRead(ctx context.Context, w *worker, _ time.Time) outcome {
 	return outcome{kind: errKind(err, st)}
 }
 
-func (r *runner) dialWS(ctx context.Context, profile string) (*websocket.Conn, error) {
+func (r *runner) dialWS(ctx context.Context, profile string, device string) (*websocket.Conn, error) {
 	u := "ws" + strings.TrimPrefix(r.cfg.URL, "http") + "/v1/profiles/" + profile + "/events"
+	if r.cfg.WSOmitOwn && device != "" {
+		u += "?omit_device=" + device
+	}
 	opts := &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + r.token(profile)}}}
 	if r.cfg.WSMsgpack {
 		opts.Subprotocols = []string{wsSubprotocolMsgpack}
@@ -257,7 +283,7 @@ func (m *wsReply) tally(out *outcome) bool {
 func (r *runner) opWS(ctx context.Context, w *worker, _ time.Time) outcome {
 	if w.ws == nil {
 		// The last connection failed: reconnect, as a device would.
-		c, err := r.dialWS(ctx, profileID(w.wsProf))
+		c, err := r.dialWS(ctx, profileID(w.wsProf), deviceID(w.wsProf, w.wsDev))
 		if err != nil {
 			return outcome{kind: "ws_dial"}
 		}
@@ -337,7 +363,7 @@ func (r *runner) opWSMsgpack(ctx context.Context, w *worker) outcome {
 		u := r.newUpdate(w, w.wsProf, w.wsDev, w.vid.Next())
 		msgs[i] = wsMsgpackUpdate{Type: "update", ID: strconv.Itoa(w.msgN), Video: videoID(u.video),
 			PositionMs: u.position, DurationMs: durationMs, State: "playing",
-			Device:  "d-" + strconv.Itoa(u.profile) + "-" + strconv.Itoa(u.device),
+			Device:  deviceID(u.profile, u.device),
 			Session: "s-" + strconv.Itoa(u.profile) + "-" + strconv.Itoa(u.device) + "-" + strconv.Itoa(u.video),
 			Epoch:   u.version, Seq: u.version}
 	}
@@ -356,12 +382,12 @@ func (r *runner) opWSMsgpack(ctx context.Context, w *worker) outcome {
 		if len(msg) == 0 || msg[0]&0xf0 != 0x90 && msg[0] != 0xdc && msg[0] != 0xdd {
 			continue // one push (a map); answers to an array are arrays
 		}
+		if isPushArray(msg) {
+			continue // several pushes
+		}
 		var replies []wsReply
 		if msgpack.Unmarshal(msg, &replies) != nil || len(replies) == 0 {
 			return outcome{kind: "ws_unexpected"}
-		}
-		if t := replies[0].Type; t != "ack" && t != "error" {
-			continue // several pushes
 		}
 		if len(replies) != len(msgs) || replies[0].ID != msgs[0].ID {
 			return outcome{kind: "ws_unexpected"}
@@ -374,4 +400,21 @@ func (r *runner) opWSMsgpack(ctx context.Context, w *worker) outcome {
 		}
 		return out
 	}
+}
+
+// isPushArray reports whether a msgpack array message holds push events
+// rather than answers, from its first element's "type" alone (a device
+// that only counts its acks need not decode its siblings' pushes).
+func isPushArray(msg []byte) bool {
+	dec := msgpack.NewDecoder(bytes.NewReader(msg))
+	if n, err := dec.DecodeArrayLen(); err != nil || n < 1 {
+		return false
+	}
+	var first struct {
+		Type string `msgpack:"type"`
+	}
+	if dec.Decode(&first) != nil {
+		return false
+	}
+	return first.Type != "ack" && first.Type != "error"
 }

@@ -22,3 +22,14 @@ func newZipf(r *rand.Rand, s float64, n int) *Zipf {
 
 // Next returns the next index.
 func (z *Zipf) Next() int { return int(z.z.Uint64()) }
+
+// picker picks a profile or video index.
+type picker interface{ Next() int }
+
+// uniform picks indices in [0, n) with equal probability.
+type uniform struct {
+	r *rand.Rand
+	n int
+}
+
+func (u uniform) Next() int { return u.r.IntN(max(u.n, 1)) }

@@ -26,7 +26,9 @@ import (
 // re-rolling the whole run.
 
 // planFormat is the version of the plan's JSON format.
-const planFormat = 1
+//
+// 2: the nodes' cycles (batch, cycle_ms) and the store-errors fault.
+const planFormat = 2
 
 // Plan is a run's schedule: the cluster, the devices, the faults and the
 // workload. Times are milliseconds after the start of the fault phase.
@@ -41,6 +43,11 @@ type Plan struct {
 	// Store is "mem" or "pebble"; UnsyncedPct what a Pebble crash keeps.
 	Store       string `json:"store"`
 	UnsyncedPct int    `json:"unsynced_pct"`
+	// Batch is the most waiting inputs a node's cycle takes, CycleMs the
+	// longest a cycle's store write lasts (sim.go, Options.Batch and
+	// CycleMs); each cycle's own draws come from the node's cycle stream.
+	Batch   int   `json:"batch"`
+	CycleMs int64 `json:"cycle_ms"`
 	// DeadNodeGraceMs is the ring controller's grace for a dead node; 0:
 	// no ring controller (membership faults off).
 	DeadNodeGraceMs int64 `json:"dead_node_grace_ms"`
@@ -82,6 +89,9 @@ const (
 	FaultHealLoss  = "heal-loss"  // no loss, no duplication, latency back to 1-20 ms
 	FaultJoin      = "join"       // a new node joins the ring
 	FaultLeave     = "leave"      // Nodes[0] leaves the ring gracefully
+	// ErrPct percent of Nodes[0]'s store writes fail for ForMs, as Mode
+	// says (StoreFailWrite, StoreFailSync, StoreFailEither).
+	FaultStoreErrors = "store-errors"
 )
 
 // FaultEvent is one fault of the schedule. Nodes are 1-based indexes;
@@ -96,6 +106,9 @@ type FaultEvent struct {
 	LossPct      int    `json:"loss_pct,omitempty"`
 	DupPct       int    `json:"dup_pct,omitempty"`
 	MaxLatencyMs int64  `json:"max_latency_ms,omitempty"`
+	ErrPct       int    `json:"err_pct,omitempty"`
+	ForMs        int64  `json:"for_ms,omitempty"`
+	Mode         string `json:"mode,omitempty"`
 }
 
 // Device operation kinds (DeviceOp.Kind).
@@ -195,6 +208,10 @@ func (p *Plan) Validate() error {
 		return fmt.Errorf("plan: store %q, want mem or pebble", p.Store)
 	case p.UnsyncedPct < 0 || p.UnsyncedPct > 100:
 		return fmt.Errorf("plan: unsynced_pct %d, want 0-100", p.UnsyncedPct)
+	case p.Batch < 1 || p.Batch > 1<<20:
+		return fmt.Errorf("plan: batch %d, want 1-%d", p.Batch, 1<<20)
+	case p.CycleMs < 0 || p.CycleMs > 60_000:
+		return fmt.Errorf("plan: cycle_ms %d, want 0-60000", p.CycleMs)
 	}
 	for _, c := range p.NodeClocks {
 		if c.Node < 1 || c.Node > p.Nodes || c.DriftPPM <= -1_000_000 || c.DriftPPM >= 1_000_000 {
@@ -211,6 +228,11 @@ func (p *Plan) Validate() error {
 	for _, f := range p.Faults {
 		switch f.Kind {
 		case FaultPartition, FaultCut, FaultCrash, FaultRestart, FaultLoss, FaultHealLinks, FaultHealLoss, FaultJoin, FaultLeave:
+		case FaultStoreErrors:
+			if f.ErrPct < 1 || f.ErrPct > 100 || f.ForMs < 0 || f.ForMs > 3_600_000 ||
+				f.Mode != StoreFailWrite && f.Mode != StoreFailSync && f.Mode != StoreFailEither {
+				return fmt.Errorf("plan: fault %+v (err_pct 1-100, for_ms 0-3600000, mode write, sync or either)", f)
+			}
 		default:
 			return fmt.Errorf("plan: unknown fault %q", f.Kind)
 		}
@@ -222,7 +244,7 @@ func (p *Plan) Validate() error {
 				return fmt.Errorf("plan: fault %+v names node %d", f, i)
 			}
 		}
-		if (f.Kind == FaultCut || f.Kind == FaultRestart || f.Kind == FaultLeave) && len(f.Nodes) == 0 ||
+		if (f.Kind == FaultCut || f.Kind == FaultRestart || f.Kind == FaultLeave || f.Kind == FaultStoreErrors) && len(f.Nodes) == 0 ||
 			f.Kind == FaultCut && len(f.To) == 0 {
 			return fmt.Errorf("plan: fault %+v names no node", f)
 		}
@@ -290,6 +312,14 @@ func NewPlan(o RunOptions) (*Plan, error) {
 	p.Store = "mem"
 	if usePebble {
 		p.Store, p.UnsyncedPct = "pebble", unsynced
+	}
+	// So are the nodes' cycles (sim.go, Options.Batch): how many waiting
+	// inputs one cycle takes at most, and how long its store write lasts.
+	// (A cycle that takes one input cannot also take long: a node that
+	// slow falls behind any load, which is not the run's question.)
+	p.Batch, p.CycleMs = []int{1, 8, 64, 4096}[pick.IntN(4)], []int64{0, 1, 2, 5}[pick.IntN(4)]
+	if p.Batch == 1 {
+		p.CycleMs = 0
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x91a7b5c3))
 	f := o.Faults
@@ -420,6 +450,15 @@ func genFaults(rng *rand.Rand, f Faults, nodes int, dur int64) []FaultEvent {
 			if f.Loss {
 				ev.Kind, ev.LossPct, ev.DupPct, ev.MaxLatencyMs = FaultLoss, rng.IntN(20), rng.IntN(10), 20+rng.Int64N(500)
 				lossy = true
+				out = append(out, ev)
+				continue
+			}
+		case 4:
+			if f.StoreErrors {
+				// One node's disk fails a share of its writes for up to 10 s.
+				ev.Kind, ev.Nodes = FaultStoreErrors, []int{1 + rng.IntN(n)}
+				ev.ErrPct, ev.ForMs = 10+rng.IntN(81), 1_000+rng.Int64N(9_000)
+				ev.Mode = []string{StoreFailWrite, StoreFailSync, StoreFailEither}[rng.IntN(3)]
 				out = append(out, ev)
 				continue
 			}

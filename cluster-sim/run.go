@@ -27,6 +27,9 @@ type Faults struct {
 	Offline    bool // devices offline with queued updates, replayed in a batch
 	Membership bool // ring changes: nodes join, leave gracefully, or are removed after dying
 	Deletes    bool // devices delete a video's history, all history, pause history
+	// StoreErrors: a node's store writes fail for a while (an error, not
+	// a crash: nothing written, or written but not synced), Sim.SetStoreErrors.
+	StoreErrors bool
 	// Viewer: devices hide titles from continue watching and mark them
 	// watched or unwatched. Not part of "all" (so the seeds of earlier
 	// sweeps keep their traces); TestSweepViewer runs it.
@@ -38,7 +41,8 @@ type Faults struct {
 func ParseFaults(s string) (Faults, error) {
 	switch s {
 	case "all":
-		return Faults{true, true, true, true, true, true, true, false}, nil
+		return Faults{Partitions: true, Loss: true, Crashes: true, Clocks: true, Offline: true, Membership: true,
+			Deletes: true, StoreErrors: true}, nil
 	case "none", "":
 		return Faults{}, nil
 	}
@@ -61,8 +65,10 @@ func ParseFaults(s string) (Faults, error) {
 			f.Deletes = true
 		case "viewer":
 			f.Viewer = true
+		case "store-errors":
+			f.StoreErrors = true
 		default:
-			return f, fmt.Errorf("unknown fault %q (all, none, or partitions,loss,crashes,clocks,offline,membership,deletes,viewer)", p)
+			return f, fmt.Errorf("unknown fault %q (all, none, or partitions,loss,crashes,clocks,offline,membership,deletes,store-errors,viewer)", p)
 		}
 	}
 	return f, nil
@@ -73,7 +79,7 @@ func (f Faults) String() string {
 	for _, x := range []struct {
 		ok   bool
 		name string
-	}{{f.Partitions, "partitions"}, {f.Loss, "loss"}, {f.Crashes, "crashes"}, {f.Clocks, "clocks"}, {f.Offline, "offline"}, {f.Membership, "membership"}, {f.Deletes, "deletes"}, {f.Viewer, "viewer"}} {
+	}{{f.Partitions, "partitions"}, {f.Loss, "loss"}, {f.Crashes, "crashes"}, {f.Clocks, "clocks"}, {f.Offline, "offline"}, {f.Membership, "membership"}, {f.Deletes, "deletes"}, {f.StoreErrors, "store-errors"}, {f.Viewer, "viewer"}} {
 		if x.ok {
 			on = append(on, x.name)
 		}
@@ -81,7 +87,7 @@ func (f Faults) String() string {
 	if len(on) == 0 {
 		return "none"
 	}
-	if len(on) == 7 && !f.Viewer {
+	if len(on) == 8 && !f.Viewer {
 		return "all"
 	}
 	return strings.Join(on, ",")
@@ -129,7 +135,9 @@ type Report struct {
 	Writes, Acked, Refused, Faults int
 	RingChanges                    int
 	Store                          string // the nodes' store
+	Cycles                         string // how the nodes' cycles batch inputs (Options.Batch, CycleMs)
 	Crashes                        int
+	StoreErrors                    int // store writes that failed (Faults.StoreErrors)
 	// Push: cursor events devices received, stream reconnects, resume reads.
 	Pushes, Reconnects, Reads int
 	// StaleReads: resume reads the device read again because a newer
@@ -283,6 +291,7 @@ func execute(p *Plan, progress io.Writer, mutate func(*gossip.CoreConfig)) (Repo
 	o.Progress, o.Mutate, o.Plan = progress, mutate, p
 	s, err := New(Options{Seed: p.Seed, Nodes: p.Nodes, Partitions: 64, MinLatencyMs: 1, MaxLatencyMs: 20,
 		TickMs: 50, Mutate: mutate, DeferredSync: true, Pebble: p.Store == "pebble", UnsyncedPct: p.UnsyncedPct,
+		Batch: p.Batch, CycleMs: p.CycleMs,
 		Core: gossip.CoreConfig{AEInterval: 500 * time.Millisecond, AEPartitions: 16}})
 	if err != nil {
 		return Report{}, err
@@ -294,6 +303,7 @@ func execute(p *Plan, progress io.Writer, mutate func(*gossip.CoreConfig)) (Repo
 	r.rep.Options = o
 	r.rep.Plan = p
 	r.rep.Store = "mem"
+	r.rep.Cycles = fmt.Sprintf("at most %d inputs a cycle, each cycle's write up to %d ms", p.Batch, p.CycleMs)
 	if p.Store == "pebble" {
 		r.rep.Store = fmt.Sprintf("pebble (crash keeps %d%% of unsynced data)", p.UnsyncedPct)
 	}
@@ -364,6 +374,8 @@ func execute(p *Plan, progress io.Writer, mutate func(*gossip.CoreConfig)) (Repo
 	r.freshWrites()
 	r.check()
 	r.rep.Crashes = int(s.Crashes)
+	r.rep.Cycles += fmt.Sprintf(" (%d cycles, %.2f inputs each)", s.Cycles, float64(s.Inputs)/float64(max(1, s.Cycles)))
+	r.rep.StoreErrors = int(s.StoreErrors)
 	r.rep.TraceHash = s.TraceHash()
 	r.rep.SimSeconds = float64(s.Now()-start) / 1000
 	r.rep.Violations = r.viol
@@ -645,6 +657,10 @@ func (r *runner) fault(ev FaultEvent) {
 		s.Heal()
 	case FaultHealLoss:
 		s.opts.LossPct, s.opts.DupPct, s.opts.MaxLatencyMs = 0, 0, 20
+	case FaultStoreErrors:
+		if i := ev.Nodes[0]; exists(i) {
+			s.SetStoreErrors(i, ev.ErrPct, s.Now()+ev.ForMs, ev.Mode)
+		}
 	case FaultJoin, FaultLeave:
 		r.ringChange(ev)
 	}
@@ -727,6 +743,7 @@ func (r *runner) liveness() {
 	s.Heal()
 	s.opts.LossPct, s.opts.DupPct, s.opts.MaxLatencyMs = 0, 0, 20
 	for i := range s.Nodes() {
+		s.SetStoreErrors(i+1, 0, 0, "")
 		if !s.Node(i + 1).Up {
 			s.Restart(i + 1)
 			s.SetAlive(i+1, true)
@@ -766,15 +783,34 @@ func (r *runner) freshWrites() {
 	s := r.s
 	ids := map[uint64]*device{}
 	fresh := map[uint64]crdt.Update{}
+	// A player asks where to resume before it plays (and follows the
+	// node's clock from that answer): every device at once, as players
+	// do (one read after the other took a fifth of a 1,000-device run).
+	reads := map[*device]uint64{}
+	for _, d := range r.devs {
+		if !d.inflight {
+			reads[d] = s.Submit(d.node, gossip.Op{Kind: gossip.OpCursor, Ref: d.ref, Video: "fresh-" + d.name})
+		}
+	}
+	for end := s.Now() + 5_000; s.Now() < end; {
+		s.RunFor(10)
+		answered := 0
+		for _, id := range reads {
+			if _, ok := s.Result(id); ok {
+				answered++
+			}
+		}
+		if answered == len(reads) {
+			break
+		}
+	}
 	for _, d := range r.devs {
 		if d.inflight {
 			continue
 		}
 		d.sessions++
 		d.correction = d.clockError(s.Now())
-		// A player asks where to resume before it plays (and follows the
-		// node's clock from that answer).
-		if c := s.Do(d.node, gossip.Op{Kind: gossip.OpCursor, Ref: d.ref, Video: "fresh-" + d.name}, 5_000); c.Err == nil {
+		if c, ok := s.Result(reads[d]); ok && c.Err == nil {
 			d.clock.Observe(c.Res.HLC)
 		}
 		d.tr = client.NewTracker(d.clock, client.TrackerConfig{Device: d.name,

@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/fnv"
@@ -58,6 +59,18 @@ type Options struct {
 	// reopens the store on the clone.
 	Pebble      bool
 	UnsyncedPct int
+	// Batch is the most inputs (peer frames, requests, ticks, ring and
+	// membership changes) a node takes into one cycle, as gossip/driver
+	// takes everything waiting: each cycle takes a number drawn from
+	// [1, Batch] of those waiting, ticks the Core once, steps each, then
+	// flushes once and carries out Ready. The default value is 1 (one
+	// input per cycle).
+	Batch int
+	// CycleMs bounds how long a node's cycle takes (its store write and
+	// sync): after a cycle the node takes no input for a time drawn from
+	// [0, CycleMs] ms, and what arrives meanwhile waits for the next
+	// cycle. The default value is 0.
+	CycleMs int64
 }
 
 func (o *Options) ensureDefaults() {
@@ -79,6 +92,9 @@ func (o *Options) ensureDefaults() {
 	if o.TickMs == 0 {
 		o.TickMs = 10
 	}
+	if o.Batch == 0 {
+		o.Batch = 1
+	}
 }
 
 // Sim is one simulated cluster.
@@ -93,12 +109,20 @@ type Sim struct {
 	nodes []*Node
 	table ring.Table
 	// Streams derived from the seed per link (latency, loss, duplication)
-	// and per node (tick phase, what a crash keeps): what one link or node
-	// draws does not move another's (plan.go: a shrunk plan keeps them).
+	// and per node (tick phase and what a crash keeps; the cycles' batch
+	// and busy time; the store-error coins), keyed by their names: what
+	// one link or node draws does not move another's (plan.go: a shrunk
+	// plan keeps them).
 	links map[[2]ring.NodeID]*rand.Rand
-	nrand map[ring.NodeID]*rand.Rand
+	nrand map[string]*rand.Rand
+	// founders: each node's founding rule until the ring is founded.
+	founders map[ring.NodeID]*ring.Controller
+	founded  bool
 	// cut[from][to]: messages from → to are dropped.
 	cut map[ring.NodeID]map[ring.NodeID]bool
+
+	// storeErr: the storage errors injected per node (SetStoreErrors).
+	storeErr map[ring.NodeID]storeFault
 
 	skew  map[ring.NodeID]int64 // node clock offset (ms)
 	drift map[ring.NodeID]int64 // node clock rate error (ppm): the error grows by drift µs per ms
@@ -109,13 +133,23 @@ type Sim struct {
 	// that node fails it (the device's connection broke).
 	at map[uint64]ring.NodeID
 	// Delivered counts messages delivered, Dropped those lost; Crashes
-	// the node crashes.
+	// the node crashes. Cycles counts the nodes' cycles and Inputs the
+	// inputs they took (Inputs/Cycles is the mean batch).
 	Delivered, Dropped, Crashes uint64
+	Cycles, Inputs              uint64
+	// StoreErrors counts the store writes that failed (SetStoreErrors),
+	// FailedFlushes the cycles whose Flush reported an error.
+	StoreErrors, FailedFlushes uint64
 	// OnEvents, if set, receives the events each node's Core hands to its
 	// local push subscribers (Ready.Events: the gossip.Notifier's input),
 	// as soon as they are released; Node.Events then stays empty. It must
 	// not call back into the Sim.
 	OnEvents func(n *Node, evs []gossip.Event)
+	// OnSend, if set, sees every message a node puts on the wire (not
+	// lost, not cut) with the size of its encoded frame: the message
+	// accounting of the scale tests (scale_test.go). It must not call
+	// back into the Sim; it draws nothing, so traces do not change.
+	OnSend func(from, to ring.NodeID, m *gossip.Msg, frameBytes int)
 }
 
 // Node is one simulated node.
@@ -127,41 +161,124 @@ type Node struct {
 	Up     bool
 	Events []gossip.Event // pushed to this node's subscribers
 	sim    *Sim
+
+	// inbox holds the inputs waiting for the node's next cycle (the
+	// driver's channel); cycleAt is when that cycle is scheduled (0: none),
+	// busyUntil when the last cycle's store write ends.
+	inbox     []input
+	cycleAt   int64
+	busyUntil int64
+	// tickWaiting: a tick is in the inbox; the next waits for it to be
+	// taken (the driver's ticker holds one tick, dropping the rest).
+	tickWaiting bool
 }
+
+// input is one thing a node's driver takes into a cycle.
+type input struct {
+	kind  inputKind
+	from  ring.NodeID
+	msgs  []gossip.Msg // inFrame
+	id    uint64       // inSubmit
+	op    gossip.Op    // inSubmit
+	refs  []gossip.Ref // inInterest
+	table ring.Table   // inTable
+	peer  ring.NodeID  // inAlive
+	alive bool         // inAlive
+}
+
+type inputKind uint8
+
+const (
+	inTick inputKind = iota
+	inFrame
+	inSubmit
+	inInterest
+	inTable
+	inAlive
+)
 
 // New builds a cluster of opts.Nodes nodes sharing one ring.
 func New(opts Options) (*Sim, error) {
 	opts.ensureDefaults()
 	s := &Sim{
-		opts:    opts,
-		rng:     rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
-		now:     simEpoch,
-		trace:   sha256.New(),
-		cut:     map[ring.NodeID]map[ring.NodeID]bool{},
-		skew:    map[ring.NodeID]int64{},
-		drift:   map[ring.NodeID]int64{},
-		results: map[uint64]gossip.Completion{},
-		at:      map[uint64]ring.NodeID{},
-		links:   map[[2]ring.NodeID]*rand.Rand{},
-		nrand:   map[ring.NodeID]*rand.Rand{},
+		opts:     opts,
+		rng:      rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		now:      simEpoch,
+		trace:    sha256.New(),
+		cut:      map[ring.NodeID]map[ring.NodeID]bool{},
+		skew:     map[ring.NodeID]int64{},
+		storeErr: map[ring.NodeID]storeFault{},
+		founders: map[ring.NodeID]*ring.Controller{},
+		drift:    map[ring.NodeID]int64{},
+		results:  map[uint64]gossip.Completion{},
+		at:       map[uint64]ring.NodeID{},
+		links:    map[[2]ring.NodeID]*rand.Rand{},
+		nrand:    map[string]*rand.Rand{},
 	}
 	var ids []ring.NodeID
 	for i := 1; i <= opts.Nodes; i++ {
 		ids = append(ids, ring.NodeID(fmt.Sprintf("n%d", i)))
 	}
-	s.table = ring.NewTable(opts.Partitions, opts.Replication, ids)
 	for _, id := range ids {
 		n, err := s.newNode(id, s.newStore())
 		if err != nil {
 			return nil, err
 		}
 		s.nodes = append(s.nodes, n)
-		n.Core.SetTable(s.table)
+		// Every node of a new cluster runs the founding rule
+		// (--bootstrap-expect with every node).
+		f, err := ring.NewController(id, ring.ControllerConfig{BootstrapExpect: opts.Nodes})
+		if err != nil {
+			return nil, err
+		}
+		s.founders[id] = f
 	}
 	for _, n := range s.nodes {
 		s.scheduleTick(n.ID, s.now+1+s.nodeRand(n.ID).Int64N(opts.TickMs))
 	}
-	return s, nil
+	// The nodes start without a ring and found one as a new cluster does
+	// (found): run until every node has it.
+	for deadline := s.now + 60_000; s.now < deadline; {
+		ready := s.founded
+		for _, n := range s.nodes {
+			_, have := n.Core.Table()
+			ready = ready && have
+		}
+		if ready {
+			return s, nil
+		}
+		if !s.step() {
+			break
+		}
+	}
+	s.Close()
+	return nil, fmt.Errorf("clustersim: the %d nodes founded no ring in 60 s", opts.Nodes)
+}
+
+// found runs node n's founding rule (ring.Controller.Found, as node/ runs
+// it on its membership view) while the cluster has no ring: every live
+// node is alive to every other, and a node whose Core knows a ring had
+// ring state. The founder's ring holds the members it sees (its leader's
+// reconciler adds them at once) and reaches every live node.
+func (s *Sim) found(n *Node) {
+	var alive []ring.NodeID
+	for _, m := range s.nodes {
+		if m.Up {
+			alive = append(alive, m.ID)
+		}
+	}
+	_, had := n.Core.Table()
+	if !s.founders[n.ID].Found(s.nodeNow(n), alive, had) {
+		return
+	}
+	s.founded = true
+	s.table = ring.NewTable(s.opts.Partitions, s.opts.Replication, alive)
+	s.record("found", n.ID, "", uint64(len(alive)), 0)
+	for _, m := range s.nodes {
+		if m.Up {
+			s.enqueue(m, input{kind: inTable, table: s.table})
+		}
+	}
 }
 
 // disk is a node's store: storage.Mem, or storage.Pebble on a crashable
@@ -170,6 +287,85 @@ type disk struct {
 	mem *storage.Mem
 	fs  *vfs.MemFS
 	db  *storage.Pebble
+	// syncFailed: the last write's sync failed (faultyStore); the cycle
+	// does not sync the in-memory store, so the write stays undurable
+	// until a later write syncs (or a crash decides).
+	syncFailed bool
+}
+
+// storeFault is the storage errors injected into a node's store: each
+// write fails with probability pct percent until simulated time until,
+// the way mode says.
+type storeFault struct {
+	pct   int
+	until int64
+	mode  string
+}
+
+// How an injected store error fails a write (SetStoreErrors).
+const (
+	StoreFailWrite  = "write"  // nothing is written
+	StoreFailSync   = "sync"   // written and visible, its sync failed
+	StoreFailEither = "either" // one or the other, a coin per failed write
+)
+
+// Errors the faulty store returns.
+var (
+	errInjectedWrite = errors.New("clustersim: injected store write error (nothing written)")
+	errInjectedSync  = errors.New("clustersim: injected store sync error (written, durability unknown)")
+)
+
+// faultyStore is the store a node's Core writes through: the disk's
+// store, with the storage errors of SetStoreErrors. A failed write either
+// writes nothing (an I/O error before the log), or is applied and visible
+// but its sync failed: it is not durable until a later write's sync
+// covers it, and a crash before that keeps it or not. Reads never fail.
+// The coins come from the node's store stream (storeRand), drawn only
+// while a fault is on.
+type faultyStore struct {
+	storage.Store
+	s  *Sim
+	id ring.NodeID
+	d  *disk
+}
+
+func (f *faultyStore) Write(puts []storage.Put, deletes []storage.Key) error {
+	sf := f.s.storeErr[f.id]
+	if sf.pct == 0 || f.s.now >= sf.until || f.s.storeRand(f.id).IntN(100) >= sf.pct {
+		err := f.Store.Write(puts, deletes)
+		if err == nil {
+			f.d.syncFailed = false
+		}
+		return err
+	}
+	f.s.StoreErrors++
+	if sf.mode == StoreFailWrite || sf.mode == StoreFailEither && f.s.storeRand(f.id).IntN(2) == 0 {
+		return errInjectedWrite
+	}
+	if err := f.Store.Write(puts, deletes); err != nil {
+		return err
+	}
+	f.d.syncFailed = true
+	return errInjectedSync
+}
+
+// SetStoreErrors makes a pct percent share of node i's store writes fail
+// until simulated time untilMs (pct 0: none), before anything is written
+// (mode StoreFailWrite), at the sync (StoreFailSync) or either
+// (StoreFailEither; see faultyStore). The node's Core must answer what
+// such a write carried with an error and acknowledge nothing of it.
+func (s *Sim) SetStoreErrors(i int, pct int, untilMs int64, mode string) {
+	id := s.nodes[i-1].ID
+	if pct <= 0 {
+		delete(s.storeErr, id)
+		return
+	}
+	switch mode {
+	case StoreFailWrite, StoreFailSync, StoreFailEither:
+	default:
+		panic(fmt.Sprintf("clustersim: store error mode %q", mode))
+	}
+	s.storeErr[id] = storeFault{pct: pct, until: untilMs, mode: mode}
 }
 
 func (d *disk) store() storage.Store {
@@ -250,7 +446,7 @@ func (s *Sim) clockOf(id ring.NodeID) int64 {
 }
 
 func (s *Sim) newNode(id ring.NodeID, d *disk) (*Node, error) {
-	store := d.store()
+	store := &faultyStore{Store: d.store(), s: s, id: id, d: d}
 	cfg := s.opts.Core
 	cfg.Self = id
 	cfg.Local.Partitions = s.opts.Partitions
@@ -284,12 +480,23 @@ func (s *Sim) linkRand(from, to ring.NodeID) *rand.Rand {
 	return r
 }
 
-// nodeRand is node id's stream.
-func (s *Sim) nodeRand(id ring.NodeID) *rand.Rand {
-	r := s.nrand[id]
+// nodeRand is node id's stream: its tick phase, what a crash keeps.
+func (s *Sim) nodeRand(id ring.NodeID) *rand.Rand { return s.named("node " + string(id)) }
+
+// cycleRand is node id's cycle stream: how many waiting inputs a cycle
+// takes, how long its store write lasts. A stream of its own, so that a
+// crash or a store fault a shrunk plan drops leaves the cycles' draws alone.
+func (s *Sim) cycleRand(id ring.NodeID) *rand.Rand { return s.named("cycle " + string(id)) }
+
+// storeRand is node id's store-error stream: whether a write fails, and
+// how (faultyStore); drawn only while a store fault is on.
+func (s *Sim) storeRand(id ring.NodeID) *rand.Rand { return s.named("store " + string(id)) }
+
+func (s *Sim) named(name string) *rand.Rand {
+	r := s.nrand[name]
 	if r == nil {
-		r = s.stream("node " + string(id))
-		s.nrand[id] = r
+		r = s.stream(name)
+		s.nrand[name] = r
 	}
 	return r
 }
@@ -324,9 +531,7 @@ func (s *Sim) Submit(i int, op gossip.Op) uint64 {
 		return id
 	}
 	s.at[id] = n.ID
-	n.Core.Tick(s.nodeNow(n))
-	n.Core.Submit(id, op)
-	s.process(n)
+	s.enqueue(n, input{kind: inSubmit, id: id, op: op})
 	return id
 }
 
@@ -338,9 +543,7 @@ func (s *Sim) SetInterest(i int, refs []gossip.Ref) {
 	if !n.Up {
 		return
 	}
-	n.Core.Tick(s.nodeNow(n))
-	n.Core.SetInterest(refs)
-	s.process(n)
+	s.enqueue(n, input{kind: inInterest, refs: refs})
 }
 
 // NodeHLC is node i's HLC now (the Playhead-HLC header of an answer).
@@ -413,8 +616,8 @@ func (s *Sim) Heal() { s.cut = map[ring.NodeID]map[ring.NodeID]bool{} }
 func (s *Sim) SetAlive(i int, alive bool) {
 	id := s.nodes[i-1].ID
 	for _, n := range s.nodes {
-		if n.ID != id {
-			n.Core.SetAlive(id, alive)
+		if n.ID != id && n.Up {
+			s.enqueue(n, input{kind: inAlive, peer: id, alive: alive})
 		}
 	}
 }
@@ -425,8 +628,14 @@ func (s *Sim) Crash(i int) {
 	n := s.nodes[i-1]
 	n.Up = false
 	s.Crashes++
+	for _, in := range n.inbox {
+		if in.kind == inFrame {
+			s.Dropped += uint64(len(in.msgs)) // read from the socket, never stepped
+		}
+	}
+	n.inbox = nil
 	n.disk = s.crashDisk(n.ID, n.disk)
-	n.Store = n.disk.store()
+	n.Store = &faultyStore{Store: n.disk.store(), s: s, id: n.ID, d: n.disk}
 	for _, id := range slices.Sorted(maps.Keys(s.at)) {
 		if s.at[id] == n.ID {
 			delete(s.at, id)
@@ -471,8 +680,7 @@ func (s *Sim) SetMembers(idx []int) {
 	s.table = ring.Rebalance(s.table, ids)
 	for _, n := range s.nodes {
 		if n.Up {
-			n.Core.SetTable(s.table)
-			s.process(n)
+			s.enqueue(n, input{kind: inTable, table: s.table})
 		}
 	}
 }
@@ -484,7 +692,10 @@ type event struct {
 	seq  uint64
 	to   ring.NodeID
 	from ring.NodeID
-	msg  *gossip.Msg // nil: a tick
+	msgs []gossip.Msg // a frame; nil: a tick, or a cycle
+	// cycle: the node's next cycle (node: the one it was scheduled for,
+	// not a node restarted since).
+	cycle *Node
 }
 
 type eventQueue []event
@@ -535,33 +746,103 @@ func (s *Sim) step() bool {
 	if n == nil {
 		return true
 	}
-	if e.msg == nil {
+	switch {
+	case e.cycle != nil:
+		if e.cycle == n && n.Up {
+			n.cycleAt = 0
+			s.cycle(n)
+		}
+	case e.msgs == nil:
 		if !n.Up {
 			return true // a crashed node's ticks stop; Restart schedules new ones
 		}
-		n.Core.Tick(s.nodeNow(n))
-		s.process(n)
+		if !s.founded {
+			s.found(n)
+		}
+		if !n.tickWaiting {
+			n.tickWaiting = true
+			s.enqueue(n, input{kind: inTick})
+		}
 		s.scheduleTick(n.ID, s.now+s.opts.TickMs)
-		return true
+	case !n.Up:
+		s.Dropped += uint64(len(e.msgs))
+	default:
+		s.enqueue(n, input{kind: inFrame, from: e.from, msgs: e.msgs})
 	}
-	if !n.Up {
-		s.Dropped++
-		return true
-	}
-	s.Delivered++
-	s.record("deliver", e.from, e.to, uint64(e.msg.Type), e.msg.ReqID)
-	n.Core.Tick(s.nodeNow(n))
-	n.Core.Step(e.from, *e.msg)
-	s.process(n)
 	return true
+}
+
+// enqueue gives node n an input for its next cycle, which runs now or once
+// its last cycle's store write is over.
+func (s *Sim) enqueue(n *Node, in input) {
+	n.inbox = append(n.inbox, in)
+	s.scheduleCycle(n)
+}
+
+func (s *Sim) scheduleCycle(n *Node) {
+	if n.cycleAt != 0 {
+		return
+	}
+	n.cycleAt = max(s.now, n.busyUntil)
+	s.push(event{at: n.cycleAt, to: n.ID, cycle: n})
+}
+
+// cycle is one turn of the node's driver loop (gossip/driver): take some
+// of the inputs waiting (a number drawn from [1, Batch]), tick the Core,
+// step each input, then one Flush and carry out Ready.
+func (s *Sim) cycle(n *Node) {
+	if len(n.inbox) == 0 {
+		return
+	}
+	k := len(n.inbox)
+	if s.opts.Batch < k {
+		k = 1 + s.cycleRand(n.ID).IntN(s.opts.Batch)
+	}
+	batch := n.inbox[:k]
+	n.Core.Tick(s.nodeNow(n))
+	for _, in := range batch {
+		switch in.kind {
+		case inTick:
+			n.tickWaiting = false
+		case inFrame:
+			for i := range in.msgs {
+				s.Delivered++
+				s.record("deliver", in.from, n.ID, uint64(in.msgs[i].Type), in.msgs[i].ReqID)
+				n.Core.Step(in.from, in.msgs[i])
+			}
+		case inSubmit:
+			n.Core.Submit(in.id, in.op)
+		case inInterest:
+			n.Core.SetInterest(in.refs)
+		case inTable:
+			n.Core.SetTable(in.table)
+		case inAlive:
+			n.Core.SetAlive(in.peer, in.alive)
+		}
+	}
+	n.inbox = append(n.inbox[:0:0], n.inbox[k:]...)
+	s.Cycles++
+	s.Inputs += uint64(k)
+	s.process(n)
+	if s.opts.CycleMs > 0 {
+		n.busyUntil = s.now + s.cycleRand(n.ID).Int64N(s.opts.CycleMs+1)
+	}
+	if len(n.inbox) > 0 {
+		s.scheduleCycle(n)
+	}
 }
 
 // process flushes a node's Core and carries out its Ready.
 func (s *Sim) process(n *Node) {
 	if err := n.Core.Flush(); err != nil {
-		panic(fmt.Sprintf("clustersim: flush on the in-memory store failed: %v", err))
+		// Only injected errors may fail a store write here; the Core
+		// answered what the write carried with errors.
+		if !errors.Is(err, errInjectedWrite) && !errors.Is(err, errInjectedSync) {
+			panic(fmt.Sprintf("clustersim: flush on the in-memory store failed: %v", err))
+		}
+		s.FailedFlushes++
 	}
-	if n.disk.mem != nil {
+	if n.disk.mem != nil && !n.disk.syncFailed {
 		n.disk.mem.Sync() // the durable write the driver's Flush stands for
 	}
 	rd := n.Core.Ready()
@@ -581,37 +862,78 @@ func (s *Sim) process(n *Node) {
 	} else {
 		n.Events = append(n.Events, rd.Events...)
 	}
+	// One frame per peer, peers in order, as the driver sends them.
+	var peers []ring.NodeID
+	byPeer := map[ring.NodeID][]gossip.Msg{}
 	for _, env := range rd.Messages {
-		s.sendMsg(n.ID, env)
+		if _, ok := byPeer[env.To]; !ok {
+			peers = append(peers, env.To)
+		}
+		byPeer[env.To] = append(byPeer[env.To], env.Msg)
+	}
+	slices.Sort(peers)
+	for _, to := range peers {
+		s.sendFrames(n.ID, to, byPeer[to])
 	}
 }
 
-func (s *Sim) sendMsg(from ring.NodeID, env gossip.Envelope) {
-	// Four draws per message, whatever happens to it, from the link's
-	// stream: the n-th message of a link always meets the same luck.
-	rng := s.linkRand(from, env.To)
+// sendFrames sends msgs to a peer in frames of bounded size, as the
+// driver does (gossip/driver.sendAll); each frame is lost, duplicated and
+// delayed as a whole.
+func (s *Sim) sendFrames(from, to ring.NodeID, msgs []gossip.Msg) {
+	for len(msgs) > 0 {
+		n := len(msgs)
+		var frame []byte
+		for {
+			var err error
+			frame, err = gossip.EncodeFrame(msgs[:n])
+			if err != nil {
+				panic(fmt.Sprintf("clustersim: encoding a frame: %v", err))
+			}
+			if len(frame) <= gossip.MaxFrame/2 || n == 1 {
+				break
+			}
+			n = (n + 1) / 2
+		}
+		s.sendFrame(from, to, frame, msgs[:n])
+		msgs = msgs[n:]
+	}
+}
+
+func (s *Sim) sendFrame(from, to ring.NodeID, frame []byte, sent []gossip.Msg) {
+	count := len(sent)
+	// Four draws per frame, whatever happens to it, from the link's
+	// stream: the n-th frame of a link always meets the same luck.
+	rng := s.linkRand(from, to)
 	loss, dup := rng.Float64()*100, rng.Float64()*100
 	lats := [2]uint64{rng.Uint64(), rng.Uint64()}
-	if s.cut[from][env.To] || loss < s.opts.LossPct {
-		s.Dropped++
+	if s.cut[from][to] || loss < s.opts.LossPct {
+		s.Dropped += uint64(count)
 		return
 	}
-	// Messages cross the wire encoded, as in production.
-	frame, err := gossip.EncodeFrame([]gossip.Msg{env.Msg})
-	if err != nil {
-		panic(err)
+	if s.OnSend != nil {
+		// Each message is accounted at the size it has alone in a frame
+		// (batched messages share the frame's header).
+		for i := range sent {
+			one, err := gossip.EncodeFrame(sent[i : i+1])
+			if err != nil {
+				panic(fmt.Sprintf("clustersim: encoding a frame: %v", err))
+			}
+			s.OnSend(from, to, &sent[i], len(one))
+		}
 	}
 	copies := 1
 	if dup < s.opts.DupPct {
 		copies = 2
 	}
 	for c := range copies {
+		// Messages cross the wire encoded, as in production.
 		msgs, err := gossip.DecodeFrame(frame)
-		if err != nil || len(msgs) != 1 {
-			panic(fmt.Sprintf("clustersim: frame round trip: %v", err))
+		if err != nil || len(msgs) != count {
+			panic(fmt.Sprintf("clustersim: frame round trip: %d of %d messages, %v", len(msgs), count, err))
 		}
 		lat := s.opts.MinLatencyMs + int64(lats[c]%uint64(s.opts.MaxLatencyMs-s.opts.MinLatencyMs+1))
-		s.push(event{at: s.now + lat, to: env.To, from: from, msg: &msgs[0]})
+		s.push(event{at: s.now + lat, to: to, from: from, msgs: msgs})
 	}
 }
 

@@ -167,6 +167,8 @@ type Core struct {
 
 	// Requests submitted here and forwarded, by id.
 	forwarded map[uint64]*forwarded
+	// Lower bounds of the deadlines in forwarded and writes (Tick).
+	forwardedDue, writesDue dueBound
 	// Forwarded requests taken from peers, to drop their copies.
 	dedup forwardDedup
 	// Writes this node coordinates, waiting for acks, by write id.
@@ -219,6 +221,12 @@ type Core struct {
 	rr readRepair // quorum reads (quorumread.go)
 
 	stats CoreStats
+
+	// lost is the error of a store write that failed since the last
+	// Flush (a scan flushes the overlay first): the records it carried are
+	// gone, so that Flush fails what the cycle held, even when it has
+	// nothing left to write.
+	lost error
 
 	lagPuts    []storage.Put // plant_early_ack only
 	lagDeletes []storage.Key
@@ -385,8 +393,16 @@ func (c *Core) SetTable(t ring.Table) {
 // Submit takes a request of this node's API. Its answer comes out of Ready
 // as a Completion with the same id (ids are the caller's, unique among its
 // requests in flight).
+//
+// Submit is also where the node a device talks to admits the request, as
+// the production driver once did on the request's goroutine: a write whose
+// timestamps lie beyond max_clock_skew of this node's clock (the time of
+// the last Tick) is refused here (crdt.ErrClockSkew in an UpdateError),
+// before it is routed; the timestamps of an admitted write move this node's
+// HLC (Clock) forward. The HLCs of the cursors a request answers are
+// observed when it completes (complete).
 func (c *Core) Submit(id uint64, op Op) {
-	if err := c.precheck(op); err != nil {
+	if err := c.admit(op); err != nil {
 		c.complete(id, Result{}, err, false)
 		return
 	}
@@ -414,8 +430,25 @@ func (c *Core) Submit(id uint64, op Op) {
 		return
 	}
 	c.forwarded[id] = &forwarded{op: op, deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
+	c.forwardedDue.add(c.forwarded[id].deadline)
 	c.stats.Forwarded++
 	c.send(coord, Msg{Type: MsgForward, ReqID: id, Origin: c.cfg.Self, Op: &op})
+}
+
+// admit is the origin's check of a request of its own API: precheck, and
+// for a write the clock-skew bound against this node's clock. The device's
+// timestamps of an admitted write are observed.
+func (c *Core) admit(op Op) error {
+	if op.Kind != OpPut {
+		return c.precheck(op)
+	}
+	if err := c.rules.checkPut(op.Ups, c.nowMs); err != nil {
+		return err
+	}
+	for _, u := range op.Ups {
+		c.rules.hlc.Observe(max(u.Epoch, u.Seq))
+	}
+	return nil
 }
 
 // precheck refuses, before any routing, what no node would take.
@@ -449,6 +482,7 @@ func (c *Core) route(origin ring.NodeID, reqID uint64, op Op) {
 					// The old owner answers here: wait for it as for any
 					// forwarded request (and time out without it).
 					c.forwarded[reqID] = &forwarded{op: op, deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
+					c.forwardedDue.add(c.forwarded[reqID].deadline)
 					c.stats.Forwarded++
 				}
 				c.send(o, Msg{Type: MsgForward, ReqID: reqID, Origin: origin, Exec: true, Op: &op})
@@ -502,6 +536,7 @@ func (c *Core) execute(origin ring.NodeID, reqID uint64, op Op) {
 		acked: map[ring.NodeID]bool{}, need: need, records: puts,
 		deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
 	c.writes[c.nextWID] = w
+	c.writesDue.add(w.deadline)
 	if plantEarlyAck {
 		w.answered = true
 		c.answer(origin, reqID, op, res, nil, false)
@@ -607,6 +642,16 @@ func (c *Core) answer(origin ring.NodeID, reqID uint64, op Op, res Result, err e
 }
 
 func (c *Core) complete(id uint64, res Result, err error, held bool) {
+	if err == nil {
+		// The node's HLC follows what it answers (a device's next write
+		// is stamped above what it was shown).
+		for _, w := range res.Writes {
+			c.rules.hlc.Observe(w.Cursor.UpdatedHLC)
+		}
+		for _, cur := range res.Cursors {
+			c.rules.hlc.Observe(cur.UpdatedHLC)
+		}
+	}
 	d := Completion{ID: id, Res: res, Err: err}
 	if held {
 		c.heldDone = append(c.heldDone, d)
@@ -800,6 +845,10 @@ func (c *Core) mergeOne(put storage.Put, push bool) bool {
 // ErrUnavailable and the acknowledgements are dropped.
 func (c *Core) Flush() error {
 	err := c.persist()
+	if err == nil && c.lost != nil {
+		err = c.lost
+	}
+	c.lost = nil
 	if err != nil {
 		for _, d := range c.heldDone {
 			c.ready.Completions = append(c.ready.Completions, Completion{ID: d.ID, Err: fmt.Errorf("%w: %v", ErrUnavailable, err)})
@@ -846,13 +895,14 @@ func (c *Core) persist() error {
 	c.stats.FlushedRecords += uint64(len(puts) + len(deletes))
 	if err := c.store.Write(puts, deletes); err != nil {
 		// The overlay is lost with the failed batch; the digests no longer
-		// match the store, so rebuild them (if that fails too they stay
-		// stale, and anti-entropy retries the rebuild). Changed hints stay
-		// marked and are written by the next Flush.
+		// match the store: they are stale until the next anti-entropy round
+		// rebuilds them (once, however many writes failed meanwhile; a
+		// rebuild reads the whole store), and are neither sent nor
+		// answered before. Changed hints stay marked and are written by
+		// the next Flush.
 		c.stats.StoreErrors++
-		if rerr := c.buf.RebuildDigests(c.cfg.Local.Partitions); rerr != nil {
-			c.stats.StoreErrors++
-		}
+		c.lost = err
+		c.buf.Stale = true // rebuilt by the next anti-entropy round
 		return err
 	}
 	clear(c.hintDirty)
@@ -894,19 +944,14 @@ func (c *Core) Tick(nowMs int64) {
 	if nowMs > c.nowMs {
 		c.nowMs = nowMs
 	}
-	for _, id := range slices.Sorted(maps.Keys(c.forwarded)) {
-		if f := c.forwarded[id]; f.deadline <= c.nowMs {
-			delete(c.forwarded, id)
-			c.complete(id, Result{}, fmt.Errorf("%w: no answer from the partition's coordinator in %v", ErrUnavailable, c.cfg.RequestTimeout), false)
-		}
+	for _, id := range due(c.forwarded, func(f *forwarded) int64 { return f.deadline }, c.nowMs, &c.forwardedDue) {
+		delete(c.forwarded, id)
+		c.complete(id, Result{}, fmt.Errorf("%w: no answer from the partition's coordinator in %v", ErrUnavailable, c.cfg.RequestTimeout), false)
 	}
 	c.tickQuorumReads()
 	c.dedup.expire(c.nowMs)
-	for _, wid := range slices.Sorted(maps.Keys(c.writes)) {
+	for _, wid := range due(c.writes, func(w *coordWrite) int64 { return w.deadline }, c.nowMs, &c.writesDue) {
 		w := c.writes[wid]
-		if w.deadline > c.nowMs {
-			continue
-		}
 		if !w.answered {
 			w.answered = true
 			c.stats.QuorumFailures++
@@ -942,6 +987,39 @@ func (c *Core) Tick(nowMs int64) {
 		c.lastAE = c.nowMs
 		c.antiEntropyRound()
 	}
+}
+
+// dueBound is a lower bound of the deadlines in a map of requests in
+// flight (0: none known), so that a tick — every cycle ticks — scans the
+// map only when something may be due.
+type dueBound int64
+
+// add notes a deadline of an entry added to the map.
+func (b *dueBound) add(deadline int64) {
+	if *b == 0 || dueBound(deadline) < *b {
+		*b = dueBound(deadline)
+	}
+}
+
+// due returns, in order, the ids of the entries of m whose deadline is at
+// or before now: what a tick expires, usually none of many (sorting every
+// id on every tick, then scanning every entry every cycle, was a tenth of
+// the simulator's time). b bounds the deadlines of m (see dueBound).
+func due[V any](m map[uint64]V, deadline func(V) int64, now int64, b *dueBound) []uint64 {
+	if *b == 0 || int64(*b) > now {
+		return nil
+	}
+	var ids []uint64
+	*b = 0
+	for id, v := range m {
+		if d := deadline(v); d <= now {
+			ids = append(ids, id)
+		} else {
+			b.add(d)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Anti-entropy and handoff.
@@ -1011,11 +1089,13 @@ func (c *Core) onDigest(from ring.NodeID, m Msg) {
 	if diff == 0 {
 		return
 	}
-	c.sendBuckets(from, m.P, diff, true, false)
+	c.sendBuckets(from, m.P, diff, true, false, nil)
 }
 
-// sendBuckets sends this node's records of the buckets in mask.
-func (c *Core) sendBuckets(to ring.NodeID, p uint16, mask uint64, reply, handoff bool) {
+// sendBuckets sends this node's records of the buckets in mask, but those
+// the peer just sent as they are here (sent: the peer's records, encoded,
+// when this is the reply to them; nil otherwise).
+func (c *Core) sendBuckets(to ring.NodeID, p uint16, mask uint64, reply, handoff bool, sent []KeyValue) {
 	var puts []storage.Put
 	err := c.buf.ScanPartition(p, func(k storage.Key, r crdt.Record) error {
 		if mask&(1<<bufstore.BucketOf(k)) != 0 {
@@ -1028,8 +1108,26 @@ func (c *Core) sendBuckets(to ring.NodeID, p uint16, mask uint64, reply, handoff
 		c.stats.StoreErrors++
 		return
 	}
-	c.stats.AERecordsSent += uint64(len(puts))
-	c.send(to, Msg{Type: MsgBuckets, P: p, Buckets: mask, Reply: reply, Handoff: handoff, Records: encodeRecords(puts)})
+	kvs := encodeRecords(puts)
+	if len(sent) > 0 {
+		// The reply of an anti-entropy exchange: the peer has merged
+		// nothing yet of ours, but it holds what it sent; a record that
+		// merged here into exactly what it sent needs no trip back (it
+		// was most of every reply: the buckets differ by a record or two).
+		theirs := make(map[string]string, len(sent))
+		for _, kv := range sent {
+			theirs[string(kv.Key)] = string(kv.Value)
+		}
+		kvs = slices.DeleteFunc(kvs, func(kv KeyValue) bool {
+			v, ok := theirs[string(kv.Key)]
+			return ok && v == string(kv.Value)
+		})
+		if len(kvs) == 0 {
+			return
+		}
+	}
+	c.stats.AERecordsSent += uint64(len(kvs))
+	c.send(to, Msg{Type: MsgBuckets, P: p, Buckets: mask, Reply: reply, Handoff: handoff, Records: kvs})
 }
 
 func (c *Core) onBuckets(from ring.NodeID, m Msg) {
@@ -1040,7 +1138,7 @@ func (c *Core) onBuckets(from ring.NodeID, m Msg) {
 	c.mergeRecords(m.Records, true)
 	c.stats.AEBucketsRepaired += uint64(popcount(m.Buckets))
 	if m.Reply {
-		c.sendBuckets(from, m.P, m.Buckets, false, false)
+		c.sendBuckets(from, m.P, m.Buckets, false, false, m.Records)
 	}
 	if m.Handoff {
 		if _, ok := c.handoff[m.P]; ok {
@@ -1056,7 +1154,7 @@ func (c *Core) onPull(from ring.NodeID, m Msg) {
 		c.stats.BadMessages++
 		return
 	}
-	c.sendBuckets(from, m.P, ^uint64(0), false, true)
+	c.sendBuckets(from, m.P, ^uint64(0), false, true, nil)
 }
 
 // pullHandoffs asks an old owner for each partition still to pull; a pull

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"sort"
 	"sync"
 	"time"
@@ -140,13 +139,25 @@ type stripe struct {
 
 // lock locks and returns the stripe of ref.
 func (l *Local) lock(ref Ref) *stripe {
-	h := fnv.New32a()
-	h.Write([]byte(ref.Account))
-	h.Write([]byte{0})
-	h.Write([]byte(ref.Profile))
-	s := &l.stripes[h.Sum32()%lockStripes]
+	s := &l.stripes[stripeHash(ref)%lockStripes]
 	s.mu.Lock()
 	return s
+}
+
+// stripeHash is FNV-1a-32 of account ‖ 0 ‖ profile, computed over the
+// strings in place (hash/fnv's Hash32 and the []byte conversions cost
+// allocations on every request).
+func stripeHash(ref Ref) uint32 {
+	const offset, prime = 2166136261, 16777619
+	h := uint32(offset)
+	for i := 0; i < len(ref.Account); i++ {
+		h = (h ^ uint32(ref.Account[i])) * prime
+	}
+	h *= prime // the 0 separator: h ^ 0 == h
+	for i := 0; i < len(ref.Profile); i++ {
+		h = (h ^ uint32(ref.Profile[i])) * prime
+	}
+	return h
 }
 
 // commit finishes a write made under s's lock: it applies the change's

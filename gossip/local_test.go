@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -417,5 +418,19 @@ func TestConcurrentWritersOneProfile(t *testing.T) {
 			t.Fatalf("events out of commit order: %v after %v", ev.Cursor.UpdatedHLC, last)
 		}
 		last = ev.Cursor.UpdatedHLC
+	}
+}
+
+// TestStripeHashIsFNV1a: the stripe of a profile is FNV-1a-32 of
+// account ‖ 0 ‖ profile, as hash/fnv computes it.
+func TestStripeHashIsFNV1a(t *testing.T) {
+	for _, ref := range []Ref{{}, {"a", "b"}, {"acct-0123456789", "p1"}, {"\xff\x00", "é"}} {
+		h := fnv.New32a()
+		h.Write([]byte(ref.Account))
+		h.Write([]byte{0})
+		h.Write([]byte(ref.Profile))
+		if got, want := stripeHash(ref), h.Sum32(); got != want {
+			t.Errorf("stripeHash(%q) = %#x, want %#x", ref, got, want)
+		}
 	}
 }

@@ -3,7 +3,6 @@ package gossip
 import (
 	"bytes"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/playhead/playhead/crdt"
@@ -28,6 +27,7 @@ import (
 type readRepair struct {
 	next  uint64
 	reads map[uint64]*quorumRead
+	due   dueBound // bounds the deadlines of reads
 	// Repairs counts records repaired (here or at a peer) by quorum reads.
 	repairs uint64
 }
@@ -85,6 +85,7 @@ func (c *Core) startQuorumRead(origin ring.NodeID, reqID uint64, op Op) bool {
 	id := c.rr.next
 	c.rr.reads[id] = &quorumRead{origin: origin, reqID: reqID, op: op, peers: peers, got: map[ring.NodeID]bool{},
 		deadline: c.nowMs + c.cfg.RequestTimeout.Milliseconds()}
+	c.rr.due.add(c.rr.reads[id].deadline)
 	for _, p := range peers {
 		c.send(p, Msg{Type: MsgProfileRecords, ReqID: id, Refs: []Ref{op.Ref}})
 	}
@@ -187,11 +188,8 @@ func (c *Core) onProfileRecordsReply(from ring.NodeID, m Msg) {
 // tickQuorumReads answers ErrUnavailable for quorum reads past their
 // deadline.
 func (c *Core) tickQuorumReads() {
-	for _, id := range slices.Sorted(maps.Keys(c.rr.reads)) {
+	for _, id := range due(c.rr.reads, func(r *quorumRead) int64 { return r.deadline }, c.nowMs, &c.rr.due) {
 		r := c.rr.reads[id]
-		if r.deadline > c.nowMs {
-			continue
-		}
 		delete(c.rr.reads, id)
 		c.answer(r.origin, r.reqID, r.op, Result{}, fmt.Errorf("%w: read quorum: %d of %d peers answered in %v", ErrUnavailable, len(r.got), len(r.peers), c.cfg.RequestTimeout), false)
 	}

@@ -124,23 +124,25 @@ func (n *Node) awaitChanges(r *http.Request, sub *Subscription, after crdt.HLC, 
 	defer t.Stop()
 	for {
 		select {
-		case ev := <-sub.Events():
-			switch {
-			case ev.Type == gossip.EventCursor && ev.Cursor.UpdatedHLC > after:
-				ch.cursors = append(ch.cursors, ev.Cursor)
-			case ev.Type == gossip.EventCleared && withCleared:
-				ch.cleared = append(ch.cleared, clearedJSON(ev))
-				if ev.Entry == "" {
-					kept := ch.cursors[:0]
-					for _, c := range ch.cursors {
-						if ev.Video != "" && c.Video != ev.Video {
-							kept = append(kept, c)
+		case <-sub.Ready():
+			for _, ev := range sub.Take(nil) {
+				switch {
+				case ev.Type == gossip.EventCursor && ev.Cursor.UpdatedHLC > after:
+					ch.cursors = append(ch.cursors, ev.Cursor)
+				case ev.Type == gossip.EventCleared && withCleared:
+					ch.cleared = append(ch.cleared, clearedJSON(&ev.Event))
+					if ev.Entry == "" {
+						kept := ch.cursors[:0]
+						for _, c := range ch.cursors {
+							if ev.Video != "" && c.Video != ev.Video {
+								kept = append(kept, c)
+							}
 						}
+						ch.cursors = kept
 					}
-					ch.cursors = kept
 				}
 			}
-			if (len(ch.cursors) > 0 || len(ch.cleared) > 0) && len(sub.Events()) == 0 {
+			if (len(ch.cursors) > 0 || len(ch.cleared) > 0) && sub.Pending() == 0 {
 				return
 			}
 		case <-sub.Done(): // dropped or shutting down: answer what we have

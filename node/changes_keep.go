@@ -17,7 +17,8 @@ import (
 // node keeps no log of deletions of one video or entry, so without this
 // a deletion made between two polls would never reach a long-polling
 // device. A poll that comes later than pollKeep, lands on another node, or
-// finds its subscription dropped (more than PushBuffer events queued)
+// finds its subscription dropped (more than PushBuffer events queued,
+// cursors of one video counting once)
 // starts anew, as a first poll does.
 
 // pollKeep is how long a poll's subscription outlives its answer.
@@ -101,16 +102,12 @@ func (k *keptPolls) closeAll() {
 // events are dropped, as the read that follows covers them.
 func drainCleared(sub *Subscription) []api.ClearedEvent {
 	var out []api.ClearedEvent
-	for {
-		select {
-		case ev := <-sub.Events():
-			if ev.Type == gossip.EventCleared {
-				out = append(out, clearedJSON(ev))
-			}
-		default:
-			return out
+	for _, ev := range sub.Take(nil) {
+		if ev.Type == gossip.EventCleared {
+			out = append(out, clearedJSON(&ev.Event))
 		}
 	}
+	return out
 }
 
 func clearedJSON(ev *gossip.Event) api.ClearedEvent {

@@ -126,6 +126,10 @@ type clusterParts struct {
 	rec       *raftring.Reconciler
 	hub       *Hub
 	httpAddr  func() string
+	clock     gossip.Clock
+	// founder decides when this node founds the ring (--bootstrap-expect):
+	// ring.Controller.Found, on the background goroutine.
+	founder *ring.Controller
 
 	mu    sync.Mutex
 	addrs map[ring.NodeID]string // replication addresses
@@ -163,7 +167,10 @@ func newClusterNode(cfg Config) (_ *Node, err error) {
 		}
 	}()
 	log := cfg.Logger.With("node", cfg.NodeID)
-	cp := &clusterParts{opts: o, self: ring.NodeID(cfg.NodeID), hub: hub, addrs: map[ring.NodeID]string{}, done: make(chan struct{})}
+	cp := &clusterParts{opts: o, self: ring.NodeID(cfg.NodeID), hub: hub, addrs: map[ring.NodeID]string{}, done: make(chan struct{}), clock: cfg.Clock}
+	if cp.founder, err = ring.NewController(cp.self, ring.ControllerConfig{BootstrapExpect: o.BootstrapExpect}); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 
 	cl, err := driver.New(driver.Config{
 		Core:  gossip.CoreConfig{Self: cp.self, Local: cfg.localOptions(), WriteQuorum: o.WriteQuorum},
@@ -295,10 +302,11 @@ func (cp *clusterParts) setAddr(id ring.NodeID, addr string) {
 }
 
 // background joins the seeds and the members remembered from before a
-// restart (retrying until one answers) and founds the ring when
-// --bootstrap-expect members are seen. A node that had ring state never
-// founds one. (The membership's own loop redials lost members after that;
-// push interest follows the hub's first and last subscribers.)
+// restart (retrying until one answers) and founds the ring when the ring
+// controller says so (ring.Controller.Found: --bootstrap-expect members
+// seen for 2 s, smallest id; a node that had ring state never founds). (The
+// membership's own loop redials lost members after that; push interest
+// follows the hub's first and last subscribers.)
 func (cp *clusterParts) background(log interface{ Info(string, ...any) }) {
 	defer cp.wg.Done()
 	self := cp.members.GossipAddr()
@@ -309,7 +317,6 @@ func (cp *clusterParts) background(log interface{ Info(string, ...any) }) {
 		}
 	}
 	joined := len(targets) == 0
-	var enoughSince time.Time
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -319,20 +326,17 @@ func (cp *clusterParts) background(log interface{ Info(string, ...any) }) {
 				log.Info("joined the cluster", "seeds", cp.opts.Join, "tried", targets, "answered", n)
 			}
 		}
-		if joined && !cp.ring.HadState() && !cp.ring.HasState() && cp.opts.BootstrapExpect > 1 {
+		if joined && cp.opts.BootstrapExpect > 1 {
+			// (With 1, raftring.Open founded the ring already, or the
+			// node joins one through --join.)
 			var alive []ring.NodeID
 			for _, mb := range cp.members.Members() {
 				if mb.State == ring.MemberAlive && mb.RaftAddr != "" {
 					alive = append(alive, mb.ID)
 				}
 			}
-			slices.Sort(alive)
-			switch {
-			case len(alive) < cp.opts.BootstrapExpect:
-				enoughSince = time.Time{}
-			case enoughSince.IsZero():
-				enoughSince = time.Now()
-			case time.Since(enoughSince) > 2*time.Second && alive[0] == cp.self:
+			hadRing := cp.ring.HadState() || cp.ring.HasState()
+			if cp.founder.Found(cp.clock.NowMs(), alive, hadRing) {
 				// Waited for an existing leader to add this node; none did.
 				if err := cp.ring.BootstrapNow(); err == nil {
 					log.Info("founded the ring", "members", len(alive))

@@ -30,7 +30,7 @@ const (
 	DefaultRateLimitKeys   = 100_000
 	DefaultLongPollWait    = 25 * time.Second
 	DefaultLongPollMax     = 60 * time.Second // the API contract's maximum
-	DefaultPushBuffer      = 256
+	DefaultPushBuffer      = 1024
 	DefaultSSEHeartbeat    = 15 * time.Second
 	DefaultWSPingInterval  = 30 * time.Second
 	DefaultSweepInterval   = time.Second
@@ -135,11 +135,16 @@ type Config struct {
 	LongPollWait time.Duration
 	LongPollMax  time.Duration
 
-	// PushBuffer is the number of events buffered per push subscriber. A
-	// subscriber whose buffer is full is dropped (its stream closes and the
-	// device reconnects with after=), so one slow device never stalls
-	// writers. Larger rides out longer stalls at the cost of memory. The
-	// default value is 256.
+	// PushBuffer is the number of events queued per push subscriber. A
+	// subscriber that falls behind keeps only the newest cursor of each
+	// video and the newest takeover of each video and superseded session
+	// (deletions and hides are all kept: Hub), so its queue holds at most
+	// those and the deletions made while it was behind; one whose queue
+	// would exceed PushBuffer is dropped (its stream closes and the device
+	// reconnects with after=), so one slow device never stalls writers.
+	// Larger rides out more of them at the cost of memory (a pointer per
+	// event, only while the subscriber is behind). The default value is
+	// 1024.
 	PushBuffer int
 
 	// SSEHeartbeat is the interval of SSE comment lines that keep proxies

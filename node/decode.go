@@ -74,9 +74,11 @@ type updateBody struct {
 // a PUT's path; when empty, the body must name the video (batch items and
 // WebSocket updates). An accepted update satisfies checkUpdate.
 func decodeUpdate(data []byte, pathVideo string) (crdt.Update, error) {
-	var b updateBody
-	if err := unmarshal(data, &b); err != nil {
-		return crdt.Update{}, err
+	b, ok := fastUpdateBody(data)
+	if !ok {
+		if err := unmarshal(data, &b); err != nil {
+			return crdt.Update{}, err
+		}
 	}
 	return b.update(pathVideo, "")
 }
@@ -181,9 +183,11 @@ type batchBody struct {
 }
 
 func decodeBatch(data []byte) ([]crdt.Update, error) {
-	var b batchBody
-	if err := unmarshal(data, &b); err != nil {
-		return nil, err
+	b, ok := fastBatchBody(data)
+	if !ok {
+		if err := unmarshal(data, &b); err != nil {
+			return nil, err
+		}
 	}
 	if b.Updates == nil {
 		return nil, errBadRequest(`updates is required: {"updates": [ {"video": …, "position_ms": …, …} ]}`)
@@ -193,8 +197,12 @@ func decodeBatch(data []byte) ([]crdt.Update, error) {
 	}
 	ups := make([]crdt.Update, len(b.Updates))
 	for i := range b.Updates {
-		u, err := b.Updates[i].update("", fmt.Sprintf("updates[%d].", i))
+		u, err := b.Updates[i].update("", "")
 		if err != nil {
+			// Again, to name the item in the message (update is pure;
+			// formatting the prefix for every item cost an allocation
+			// each).
+			_, err = b.Updates[i].update("", fmt.Sprintf("updates[%d].", i))
 			return nil, err
 		}
 		ups[i] = u

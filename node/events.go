@@ -20,7 +20,11 @@ import (
 // cannot set headers on a WebSocket.
 //
 // Each event goes to every stream of the profile; a takeover event names the
-// superseded session, and only its devices need to act on it.
+// superseded session, and only its devices need to act on it. A stream
+// behind the profile's changes gets only the newest cursor of each video
+// (Hub). omit_device=ID leaves out the live cursor events written by device
+// ID (the device's own writes, whose answers it holds); the replay keeps
+// them.
 func (n *Node) events(c *call) error {
 	ws := headerHasToken(c.r.Header, "Upgrade", "websocket")
 	sse := strings.Contains(c.r.Header.Get("Accept"), "text/event-stream")
@@ -46,13 +50,20 @@ func (n *Node) events(c *call) error {
 			return err
 		}
 	}
+	var opts SubscribeOptions
+	if q := c.r.URL.Query(); q.Has("omit_device") {
+		opts.OmitDevice = q.Get("omit_device")
+		if err := checkID("omit_device", opts.OmitDevice); err != nil {
+			return err
+		}
+	}
 	if !n.tracker.enter() {
 		return errUnavailable("node is shutting down; reconnect to another node", ErrShuttingDown)
 	}
 	defer n.tracker.leave()
 	// Subscribe before reading the replay, so nothing committed in between
 	// is missed.
-	sub, err := n.hub.Subscribe(c.ref)
+	sub, err := n.hub.SubscribeWith(c.ref, opts)
 	if err != nil {
 		return errUnavailable("node is shutting down; reconnect to another node", err)
 	}

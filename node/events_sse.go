@@ -64,19 +64,23 @@ func (s *stream) serveSSE(replay []crdt.Cursor) {
 	defer heartbeat.Stop()
 	expiry := time.NewTimer(time.Until(c.p.exp))
 	defer expiry.Stop()
+	var evs []*Pushed
 	for {
 		select {
-		case ev := <-s.sub.Events():
-			typ, data, ok := s.encode(ev, false)
-			if !ok {
-				continue
-			}
-			var id crdt.HLC
-			if typ == api.EventCursor {
-				id = s.after
-			}
-			if !send(typ, data, id) {
-				return
+		case <-s.sub.Ready():
+			evs = s.sub.Take(evs[:0])
+			for _, ev := range evs {
+				typ, data, ok := s.encode(&ev.Event, false)
+				if !ok {
+					continue
+				}
+				var id crdt.HLC
+				if typ == api.EventCursor {
+					id = s.after
+				}
+				if !send(typ, data, id) {
+					return
+				}
 			}
 		case <-heartbeat.C:
 			bw.WriteString(": ping\n\n")

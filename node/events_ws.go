@@ -75,17 +75,21 @@ func (s *stream) wsLoop(ctx context.Context, conn *websocket.Conn, replay []crdt
 	}
 	expiry := time.NewTimer(time.Until(s.call.p.exp))
 	defer expiry.Stop()
+	var evs []*Pushed
 	for {
 		select {
-		case ev := <-s.sub.Events():
+		case <-s.sub.Ready():
+			evs = s.sub.Take(evs[:0])
 			if s.msgpack {
-				if !s.sendMsgpackEvents(ctx, conn, ev) {
+				if !s.sendMsgpackEvents(ctx, conn, evs) {
 					return websocket.StatusGoingAway, "write failed"
 				}
 				continue
 			}
-			if !send(ev, false) {
-				return websocket.StatusGoingAway, "write failed"
+			for _, ev := range evs {
+				if !send(&ev.Event, false) {
+					return websocket.StatusGoingAway, "write failed"
+				}
 			}
 		case <-s.sub.Done():
 			if s.sub.Err() == ErrShuttingDown {
@@ -104,41 +108,56 @@ func (s *stream) wsLoop(ctx context.Context, conn *websocket.Conn, replay []crdt
 // wsEventsMax bounds the events sent in one msgpack message.
 const wsEventsMax = 64
 
-// sendMsgpackEvents sends ev and the events already queued behind it (up to
-// wsEventsMax): one event as a map, several as one array message, so a busy
-// profile costs its subscribers one write per burst, not per change.
-func (s *stream) sendMsgpackEvents(ctx context.Context, conn *websocket.Conn, ev *gossip.Event) bool {
-	var out []any
-	add := func(ev *gossip.Event) {
-		if _, v, ok := s.encodeValue(ev); ok {
-			out = append(out, v)
+// sendMsgpackEvents sends evs, up to wsEventsMax per message: one event as
+// a map, several as one array message, so a busy profile costs its
+// subscribers one write per burst, not per change. Each event is encoded
+// once for all the streams it goes to (Pushed); an array message is the
+// array header and its elements' encodings.
+func (s *stream) sendMsgpackEvents(ctx context.Context, conn *websocket.Conn, evs []*Pushed) bool {
+	pol := s.n.svc.Policy()
+	enc := func(ev *gossip.Event) []byte {
+		typ, v := eventValue(ev, pol)
+		if typ == "" {
+			return []byte{} // nothing to send: not nil, so it is kept
+		}
+		return encodeMsgpack(v)
+	}
+	var parts [][]byte
+	var msg []byte
+	for len(evs) > 0 {
+		parts = parts[:0]
+		for len(evs) > 0 && len(parts) < wsEventsMax {
+			ev := evs[0]
+			evs = evs[1:]
+			if !s.admit(&ev.Event, false) {
+				continue
+			}
+			if b := ev.encoded(enc); len(b) > 0 {
+				parts = append(parts, b)
+			}
+		}
+		if len(parts) == 0 {
+			continue
+		}
+		if len(parts) == 1 {
+			msg = parts[0]
+		} else {
+			msg = appendMsgpackArrayLen(msg[:0], len(parts))
+			for _, p := range parts {
+				msg = append(msg, p...)
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+		err := conn.Write(wctx, websocket.MessageBinary, msg)
+		cancel()
+		if err != nil {
+			return false
+		}
+		s.n.metrics.pushSent.WithLabelValues(transportWS).Add(float64(len(parts)))
+		if len(parts) == 1 {
+			msg = nil // parts[0] is the shared encoding: never append to it
 		}
 	}
-	add(ev)
-more:
-	for len(out) < wsEventsMax {
-		select {
-		case ev := <-s.sub.Events():
-			add(ev)
-		default:
-			break more
-		}
-	}
-	if len(out) == 0 {
-		return true
-	}
-	var b []byte
-	if len(out) == 1 {
-		b = encodeMsgpack(out[0])
-	} else {
-		b = encodeMsgpack(out)
-	}
-	wctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
-	defer cancel()
-	if err := conn.Write(wctx, websocket.MessageBinary, b); err != nil {
-		return false
-	}
-	s.n.metrics.pushSent.WithLabelValues(transportWS).Add(float64(len(out)))
 	return true
 }
 

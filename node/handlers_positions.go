@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
 )
@@ -32,18 +31,28 @@ func (n *Node) putPosition(c *call) error {
 	if err != nil {
 		return singleUpdate(err)
 	}
-	r := res[0]
+	r := &res[0]
 	pol := n.svc.Policy()
+	// The answers are api.StaleBody and api.WriteResult, written by hand
+	// (fastjson.go).
 	if !r.Applied {
-		writeJSON(c.w, http.StatusConflict, api.StaleBody{
-			Error:   api.ErrorDetail{Code: api.CodeStaleWrite, Message: staleMessage(r.Refused, pol)},
-			Applied: false,
-			Cursor:  cursorPtr(r.Cursor, r.Found, pol),
+		writeFast(c.w, http.StatusConflict, func(dst []byte) []byte {
+			return appendStaleBody(dst, staleMessage(r.Refused, pol), foundCursor(r), pol)
 		})
 		return nil
 	}
-	writeJSON(c.w, http.StatusOK, api.WriteResult{Applied: true, Cursor: cursorPtr(r.Cursor, r.Found, pol)})
+	writeFast(c.w, http.StatusOK, func(dst []byte) []byte {
+		return appendWriteResult(dst, true, foundCursor(r), pol)
+	})
 	return nil
+}
+
+// foundCursor is the result's cursor, nil (JSON null) when none is visible.
+func foundCursor(r *gossip.WriteResult) *crdt.Cursor {
+	if !r.Found {
+		return nil
+	}
+	return &r.Cursor
 }
 
 // staleMessage says why a write was refused (409 stale_write).
@@ -76,18 +85,24 @@ func (n *Node) postPositions(c *call) error {
 	if err := n.limitDevices(c.p.account, devices...); err != nil {
 		return err
 	}
-	results := make([]api.WriteResult, 0, len(ups))
+	var res []gossip.WriteResult
 	if len(ups) > 0 {
-		res, err := n.put(c.r, c.ref, ups)
-		if err != nil {
+		if res, err = n.put(c.r, c.ref, ups); err != nil {
 			return err
 		}
-		pol := n.svc.Policy()
-		for _, r := range res {
-			results = append(results, api.WriteResult{Applied: r.Applied, Cursor: cursorPtr(r.Cursor, r.Found, pol)})
-		}
 	}
-	writeJSON(c.w, http.StatusOK, api.BatchResponse{Results: results})
+	pol := n.svc.Policy()
+	// api.BatchResponse, written by hand (fastjson.go).
+	writeFast(c.w, http.StatusOK, func(dst []byte) []byte {
+		dst = append(dst, `{"results":[`...)
+		for i := range res {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendWriteResult(dst, res[i].Applied, foundCursor(&res[i]), pol)
+		}
+		return append(dst, "]}"...)
+	})
 	return nil
 }
 
@@ -123,7 +138,11 @@ func (n *Node) getPosition(c *call) error {
 		return err
 	}
 	ctx := c.r.Context()
-	switch c.r.URL.Query().Get("replica") {
+	replica := ""
+	if c.r.URL.RawQuery != "" { // parsing an empty query still allocates
+		replica = c.r.URL.Query().Get("replica")
+	}
+	switch replica {
 	case "":
 		// Two owners' copies, merged: with write quorum 2 of 3 every
 		// acknowledged write and delete is in one of them, so a delete
@@ -138,7 +157,7 @@ func (n *Node) getPosition(c *call) error {
 		}
 		ctx = gossip.WithLocalReplica(ctx)
 	default:
-		return errBadRequest("replica=%q: the only value is local", truncate(c.r.URL.Query().Get("replica")))
+		return errBadRequest("replica=%q: the only value is local", truncate(replica))
 	}
 	if h := c.r.Header.Get(seenHeader); h != "" {
 		seen, err := parseSeen(h)
@@ -154,7 +173,8 @@ func (n *Node) getPosition(c *call) error {
 	if !ok {
 		return errNotFound("no position for video %q in this profile", truncate(video))
 	}
-	writeJSON(c.w, http.StatusOK, toCursorJSON(cur, n.svc.Policy()))
+	pol := n.svc.Policy()
+	writeFast(c.w, http.StatusOK, func(dst []byte) []byte { return appendCursorJSON(dst, &cur, pol) })
 	return nil
 }
 

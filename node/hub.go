@@ -25,12 +25,27 @@ var (
 // Isolation: a subscription is for one exact (account, profile), and an
 // event goes only to the subscriptions of its Ref.
 //
-// Notify never blocks: each subscriber has a bounded buffer, and a
-// subscriber whose buffer is full is dropped (Done closes, Err is
-// ErrSlowSubscriber). Events of one profile reach each subscriber in the
-// order Notify received them, which is commit order.
+// Notify never blocks: each subscriber has its own queue, and a subscriber
+// that falls behind has its queue conflated (below) rather than growing it;
+// only a subscriber whose conflated queue still holds more than the buffer
+// is dropped (Done closes, Err is ErrSlowSubscriber).
 //
-// Hub is safe for concurrent use.
+// Conflation: a device needs only the newest cursor of each video, so a
+// cursor event queued for a video is replaced by a newer cursor event of the
+// same video, which takes the newer one's place at the tail; likewise a
+// takeover event by a later takeover of the same video and superseded
+// session (what the superseded session's devices need to know is that it
+// was superseded, and by whom last). Cleared and hidden events are never
+// dropped and are barriers: an event queued before one is never merged with
+// one of its video queued after it (a cursor written after a delete comes
+// after the delete; one from before never jumps past it). Hence what a
+// subscriber receives is always a subsequence of what Notify was given, in
+// Notify's order — commit order within a profile — missing only cursor and
+// takeover events followed, with no barrier of their video in between, by
+// one that supersedes them. The queue is bounded by the profile's videos and
+// superseded sessions with something pending, plus the barriers pending.
+//
+// Hub is safe for concurrent use. Lock order: Hub.mu, then Subscription.mu.
 type Hub struct {
 	buffer int
 
@@ -47,8 +62,8 @@ type Hub struct {
 
 var _ gossip.Notifier = (*Hub)(nil)
 
-// NewHub returns a hub whose subscribers each buffer up to buffer events
-// (DefaultPushBuffer if buffer < 1).
+// NewHub returns a hub whose subscribers each queue up to buffer events
+// once conflated (DefaultPushBuffer if buffer < 1).
 func NewHub(buffer int) *Hub {
 	if buffer < 1 {
 		buffer = DefaultPushBuffer
@@ -60,17 +75,70 @@ func NewHub(buffer int) *Hub {
 type Subscription struct {
 	hub  *Hub
 	ref  gossip.Ref
-	ch   chan *gossip.Event
-	done chan struct{}
+	omit string // SubscribeOptions.OmitDevice
+
+	ready chan struct{} // capacity 1: rung when events are queued
+	done  chan struct{}
 
 	once sync.Once
 	err  atomic.Pointer[error] // why done closed; set before closing done
+
+	mu sync.Mutex
+	// q is the queue, oldest first; a nil slot held an event conflated
+	// away. Invariant: live is the number of non-nil slots.
+	q    []*Pushed // guarded by mu
+	live int       // guarded by mu
+	// last is, per video, the slot of its queued cursor event with no
+	// barrier of the video after it (nil until first needed); took the same
+	// for takeover events, per video and superseded session.
+	last map[string]int      // guarded by mu
+	took map[takeoverKey]int // guarded by mu
+}
+
+// takeoverKey identifies what a takeover event tells: that a video's
+// session was superseded.
+type takeoverKey struct{ video, session string }
+
+// Pushed is an event as the hub hands it out: one per Notify'd event,
+// shared by every subscriber of its profile (read only), with its msgpack
+// encoding made once for all of them (a profile's devices are pushed the
+// same bytes).
+type Pushed struct {
+	gossip.Event
+	mp atomic.Pointer[[]byte]
+}
+
+// encoded returns the event's encoding, made by enc on first use (enc must
+// give every caller the same bytes).
+func (p *Pushed) encoded(enc func(*gossip.Event) []byte) []byte {
+	if b := p.mp.Load(); b != nil {
+		return *b
+	}
+	b := enc(&p.Event)
+	p.mp.Store(&b)
+	return b
+}
+
+// SubscribeOptions are a subscriber's choices.
+type SubscribeOptions struct {
+	// OmitDevice, when set, leaves out the cursor events whose cursor was
+	// written by that device: a device that holds the answers to its own
+	// writes need not get them echoed back. A queued cursor event of the
+	// same video older than the device's write is dropped too (the device
+	// holds a newer cursor). Other events (cleared, takeover, hidden) are
+	// always delivered.
+	OmitDevice string
 }
 
 // Subscribe registers a subscriber of ref. It fails with ErrShuttingDown
 // once the hub is closed. The caller must Close the subscription.
 func (h *Hub) Subscribe(ref gossip.Ref) (*Subscription, error) {
-	s := &Subscription{hub: h, ref: ref, ch: make(chan *gossip.Event, h.buffer), done: make(chan struct{})}
+	return h.SubscribeWith(ref, SubscribeOptions{})
+}
+
+// SubscribeWith is Subscribe with options.
+func (h *Hub) SubscribeWith(ref gossip.Ref, opts SubscribeOptions) (*Subscription, error) {
+	s := &Subscription{hub: h, ref: ref, omit: opts.OmitDevice, ready: make(chan struct{}, 1), done: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -113,9 +181,155 @@ func (h *Hub) Refs() []gossip.Ref {
 	return out
 }
 
-// Events delivers the subscription's events. Events are shared between
-// subscribers: read only.
-func (s *Subscription) Events() <-chan *gossip.Event { return s.ch }
+// Ready receives a value when events are queued: then Take them. A value
+// may come with nothing left to take (a Take after the ring took them).
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Take appends the queued events to buf, oldest first, and empties the
+// queue. Events are shared between subscribers: read only.
+func (s *Subscription) Take(buf []*Pushed) []*Pushed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ev := range s.q {
+		if ev != nil {
+			buf = append(buf, ev)
+		}
+	}
+	s.resetLocked()
+	return buf
+}
+
+// Pending returns the number of events queued.
+func (s *Subscription) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live
+}
+
+// resetLocked empties the queue, keeping its storage unless it grew large.
+func (s *Subscription) resetLocked() {
+	if cap(s.q) > 4*s.hub.buffer+64 {
+		s.q = nil
+	} else {
+		clear(s.q)
+		s.q = s.q[:0]
+	}
+	s.live = 0
+	if len(s.last) > 0 {
+		clear(s.last)
+	}
+	if len(s.took) > 0 {
+		clear(s.took)
+	}
+}
+
+// push queues ev, conflating it with a queued event it supersedes (see
+// Hub). It returns false if the queue is over the hub's buffer.
+func (s *Subscription) push(ev *Pushed) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch ev.Type {
+	case gossip.EventCursor:
+		return s.pushCursorLocked(ev)
+	case gossip.EventTakeover:
+		k := takeoverKey{ev.Video, ev.Superseded.Version.Session}
+		if i, ok := s.took[k]; ok {
+			s.q[i] = nil
+			s.live--
+			delete(s.took, k)
+		}
+		if !s.appendLocked(ev) {
+			return false
+		}
+		if s.took == nil {
+			s.took = map[takeoverKey]int{}
+		}
+		s.took[k] = len(s.q) - 1
+		return true
+	}
+	// A barrier (cleared, hidden): later events of its video (of every
+	// video for a delete-all) queue behind it.
+	if ev.Video == "" {
+		clear(s.last)
+		clear(s.took)
+	} else {
+		delete(s.last, ev.Video)
+		for k := range s.took {
+			if k.video == ev.Video {
+				delete(s.took, k)
+			}
+		}
+	}
+	return s.appendLocked(ev)
+}
+
+// pushCursorLocked queues a cursor event in place of the video's queued
+// one, unless that one is newer.
+func (s *Subscription) pushCursorLocked(ev *Pushed) bool {
+	i, queued := s.last[ev.Video]
+	if queued && ev.Cursor.Version.Less(s.q[i].Cursor.Version) {
+		return true // the queued one is newer: ev adds nothing
+	}
+	if queued {
+		s.q[i] = nil
+		s.live--
+		delete(s.last, ev.Video)
+	}
+	if s.omit != "" && ev.Cursor.Device == s.omit {
+		return true // the device's own write
+	}
+	if !s.appendLocked(ev) {
+		return false
+	}
+	if s.last == nil {
+		s.last = map[string]int{}
+	}
+	s.last[ev.Video] = len(s.q) - 1
+	return true
+}
+
+// appendLocked adds ev at the tail and rings the bell; false if the queue
+// would hold more than the buffer.
+func (s *Subscription) appendLocked(ev *Pushed) bool {
+	if s.live >= s.hub.buffer {
+		return false
+	}
+	if len(s.q) >= 2*s.hub.buffer+16 {
+		s.compactLocked()
+	}
+	s.q = append(s.q, ev)
+	s.live++
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// compactLocked drops the conflated slots and renumbers last.
+func (s *Subscription) compactLocked() {
+	k := 0
+	for _, ev := range s.q {
+		if ev == nil {
+			continue
+		}
+		switch ev.Type {
+		case gossip.EventCursor:
+			if i, ok := s.last[ev.Video]; ok && s.q[i] == ev {
+				s.last[ev.Video] = k
+			}
+		case gossip.EventTakeover:
+			tk := takeoverKey{ev.Video, ev.Superseded.Version.Session}
+			if i, ok := s.took[tk]; ok && s.q[i] == ev {
+				s.took[tk] = k
+			}
+		}
+		s.q[k] = ev
+		k++
+	}
+	clear(s.q[k:])
+	s.q = s.q[:k]
+}
 
 // Done is closed when the hub ends the subscription (Err says why) or when
 // it is closed.
@@ -182,18 +396,13 @@ func (h *Hub) Notify(events []gossip.Event) {
 		if len(set) == 0 {
 			continue
 		}
-		ev := new(gossip.Event)
-		*ev = events[i]
+		ev := &Pushed{Event: events[i]}
 		for s := range set {
 			if s.ended() {
 				continue
 			}
-			select {
-			case s.ch <- ev:
-			default:
-				if s.end(ErrSlowSubscriber) {
-					h.dropped.Add(1)
-				}
+			if !s.push(ev) && s.end(ErrSlowSubscriber) {
+				h.dropped.Add(1)
 			}
 		}
 	}

@@ -3,7 +3,6 @@ package node
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/playhead/playhead/api"
@@ -108,12 +107,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil { // only a programming error can get here
 		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"unavailable","message":"internal error: cannot encode the response"}}`)
 	}
-	b = append(b, '\n')
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	w.Write(b)
+	writeBody(w, status, b)
 }
 
 // rfc3339 parses an RFC 3339 query value.

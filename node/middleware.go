@@ -82,9 +82,13 @@ func (n *Node) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rw := &respWriter{ResponseWriter: w, r: r, reqID: requestID(r, &n.reqIDs)}
+		// Set by hand under their canonical keys, both values in one
+		// allocation: Header.Set canonicalised "Playhead-HLC" into a new
+		// string and allocated a slice per header, on every request.
 		h := w.Header()
-		h.Set("Playhead-HLC", n.svc.Now().String())
-		h.Set("X-Request-Id", rw.reqID)
+		vals := []string{n.svc.Now().String(), rw.reqID}
+		h["Playhead-Hlc"] = vals[0:1:1]
+		h["X-Request-Id"] = vals[1:2:2]
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {

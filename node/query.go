@@ -30,7 +30,7 @@ var queryParams = map[string][]string{
 	"PUT /v1/profiles/{profile}/positions/{video}/watched": {},
 
 	"GET /v1/profiles/{profile}/changes": {"after", "wait", "include", "poll"},
-	"GET /v1/profiles/{profile}/events":  {"after", "access_token"},
+	"GET /v1/profiles/{profile}/events":  {"after", "access_token", "omit_device"},
 
 	"GET /v1/profiles/{profile}/continue-watching":            {"limit"},
 	"DELETE /v1/profiles/{profile}/continue-watching/{video}": {},
@@ -47,7 +47,7 @@ var queryParams = map[string][]string{
 // in queryParams are not checked (the test above keeps that set empty).
 func checkQuery(r *http.Request) *apiError {
 	allowed, ok := queryParams[r.Pattern]
-	if !ok {
+	if !ok || r.URL.RawQuery == "" { // nothing to parse (most requests)
 		return nil
 	}
 	for name := range r.URL.Query() {

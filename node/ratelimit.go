@@ -46,6 +46,10 @@ func newLimiter(ratePerSec float64, burst, maxKeys int) *limiter {
 // allow takes one token from key's bucket at nowMs. When the bucket is
 // empty it returns false and the whole seconds until a token is available
 // (at least 1).
+// enabled reports whether the limiter limits anything (a rate of 0 or less
+// allows everything).
+func (l *limiter) enabled() bool { return l.ratePerMs > 0 }
+
 func (l *limiter) allow(key string, nowMs int64) (ok bool, retryAfter int) {
 	if l.ratePerMs <= 0 {
 		return true, 0

@@ -157,6 +157,9 @@ func (n *Node) limitAccount(account string) error {
 
 // limitDevices takes one token from the bucket of each distinct device.
 func (n *Node) limitDevices(account string, devices ...string) error {
+	if !n.deviceLimit.enabled() {
+		return nil
+	}
 	now := n.clock.NowMs()
 	seen := make(map[string]struct{}, len(devices))
 	for _, d := range devices {

@@ -15,28 +15,46 @@ type op struct {
 // encodeOps encodes the puts, then the deletes, of one Write, in order. It
 // fails, encoding nothing, on the first key that does not encode
 // (ErrBadKey) or record that does not fit its key (ErrBadRecord).
+//
+// Every key and value is encoded into one buffer (two allocations for the
+// batch, not two or more per record); the ops' slices share it, so no op
+// may be modified (a store that keeps values beyond the batch copies them).
 func encodeOps(puts []Put, deletes []Key) ([]op, error) {
 	ops := make([]op, 0, len(puts)+len(deletes))
-	for i, p := range puts {
+	type span struct{ key, end, val int }
+	var small [8]span // a request's batch: no allocation
+	spans := small[:0]
+	buf := make([]byte, 0, 128*len(puts)+64*len(deletes))
+	for i := range puts {
+		p := &puts[i]
 		if err := checkRecord(p.Key, p.Record); err != nil {
 			return nil, fmt.Errorf("%w (put %d)", err, i)
 		}
-		key, err := EncodeKey(p.Key)
-		if err != nil {
+		start := len(buf)
+		var err error
+		if buf, err = AppendKey(buf, p.Key); err != nil {
 			return nil, fmt.Errorf("%w (put %d)", err, i)
 		}
-		val, err := EncodeValue(p.Record)
-		if err != nil {
+		mid := len(buf)
+		if buf, err = appendValue(buf, &p.Record); err != nil {
 			return nil, fmt.Errorf("%w (put %d)", err, i)
 		}
-		ops = append(ops, op{key: key, value: val})
+		spans = append(spans, span{start, mid, len(buf)})
 	}
 	for i, k := range deletes {
-		key, err := EncodeKey(k)
-		if err != nil {
+		start := len(buf)
+		var err error
+		if buf, err = AppendKey(buf, k); err != nil {
 			return nil, fmt.Errorf("%w (delete %d)", err, i)
 		}
-		ops = append(ops, op{key: key})
+		spans = append(spans, span{start, len(buf), -1})
+	}
+	for _, s := range spans {
+		o := op{key: buf[s.key:s.end:s.end]}
+		if s.val >= 0 {
+			o.value = buf[s.end:s.val:s.val]
+		}
+		ops = append(ops, o)
 	}
 	return ops, nil
 }

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"fmt"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -51,6 +52,25 @@ func EncodeValue(rec crdt.Record) ([]byte, error) {
 // AppendValue appends the encoding of rec to dst and returns the extended
 // slice; see EncodeValue.
 func AppendValue(dst []byte, rec crdt.Record) ([]byte, error) {
+	return appendValue(dst, &rec)
+}
+
+// valueEncoder is a msgpack encoder that appends to a buffer, pooled so
+// that encoding a record allocates nothing but the buffer's growth.
+type valueEncoder struct {
+	w   appendWriter
+	enc *msgpack.Encoder
+}
+
+var valueEncoders = sync.Pool{New: func() any {
+	e := &valueEncoder{}
+	e.enc = msgpack.NewEncoder(&e.w)
+	e.enc.UseCompactInts(true)
+	return e
+}}
+
+// appendValue is AppendValue over a pointer (the record is not copied).
+func appendValue(dst []byte, rec *crdt.Record) ([]byte, error) {
 	var v any
 	switch rec.Kind {
 	case crdt.KindCursor:
@@ -64,17 +84,18 @@ func AppendValue(dst []byte, rec crdt.Record) ([]byte, error) {
 	default:
 		return dst, fmt.Errorf("%w: unknown kind %d", ErrBadRecord, rec.Kind)
 	}
-	w := appendWriter{buf: append(dst, valueFormatV1)}
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(&w)
-	enc.UseCompactInts(true)
-	if err := enc.Encode(v); err != nil {
+	e := valueEncoders.Get().(*valueEncoder)
+	e.w.buf = append(dst, valueFormatV1)
+	err := e.enc.Encode(v)
+	out := e.w.buf
+	e.w.buf = nil
+	valueEncoders.Put(e)
+	if err != nil {
 		// The crdt types hold only ints, strings and structs of them, so
 		// this cannot happen short of a change there that msgpack rejects.
 		return dst, fmt.Errorf("%w: encoding %v: %v", ErrBadRecord, rec.Kind, err)
 	}
-	return w.buf, nil
+	return out, nil
 }
 
 // DecodeValue decodes a value stored under a key of the given kind and id

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"maps"
 	"slices"
 	"sort"
@@ -193,7 +194,9 @@ func (m *Mem) applyLocked(ops []op) {
 			if !found {
 				m.keys = slices.Insert(m.keys, i, key)
 			}
-			m.live[key] = o.value
+			// A copy: encodeOps's values share one buffer per batch,
+			// which the store must not keep alive.
+			m.live[key] = bytes.Clone(o.value)
 		}
 	}
 }

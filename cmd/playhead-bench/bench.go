@@ -91,9 +91,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	videos := fs.Int("videos", bench.DefaultVideos, "videos per profile, picked with a Zipf law")
 	devices := fs.Int("devices-per-profile", bench.DefaultDevicesPerProfile, "devices of each profile (each with its own session per video)")
 	zipfS := fs.Float64("zipf-s", bench.DefaultZipfS, "Zipf exponent (> 1; larger = hotter head)")
+	uniformKeys := fs.Bool("uniform", false, "pick profiles and videos uniformly instead of with a Zipf law")
 	batchN := fs.Int("batch", bench.DefaultBatch, "batch: updates per request (≤ 500)")
 	pipeline := fs.Int("pipeline", 1, "ws: updates a device sends back to back before waiting for their acks (≤ 256)")
 	wsMsgpack := fs.Bool("ws-msgpack", false, "ws: speak the playhead.v1.msgpack subprotocol, the --pipeline updates as one array message")
+	wsOmitOwn := fs.Bool("ws-omit-own", false, "ws: each device opens its stream with omit_device=ITS-ID, so its own writes are not echoed back")
 	push := fs.String("push", bench.DefaultPush, "propagation: the subscribers' transport, ws or sse")
 	subs := fs.Int("subscribers", bench.DefaultSubscribers, "propagation: watched profiles (one listening device each)")
 	noPrefill := fs.Bool("no-prefill", false, "read: skip writing one cursor per profile and video first")
@@ -116,8 +118,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := bench.Config{URL: *url, Token: *token, Workload: *workload, Rate: *rate, Concurrency: *conc, Duration: *dur,
-		Warmup: *warm, Drain: *drain, Profiles: *profiles, Videos: *videos, DevicesPerProfile: *devices, ZipfS: *zipfS,
-		Batch: *batchN, Pipeline: *pipeline, WSMsgpack: *wsMsgpack, Push: *push, Subscribers: *subs, NoPrefill: *noPrefill, Seed: *seed}
+		Warmup: *warm, Drain: *drain, Profiles: *profiles, Videos: *videos, DevicesPerProfile: *devices, ZipfS: *zipfS, Uniform: *uniformKeys,
+		Batch: *batchN, Pipeline: *pipeline, WSMsgpack: *wsMsgpack, WSOmitOwn: *wsOmitOwn, Push: *push, Subscribers: *subs, NoPrefill: *noPrefill, Seed: *seed}
 	var secret []byte
 	if *url == "inprocess" {
 		stop, u, err := inprocessNode()

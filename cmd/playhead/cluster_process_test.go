@@ -28,7 +28,7 @@ type clusterProc struct {
 }
 
 type procCluster struct {
-	t      *testing.T
+	t      testing.TB
 	bin    string
 	dir    string
 	secret string
@@ -36,9 +36,10 @@ type procCluster struct {
 	nodes  []*clusterProc
 	token  string
 	admin  string
+	extra  []string // more serve flags for every member
 }
 
-func newProcCluster(t *testing.T) *procCluster {
+func newProcCluster(t testing.TB) *procCluster {
 	bin := binary(t)
 	dir := t.TempDir()
 	pc := &procCluster{t: t, bin: bin, dir: dir, secret: filepath.Join(dir, "secret"), key: filepath.Join(dir, "cluster.key")}
@@ -73,6 +74,7 @@ func (pc *procCluster) start(p *clusterProc, expect int) {
 		"--gossip-addr", p.gossip, "--rpc-addr", p.rpc, "--raft-addr", p.raft,
 		"--auth-secret-file", pc.secret, "--gossip-key-file", pc.key, "--bootstrap-expect", fmt.Sprint(expect),
 		"--dead-node-grace", "1h", "--log-level", "warn", "--device-rate", "-1", "--loopback-timings"}
+	args = append(args, pc.extra...)
 	for _, q := range pc.nodes {
 		if q != p {
 			args = append(args, "--join", q.gossip)
@@ -157,7 +159,7 @@ func putBody(pos int64, session string) string {
 	return fmt.Sprintf(`{"position_ms":%d,"duration_ms":100000000,"device":"d","session":%q}`, pos, session)
 }
 
-func position(t *testing.T, body []byte) int64 {
+func position(t testing.TB, body []byte) int64 {
 	var c struct {
 		PositionMs int64 `json:"position_ms"`
 	}

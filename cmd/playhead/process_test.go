@@ -33,7 +33,7 @@ var buildOnce = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -51,7 +51,7 @@ func binary(t *testing.T) string {
 // replication address once); never hand out the same one twice.
 var handedOut sync.Map
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	for range 100 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -100,7 +100,7 @@ func startServe(t *testing.T, bin, dataDir, secretFile, addr string) *proc {
 	return nil
 }
 
-func mintToken(t *testing.T, bin, secretFile, account string) string {
+func mintToken(t testing.TB, bin, secretFile, account string) string {
 	t.Helper()
 	out, err := exec.Command(bin, "token", "--secret-file", secretFile, "--account", account, "--profile", "p1").Output()
 	if err != nil {

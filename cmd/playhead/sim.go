@@ -22,7 +22,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 	nodes := fs.Int("nodes", 5, "cluster nodes")
 	devices := fs.Int("devices", 200, "simulated devices (two per profile)")
 	duration := fs.Duration("duration", 5*time.Minute, "simulated time with faults, before the liveness phase")
-	faults := fs.String("faults", "all", "faults: all, none, or a comma list of partitions,loss,crashes,clocks,offline,membership,deletes,viewer (viewer, the viewer controls, is not part of all)")
+	faults := fs.String("faults", "all", "faults: all, none, or a comma list of partitions,loss,crashes,clocks,offline,membership,deletes,store-errors,viewer (store-errors: a node's store writes fail for a while; viewer, the viewer controls, is not part of all)")
 	determinism := fs.Bool("check-determinism", false, "run each seed twice and compare the trace hashes")
 	shrink := fs.Bool("shrink", true, "on a failure, shrink the run's plan (drop faults, devices, operations, the tail) to a smaller one failing the same invariant, write it under --shrink-dir and print its --replay command")
 	shrinkRuns := fs.Int("shrink-runs", clustersim.DefaultShrinkRuns, "the most runs one shrink tries")
@@ -111,6 +111,9 @@ func cmdSim(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "seed %d: %s — %d writes, %d acknowledged, %d faults (%d ring changes); %s\n", s, status, rep.Writes, rep.Acked, rep.Faults, rep.RingChanges, strings.Join(rep.Checks, ", "))
 		fmt.Fprintf(stdout, "trace hash: %s\n", rep.TraceHash)
+		if from == to {
+			fmt.Fprintf(stdout, "store: %s; cycles: %s; %d store writes failed\n", rep.Store, rep.Cycles, rep.StoreErrors)
+		}
 		if rep.Failed() {
 			for _, v := range rep.Violations {
 				fmt.Fprintf(stdout, "  violation: %s\n", v)

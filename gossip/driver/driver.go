@@ -86,6 +86,14 @@ type Driver struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 
+	// Sync pipelining (syncer.go): the Core's store applies each cycle's
+	// batch without waiting for its WAL sync; what the cycle's outputs
+	// claim to be durable waits in syncq for the syncer goroutine.
+	store   *pipelinedStore
+	syncq   chan heldCycle
+	syncWG  sync.WaitGroup
+	syncErr error // the first sync failure; syncer goroutine only
+
 	mu      sync.Mutex
 	nextID  uint64
 	waiting map[uint64]chan gossip.Completion
@@ -104,13 +112,15 @@ func New(cfg Config) (*Driver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	core, err := gossip.NewCore(cfg.Core, cfg.Store, cfg.Clock.NowMs())
+	store := &pipelinedStore{Store: cfg.Store}
+	core, err := gossip.NewCore(cfg.Core, store, cfg.Clock.NowMs())
 	if err != nil {
 		return nil, err
 	}
 	// Request ids start from the clock: an answer from before a restart,
 	// still in flight, must not complete a new request.
 	return &Driver{cfg: cfg, core: core, in: make(chan func(), 4096), done: make(chan struct{}),
+		store: store, syncq: make(chan heldCycle, syncQueue),
 		waiting: map[uint64]chan gossip.Completion{}, nextID: uint64(cfg.Clock.NowMs()) << 16}, nil
 }
 
@@ -118,6 +128,8 @@ func New(cfg Config) (*Driver, error) {
 // frames to Deliver).
 func (c *Driver) Start(transport gossip.Transport) {
 	c.transport = transport
+	c.syncWG.Add(1)
+	go c.syncer()
 	c.wg.Add(1)
 	go c.loop()
 }
@@ -127,6 +139,10 @@ func (c *Driver) Close() {
 	c.closeOnce.Do(func() {
 		close(c.done)
 		c.wg.Wait()
+		// The loop has stopped: the syncer releases what it holds (after
+		// its syncs) and stops.
+		close(c.syncq)
+		c.syncWG.Wait()
 		c.mu.Lock()
 		for id, ch := range c.waiting {
 			ch <- gossip.Completion{ID: id, Err: fmt.Errorf("%w: the node is shutting down", gossip.ErrUnavailable)}
@@ -164,34 +180,39 @@ func (c *Driver) loop() {
 	}
 }
 
-// cycle flushes the Core and carries out its Ready.
+// cycle flushes the Core and carries out its Ready. The flush applies the
+// cycle's batch without waiting for its sync (pipelinedStore); messages
+// that claim nothing about durability go out now, and everything else —
+// answers, acknowledgements, events — to the syncer, which releases it
+// once the batch is durable (syncer.go).
 func (c *Driver) cycle() {
 	if err := c.core.Flush(); err != nil {
 		c.cfg.Logger.Error("writing to the store failed", "err", err)
 	}
+	wait := c.store.take()
 	rd := c.core.Ready()
+	var held []gossip.Envelope
 	byPeer := map[ring.NodeID][]gossip.Msg{}
 	for _, e := range rd.Messages {
-		byPeer[e.To] = append(byPeer[e.To], e.Msg)
+		if sendBeforeSync(e.Msg.Type) {
+			byPeer[e.To] = append(byPeer[e.To], e.Msg)
+		} else {
+			held = append(held, e)
+		}
 	}
 	for _, to := range slices.Sorted(maps.Keys(byPeer)) {
 		c.sendAll(to, byPeer[to])
-	}
-	if len(rd.Events) > 0 {
-		c.cfg.Notifier.Notify(rd.Events)
 	}
 	t, haveTable := c.core.Table()
 	c.mu.Lock()
 	c.ready, c.table = haveTable, t
 	c.stats = c.core.Stats()
 	c.hints, c.pulls = c.core.Hints(), c.core.Handoffs()
-	for _, d := range rd.Completions {
-		if ch, ok := c.waiting[d.ID]; ok {
-			delete(c.waiting, d.ID)
-			ch <- d
-		}
-	}
 	c.mu.Unlock()
+	if wait == nil && len(held) == 0 && len(rd.Events) == 0 && len(rd.Completions) == 0 {
+		return
+	}
+	c.syncq <- heldCycle{wait: wait, msgs: held, events: rd.Events, done: rd.Completions}
 }
 
 // sendAll sends msgs to a peer in frames of bounded size.
@@ -319,25 +340,10 @@ func (c *Driver) do(ctx context.Context, op gossip.Op) (gossip.Result, error) {
 	}
 }
 
-// Put implements Service.
+// Put implements Service. The Core admits the write (clock skew against
+// this node's clock, Core.Submit) and observes its timestamps.
 func (c *Driver) Put(ctx context.Context, ref gossip.Ref, ups []crdt.Update) ([]gossip.WriteResult, error) {
-	// Far-future versions are refused here, on the node the device talks
-	// to, against its clock.
-	nowMs := c.cfg.Clock.NowMs()
-	for i, u := range ups {
-		for _, h := range [2]crdt.HLC{u.Epoch, u.Seq} {
-			if err := c.core.Clock().Check(h, nowMs); err != nil {
-				return nil, &gossip.UpdateError{Index: i, Video: u.Video, Err: err}
-			}
-		}
-	}
 	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpPut, Ref: ref, Ups: ups})
-	for _, u := range ups {
-		c.core.Clock().Observe(max(u.Epoch, u.Seq))
-	}
-	for _, w := range res.Writes {
-		c.core.Clock().Observe(w.Cursor.UpdatedHLC)
-	}
 	return res.Writes, err
 }
 
@@ -353,9 +359,6 @@ func (c *Driver) Cursor(ctx context.Context, ref gossip.Ref, video string) (crdt
 func (c *Driver) Cursors(ctx context.Context, ref gossip.Ref) ([]crdt.Cursor, error) {
 	q := gossip.ReadQuorumOf(ctx)
 	res, err := c.do(ctx, gossip.Op{Kind: gossip.OpCursors, Ref: ref, ReadQuorum: q})
-	for _, cur := range res.Cursors {
-		c.core.Clock().Observe(cur.UpdatedHLC)
-	}
 	return res.Cursors, err
 }
 
@@ -416,7 +419,6 @@ func (c *Driver) Mark(ctx context.Context, ref gossip.Ref, m gossip.Mark) (gossi
 	if len(res.Writes) != 1 {
 		return gossip.WriteResult{}, fmt.Errorf("%w: a mark answered %d results", gossip.ErrUnavailable, len(res.Writes))
 	}
-	c.core.Clock().Observe(res.Writes[0].Cursor.UpdatedHLC)
 	return res.Writes[0], nil
 }
 

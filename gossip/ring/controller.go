@@ -21,19 +21,41 @@ type ControllerConfig struct {
 	// replication sooner after a real loss, but turns every slow restart
 	// into two full partition moves. The default value is 5 minutes.
 	DeadNodeGrace time.Duration
+	// BootstrapExpect is how many live members a new cluster waits for
+	// before its member with the smallest id founds the ring (Found). The
+	// default value is 1.
+	BootstrapExpect int
+	// FoundAfter is how long the expected members must have been seen
+	// before the founder founds the ring: time for an existing ring's
+	// leader to add this node instead. The default value is 2 seconds.
+	FoundAfter time.Duration
 }
+
+// DefaultFoundAfter is the default of ControllerConfig.FoundAfter.
+const DefaultFoundAfter = 2 * time.Second
 
 // EnsureDefaults fills zero fields with their defaults.
 func (c *ControllerConfig) EnsureDefaults() {
 	if c.DeadNodeGrace == 0 {
 		c.DeadNodeGrace = DefaultDeadNodeGrace
 	}
+	if c.BootstrapExpect == 0 {
+		c.BootstrapExpect = 1
+	}
+	if c.FoundAfter == 0 {
+		c.FoundAfter = DefaultFoundAfter
+	}
 }
 
 // Validate reports settings that cannot work.
 func (c ControllerConfig) Validate() error {
-	if c.DeadNodeGrace < 0 {
+	switch {
+	case c.DeadNodeGrace < 0:
 		return fmt.Errorf("ring: dead node grace must not be negative, got %v", c.DeadNodeGrace)
+	case c.BootstrapExpect < 1:
+		return fmt.Errorf("ring: bootstrap expect must be at least 1, got %d", c.BootstrapExpect)
+	case c.FoundAfter < 0:
+		return fmt.Errorf("ring: found-after must not be negative, got %v", c.FoundAfter)
 	}
 	return nil
 }
@@ -122,6 +144,13 @@ type Controller struct {
 	// know, when Decide first saw it so (ms). Invariant: no key of members
 	// is a key of absentSince.
 	absentSince map[NodeID]int64
+
+	// Founding (Found): the members expected, how long to wait, and since
+	// when enough were seen (enough unset: fewer than expected).
+	expect      int
+	foundAfter  int64 // ms
+	enough      bool
+	enoughSince int64
 }
 
 // NewController returns a controller for the leader self.
@@ -138,7 +167,33 @@ func NewController(self NodeID, cfg ControllerConfig) (*Controller, error) {
 		grace:       cfg.DeadNodeGrace.Milliseconds(),
 		members:     map[NodeID]Member{},
 		absentSince: map[NodeID]int64{},
+		expect:      cfg.BootstrapExpect,
+		foundAfter:  cfg.FoundAfter.Milliseconds(),
 	}, nil
+}
+
+// Found decides, on a node that is not yet part of a ring, whether it
+// founds one now (--bootstrap-expect): when it has no ring state and never
+// had any, at least BootstrapExpect members have been alive (alive: the
+// live members membership reports, this node among them) for longer than
+// FoundAfter without an existing ring's leader adding this node, and this
+// node has the smallest id of them. Every node of a new cluster runs the
+// same rule on the same view, so exactly one founds; the others join its
+// ring when its leader adds them. A node that had ring state (it was a
+// member before a restart, or was added meanwhile) never founds: a second
+// ring would split the cluster for good. The caller founds once it is told
+// to and calls Found again on every membership change and periodically
+// (every 250 ms in node/); the time is its input, as in Decide.
+func (c *Controller) Found(nowMs int64, alive []NodeID, hadRing bool) bool {
+	if hadRing || len(alive) < c.expect {
+		c.enough = false
+		return false
+	}
+	if !c.enough {
+		c.enough, c.enoughSince = true, nowMs
+		return false
+	}
+	return nowMs-c.enoughSince > c.foundAfter && slices.Min(alive) == c.self
 }
 
 // Observe records a member's latest view (from Membership.Members or a

@@ -253,3 +253,53 @@ func TestRingControllerConfigValidate(t *testing.T) {
 		t.Fatal("empty self accepted")
 	}
 }
+
+// TestRingControllerFound: with --bootstrap-expect 3, the member with the
+// smallest id founds once three members have been alive for longer than
+// FoundAfter; the others never do; fewer members restart the wait; and a
+// node that had ring state never founds, however long it waits.
+func TestRingControllerFound(t *testing.T) {
+	const t0 = int64(1_800_000_000_000)
+	ctl := func(self string) *Controller {
+		c, err := NewController(NodeID(self), ControllerConfig{BootstrapExpect: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	three := ctlIDs("n3", "n1", "n2")
+	n1, n2 := ctl("n1"), ctl("n2")
+	for ms := int64(0); ms <= 2_000; ms += 250 {
+		if n1.Found(t0+ms, three, false) || n2.Found(t0+ms, three, false) {
+			t.Fatalf("founded %d ms after the members were seen, before FoundAfter", ms)
+		}
+	}
+	if !n1.Found(t0+2_250, three, false) {
+		t.Fatal("n1, the smallest id, did not found after FoundAfter")
+	}
+	if n2.Found(t0+60_000, three, false) {
+		t.Fatal("n2 founded although n1 has the smallest id")
+	}
+	// Too few members: no founding, and the wait starts again.
+	c := ctl("n1")
+	c.Found(t0, three, false)
+	if c.Found(t0+3_000, ctlIDs("n1", "n2"), false) {
+		t.Fatal("founded with 2 of 3 expected members")
+	}
+	if c.Found(t0+4_000, three, false) || c.Found(t0+5_000, three, false) {
+		t.Fatal("founded before FoundAfter passed since enough members were seen again")
+	}
+	if !c.Found(t0+6_100, three, false) {
+		t.Fatal("did not found 2.1 s after enough members were seen again")
+	}
+	// A node that had ring state never founds.
+	old := ctl("n1")
+	for ms := int64(0); ms <= 600_000; ms += 250 {
+		if old.Found(t0+ms, three, true) {
+			t.Fatalf("a node with old ring state founded a new ring at %d ms", ms)
+		}
+	}
+	if _, err := NewController("n1", ControllerConfig{BootstrapExpect: -1}); err == nil {
+		t.Fatal("bootstrap expect -1 accepted")
+	}
+}

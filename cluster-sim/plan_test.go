@@ -97,6 +97,17 @@ func TestParsePlanRefuses(t *testing.T) {
 		{"unknown op", func(p *Plan) { p.Ops[0].Kind = "dance" }},
 		{"time order", func(p *Plan) { p.Ops[0].AtMs = p.Ops[len(p.Ops)-1].AtMs + 1 }},
 		{"video", func(p *Plan) { p.Ops[0].Video = simVideos }},
+		{"batch", func(p *Plan) { p.Batch = 0 }},
+		{"cycle_ms", func(p *Plan) { p.CycleMs = -1 }},
+		{"mode", func(p *Plan) {
+			p.Faults[0] = FaultEvent{AtMs: p.Faults[0].AtMs, Kind: FaultStoreErrors, Nodes: []int{1}, ErrPct: 50, ForMs: 1_000, Mode: "melt"}
+		}},
+		{"err_pct", func(p *Plan) {
+			p.Faults[0] = FaultEvent{AtMs: p.Faults[0].AtMs, Kind: FaultStoreErrors, Nodes: []int{1}, ErrPct: 0, ForMs: 1_000, Mode: StoreFailSync}
+		}},
+		{"names no node", func(p *Plan) {
+			p.Faults[0] = FaultEvent{AtMs: p.Faults[0].AtMs, Kind: FaultStoreErrors, ErrPct: 50, ForMs: 1_000, Mode: StoreFailSync}
+		}},
 	} {
 		c := p.Clone()
 		tc.mutate(c)
@@ -111,5 +122,38 @@ func TestParsePlanRefuses(t *testing.T) {
 	}
 	if _, err := ParsePlan([]byte(`{"format":1,"faults":"meteors"}`)); err == nil {
 		t.Error("unknown fault kinds accepted")
+	}
+}
+
+// The store-errors fault is part of the plan: the schedule of a run with
+// store errors names the node, rate, length and mode, and executing the
+// plan fails store writes exactly when such a fault is in it.
+func TestStoreErrorsArePlanned(t *testing.T) {
+	o := ciRun(3)
+	o.Devices, o.Duration = 20, 30*time.Second
+	o.Faults = Faults{StoreErrors: true}
+	p, err := NewPlan(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Faults) == 0 {
+		t.Fatal("no store fault planned in 30 s")
+	}
+	for _, f := range p.Faults {
+		if f.Kind != FaultStoreErrors || len(f.Nodes) != 1 || f.ErrPct < 10 || f.ForMs < 1_000 || f.Mode == "" {
+			t.Fatalf("planned %+v", f)
+		}
+	}
+	rep, err := Run(RunOptions{Plan: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.StoreErrors == 0 || rep.Failed() {
+		t.Fatalf("%d store faults planned: %d store writes failed, violations %v", len(p.Faults), rep.StoreErrors, rep.Violations)
+	}
+	c := p.Clone()
+	c.Faults = nil
+	if rep, err = Run(RunOptions{Plan: c}); err != nil || rep.StoreErrors != 0 {
+		t.Fatalf("without the store faults: %d store writes failed (%v)", rep.StoreErrors, err)
 	}
 }

@@ -18,9 +18,11 @@ import (
 // the tail of the fault phase — and executes what is left.
 //
 // What the execution still draws (message latency, loss and duplication;
-// which unsynced writes a crash keeps; a device's reconnect backoff) comes
-// from streams of their own, derived from the seed per link, per node and
-// per device (sim.go's linkRand and nodeRand, runner.devRand), never from
+// which unsynced writes a crash keeps; how many inputs a node's cycle
+// takes and how long it lasts; whether a faulty store fails a write; a
+// device's reconnect backoff) comes from streams of their own, derived
+// from the seed per link, per node and per device (sim.go's linkRand,
+// nodeRand, cycleRand and storeRand, runner.devRand), never from
 // one stream shared by everything: dropping a fault or a device from a plan
 // then leaves the other links' and devices' draws as they were, instead of
 // re-rolling the whole run.

@@ -197,7 +197,7 @@ func (r *runner) drivePush() {
 		if st.on != 0 && (st.onNode != s.Node(st.on) || !st.onNode.Up) {
 			// The node crashed: the connection broke.
 			r.closeStream(d)
-			st.retryAt = s.Now() + 500 + s.Rand().Int64N(2_000)
+			st.retryAt = s.Now() + 500 + d.rng.Int64N(2_000)
 		}
 		if st.replayID != 0 {
 			c, ok := s.Result(st.replayID)
@@ -208,7 +208,7 @@ func (r *runner) drivePush() {
 			if c.Err != nil {
 				// The stream request failed (svc.Cursors): try again later.
 				r.closeStream(d)
-				st.retryAt = s.Now() + 500 + s.Rand().Int64N(2_000)
+				st.retryAt = s.Now() + 500 + d.rng.Int64N(2_000)
 				continue
 			}
 			after := st.filter.After()
@@ -243,7 +243,7 @@ func (r *runner) drivePush() {
 				if len(up) == 0 {
 					continue
 				}
-				i = up[s.Rand().IntN(len(up))]
+				i = up[d.rng.IntN(len(up))]
 			}
 			st.reconnects++
 			r.openStream(d, i, true)

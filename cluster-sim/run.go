@@ -125,6 +125,10 @@ type RunOptions struct {
 	// "pebble" (storage.Pebble on vfs.NewCrashableMem, crashes by
 	// CrashClone), or "" to let the seed choose: one run in four on Pebble.
 	Store string
+	// Plan, if set, is executed as it is (a recorded or shrunk run, see
+	// plan.go): Seed, Nodes, Devices, Duration, Faults, Store, LaxPush and
+	// LaxReads are the plan's, whatever is set above.
+	Plan *Plan
 }
 
 // Report is the outcome of a run.
@@ -146,6 +150,9 @@ type Report struct {
 	StaleReads int
 	SimSeconds float64
 	Checks     []string // the invariants checked, each "name: ok" or "name: FAILED"
+	// Plan is what the run executed: Run(RunOptions{Plan: rep.Plan})
+	// replays it to the same trace hash.
+	Plan *Plan
 }
 
 // Failed reports whether an invariant was violated.
@@ -162,14 +169,20 @@ type device struct {
 	correction  int64 // what it learned from refusals (the SDK's offset)
 	node        int   // the node it talks to
 	tr          *client.Tracker
-	posMs       int64
-	durMs       int64
-	playing     bool
 	offline     bool
 	queued      []crdt.Update
-	nextAt      int64
-	sessions    int
-	inflight    bool
+	// retryAt: a request was refused as unavailable; the device stays
+	// offline, its updates queued, until then (the SDK's queue and
+	// backoff), and goes through another node.
+	retryAt  int64
+	sessions int
+	inflight bool
+	// ops: the device's operations in the plan; next, the first not done.
+	ops  []DeviceOp
+	next int
+	// rng is the device's own stream (reconnect backoff, another node
+	// after a refusal): dropping other devices leaves it as it is.
+	rng *rand.Rand
 	// Push: when the device subscribes to its profile (0: never), its
 	// subscription, and what its app observed per video.
 	subscribeAt int64
@@ -260,42 +273,30 @@ const simVideos = 4
 // simMarkDurMs is the duration_ms of the simulated marks.
 const simMarkDurMs = 1_800_000
 
-// Run runs one simulation: a fault phase of o.Duration with devices playing,
-// then a liveness phase (faults off, every node up, links healed) until the
-// replicas converge, then the checkers.
+// Run runs one simulation: the plan drawn from o's seed and options
+// (NewPlan), or o.Plan; a fault phase of its duration with devices
+// playing, then a liveness phase (faults off, every node up, links healed)
+// until the replicas converge, then the checkers.
 func Run(o RunOptions) (Report, error) {
-	if o.Nodes == 0 {
-		o.Nodes = 5
+	p := o.Plan
+	if p == nil {
+		var err error
+		if p, err = NewPlan(o); err != nil {
+			return Report{}, err
+		}
+	} else if err := p.Validate(); err != nil {
+		return Report{}, err
 	}
-	if o.Devices == 0 {
-		o.Devices = 200
-	}
-	if o.Duration == 0 {
-		o.Duration = 5 * time.Minute
-	}
-	// The store is the seed's choice (a PRNG stream of its own, so that
-	// the run's stream is the same on either store).
-	pick := rand.New(rand.NewPCG(o.Seed, 0x70eb6e1e))
-	usePebble, unsynced := pick.IntN(4) == 0, []int{0, 10, 50, 100}[pick.IntN(4)]
-	// So are the nodes' cycles (sim.go, Options.Batch): how many waiting
-	// inputs one cycle takes at most, and how long its store write lasts.
-	// (A cycle that takes one input cannot also take long: a node that
-	// slow falls behind any load, which is not the run's question.)
-	batch, cycleMs := []int{1, 8, 64, 4096}[pick.IntN(4)], []int64{0, 1, 2, 5}[pick.IntN(4)]
-	if batch == 1 {
-		cycleMs = 0
-	}
-	switch o.Store {
-	case "mem":
-		usePebble = false
-	case "pebble":
-		usePebble = true
-	case "":
-	default:
-		return Report{}, fmt.Errorf("unknown store %q (mem, pebble)", o.Store)
-	}
-	s, err := New(Options{Seed: o.Seed, Nodes: o.Nodes, Partitions: 64, MinLatencyMs: 1, MaxLatencyMs: 20,
-		TickMs: 50, Mutate: o.Mutate, DeferredSync: true, Pebble: usePebble, UnsyncedPct: unsynced, Batch: batch, CycleMs: cycleMs,
+	return execute(p, o.Progress, o.Mutate)
+}
+
+// execute runs plan p.
+func execute(p *Plan, progress io.Writer, mutate func(*gossip.CoreConfig)) (Report, error) {
+	o := p.Options()
+	o.Progress, o.Mutate, o.Plan = progress, mutate, p
+	s, err := New(Options{Seed: p.Seed, Nodes: p.Nodes, Partitions: 64, MinLatencyMs: 1, MaxLatencyMs: 20,
+		TickMs: 50, Mutate: mutate, DeferredSync: true, Pebble: p.Store == "pebble", UnsyncedPct: p.UnsyncedPct,
+		Batch: p.Batch, CycleMs: p.CycleMs,
 		Core: gossip.CoreConfig{AEInterval: 500 * time.Millisecond, AEPartitions: 16}})
 	if err != nil {
 		return Report{}, err
@@ -305,24 +306,19 @@ func Run(o RunOptions) (Report, error) {
 		acked: map[writeKey]crdt.Version{}, sampled: map[ring.NodeID]map[writeKey]crdt.Version{},
 		ackedAt: map[writeKey]map[crdt.Version]int64{}, videoDeletes: map[writeKey][]int64{}, profDeletes: map[gossip.Ref][]int64{}}
 	r.rep.Options = o
+	r.rep.Plan = p
 	r.rep.Store = "mem"
-	r.rep.Cycles = fmt.Sprintf("at most %d inputs a cycle, each cycle's write up to %d ms", batch, cycleMs)
-	if usePebble {
-		r.rep.Store = fmt.Sprintf("pebble (crash keeps %d%% of unsynced data)", unsynced)
+	r.rep.Cycles = fmt.Sprintf("at most %d inputs a cycle, each cycle's write up to %d ms", p.Batch, p.CycleMs)
+	if p.Store == "pebble" {
+		r.rep.Store = fmt.Sprintf("pebble (crash keeps %d%% of unsynced data)", p.UnsyncedPct)
 	}
 	r.streams, r.delAsked, r.profAsked = map[ring.NodeID]map[gossip.Ref][]*device{}, map[writeKey][]int64{}, map[gossip.Ref][]int64{}
 	r.markAsked, r.hides = map[writeKey]bool{}, map[writeKey][]int64{}
 	r.submitAt = map[writeKey]map[crdt.Version]int64{}
 	s.OnEvents = r.onEvents
 	r.left, r.downSince = map[ring.NodeID]bool{}, map[ring.NodeID]int64{}
-	if o.Faults.Membership {
-		// Half the runs remove a dead node at once (an operator with a short
-		// --dead-node-grace), half after 20 s.
-		grace := 20 * time.Second
-		if s.Rand().IntN(2) == 0 {
-			grace = time.Millisecond
-		}
-		ctrl, err := ring.NewController("n1", ring.ControllerConfig{DeadNodeGrace: grace})
+	if p.DeadNodeGraceMs > 0 {
+		ctrl, err := ring.NewController("n1", ring.ControllerConfig{DeadNodeGrace: time.Duration(p.DeadNodeGraceMs) * time.Millisecond})
 		if err != nil {
 			return Report{}, err
 		}
@@ -331,60 +327,51 @@ func Run(o RunOptions) (Report, error) {
 			r.servers = append(r.servers, ring.Server{ID: n.ID, Addr: "sim/" + string(n.ID), Voter: true})
 		}
 	}
-	rng := s.Rand()
-	driftRng := rand.New(rand.NewPCG(o.Seed, 0xd41f7))
-	for i := range o.Devices {
-		d := &device{id: i, profile: i / 2, name: fmt.Sprintf("dev%d", i), clock: &crdt.Clock{},
-			node: 1 + rng.IntN(o.Nodes), nextAt: s.Now() + rng.Int64N(10_000)}
-		d.ref = gossip.Ref{Account: fmt.Sprintf("acct%d", d.profile%7), Profile: fmt.Sprintf("prof%d", d.profile)}
-		if o.Faults.Clocks && rng.IntN(10) == 0 {
-			d.skewMs = rng.Int64N(240_000) - 120_000 // up to ±2 min: some beyond max_clock_skew
-		}
-		if o.Faults.Clocks {
-			// Drift from a stream of its own, so adding it left the rest of
-			// every seed's schedule as it was: up to ±2000 ppm (a bad
-			// crystal is ±100), 7 s an hour.
-			d.driftPPM = driftRng.Int64N(4_001) - 2_000
-		}
-		if rng.IntN(4) != 0 {
-			// Three devices in four follow their profile's pushes, from
-			// some time in the first half of the fault phase.
-			d.subscribeAt = s.Now() + 1 + rng.Int64N(o.Duration.Milliseconds()/2+1)
-		}
-		r.devs = append(r.devs, d)
-	}
-	if o.Faults.Clocks {
-		for i := range s.Nodes() {
-			s.SetSkew(i+1, rng.Int64N(2_000)-1_000)
-			s.SetDrift(i+1, driftRng.Int64N(401)-200) // ±200 ppm
-		}
-	}
-	end := s.Now() + o.Duration.Milliseconds()
 	start := s.Now()
 	r.start = start
-	nextFault := s.Now() + 5_000
+	byID := map[int]*device{}
+	for _, pd := range p.Devices {
+		d := &device{id: pd.ID, profile: pd.ID / 2, name: fmt.Sprintf("dev%d", pd.ID), clock: &crdt.Clock{},
+			node: pd.Node, skewMs: pd.SkewMs, driftPPM: pd.DriftPPM,
+			rng: rand.New(rand.NewPCG(p.Seed, 0xde71ce<<32|uint64(pd.ID)))}
+		d.ref = gossip.Ref{Account: fmt.Sprintf("acct%d", d.profile%7), Profile: fmt.Sprintf("prof%d", d.profile)}
+		if pd.SubscribeAtMs > 0 {
+			d.subscribeAt = start + pd.SubscribeAtMs
+		}
+		r.devs = append(r.devs, d)
+		byID[pd.ID] = d
+	}
+	for _, op := range p.Ops {
+		d := byID[op.Dev]
+		d.ops = append(d.ops, op)
+	}
+	for _, c := range p.NodeClocks {
+		s.SetSkew(c.Node, c.SkewMs)
+		s.SetDrift(c.Node, c.DriftPPM)
+	}
+	end := s.Now() + p.DurationMs
+	nextFault := 0
 	nextSample := s.Now() + 1_000
-	nextProgress := s.Now() + o.Duration.Milliseconds()/10
+	nextProgress := s.Now() + p.DurationMs/10
 	for s.Now() < end {
-		step := int64(100)
-		s.RunFor(step)
+		s.RunFor(stepMs)
 		r.collect()
 		r.drivePush()
 		r.driveDevices()
-		if s.Now() >= nextFault {
-			r.fault()
-			nextFault = s.Now() + 2_000 + rng.Int64N(8_000)
+		for nextFault < len(p.Faults) && p.Faults[nextFault].AtMs <= s.Now()-start {
+			r.fault(p.Faults[nextFault])
+			nextFault++
 		}
 		if s.Now() >= nextSample {
 			r.sample()
 			r.reconcileRing()
 			nextSample = s.Now() + 2_000
 		}
-		if o.Progress != nil && s.Now() >= nextProgress {
-			fmt.Fprintf(o.Progress, "  seed %d: %3.0f%% simulated %s, %d writes (%d acknowledged), %d faults\n",
-				o.Seed, 100*float64(s.Now()-start)/float64(o.Duration.Milliseconds()),
+		if progress != nil && s.Now() >= nextProgress {
+			fmt.Fprintf(progress, "  seed %d: %3.0f%% simulated %s, %d writes (%d acknowledged), %d faults\n",
+				p.Seed, 100*float64(s.Now()-start)/float64(p.DurationMs),
 				time.Duration(s.Now()-start)*time.Millisecond, r.rep.Writes, r.rep.Acked, r.rep.Faults)
-			nextProgress += o.Duration.Milliseconds() / 10
+			nextProgress += p.DurationMs / 10
 		}
 	}
 	r.liveness()
@@ -404,91 +391,101 @@ func Run(o RunOptions) (Report, error) {
 	return r.rep, nil
 }
 
-// driveDevices lets every device whose time has come act like a player.
+// driveDevices lets every device whose operations have come do them, in
+// order: going offline or online at once, anything else (one per step)
+// once its previous request was answered.
 func (r *runner) driveDevices() {
-	s, rng := r.s, r.s.Rand()
+	el := r.s.Now() - r.start
 	for _, d := range r.devs {
-		if d.nextAt > s.Now() || d.inflight {
-			continue
-		}
-		d.nextAt = s.Now() + 500 + rng.Int64N(5_000)
-		now := s.Now() + d.clockError(s.Now()) - d.correction
-		if d.offline {
-			if rng.IntN(20) == 0 {
-				d.offline = false
-				if len(d.queued) > 0 {
+		for d.next < len(d.ops) && d.ops[d.next].AtMs <= el {
+			op := d.ops[d.next]
+			if op.Kind == OpOffline || op.Kind == OpOnline {
+				d.next++
+				d.offline = op.Kind == OpOffline
+				if !d.offline && d.retryAt == 0 && len(d.queued) > 0 {
 					r.submit(d, d.queued) // replay the queue in one batch
 					d.queued = nil
 				}
-			}
-		} else if r.o.Faults.Offline && rng.IntN(200) == 0 {
-			d.offline = true
-		}
-		if !d.offline && r.o.Faults.Deletes {
-			switch k := rng.IntN(400); {
-			case k < 6:
-				r.submitOp(d, gossip.Op{Kind: gossip.OpDeleteVideo, Ref: d.ref, Video: fmt.Sprintf("video%d", rng.IntN(simVideos))})
-				continue
-			case k < 7:
-				r.submitOp(d, gossip.Op{Kind: gossip.OpDeleteAll, Ref: d.ref})
-				continue
-			case k < 10:
-				r.submitOp(d, gossip.Op{Kind: gossip.OpSetPaused, Ref: d.ref, Paused: rng.IntN(2) == 0})
 				continue
 			}
-		}
-		if !d.offline && r.o.Faults.Viewer {
-			switch k := rng.IntN(200); {
-			case k < 3:
-				r.submitOp(d, gossip.Op{Kind: gossip.OpHide, Ref: d.ref, Video: fmt.Sprintf("video%d", rng.IntN(simVideos))})
-				continue
-			case k < 5:
-				m := gossip.Mark{Video: fmt.Sprintf("video%d", rng.IntN(simVideos)), Watched: rng.IntN(2) == 0,
-					DurationMs: simMarkDurMs, Device: d.name}
-				r.submitOp(d, gossip.Op{Kind: gossip.OpMark, Ref: d.ref, Video: m.Video, Mark: &m})
-				continue
+			if d.inflight {
+				break
 			}
+			d.next++
+			r.act(d, op)
+			break
 		}
-		if !d.offline && rng.IntN(12) == 0 {
-			// The player asks where to resume a video (a resume read).
-			video := fmt.Sprintf("video%d", rng.IntN(simVideos))
-			r.submitOp(d, gossip.Op{Kind: gossip.OpCursor, Ref: d.ref, Video: video, Seen: d.seen[video]})
-			continue
-		}
-		var u crdt.Update
-		var ok bool
-		switch {
-		case d.tr == nil || rng.IntN(40) == 0:
-			// A new playback: another video, a new session.
-			d.sessions++
-			d.tr = client.NewTracker(d.clock, client.TrackerConfig{Device: d.name,
-				Session: fmt.Sprintf("%s-s%d", d.name, d.sessions), Video: fmt.Sprintf("video%d", rng.IntN(simVideos))})
-			d.durMs = 600_000 + rng.Int64N(3_000_000)
-			d.posMs = rng.Int64N(d.durMs / 2)
-			d.playing = true
-			u, ok = d.tr.Start(now, d.posMs, d.durMs)
-		case rng.IntN(10) == 0:
-			d.posMs = rng.Int64N(d.durMs)
-			u, ok = d.tr.SeekTo(now, d.posMs)
-		case d.playing && rng.IntN(8) == 0:
-			d.playing = false
-			u, ok = d.tr.Pause(now, d.posMs)
-		case !d.playing:
-			d.playing = true
-			u, ok = d.tr.Play(now, d.posMs)
-		default:
-			d.posMs = min(d.durMs, d.posMs+rng.Int64N(12_000))
-			u, ok = d.tr.Observe(now, d.posMs, crdt.StatePlaying)
-		}
-		if !ok {
-			continue
-		}
-		if d.offline {
-			d.queued = append(d.queued, u)
-			continue
-		}
-		r.submit(d, []crdt.Update{u})
 	}
+}
+
+// act is device d doing op, as a player would.
+func (r *runner) act(d *device, op DeviceOp) {
+	s := r.s
+	if d.retryAt != 0 && s.Now() >= d.retryAt {
+		d.retryAt = 0
+		if !d.offline && len(d.queued) > 0 {
+			r.submit(d, d.queued) // what a refusal left queued, through another node
+			d.queued = nil
+		}
+	}
+	offline := d.offline || d.retryAt != 0
+	video := fmt.Sprintf("video%d", op.Video)
+	switch op.Kind {
+	case OpDeleteVideo, OpDeleteAll, OpPauseHistory, OpHideVideo, OpMarkVideo, OpRead:
+		if offline {
+			return
+		}
+	}
+	switch op.Kind {
+	case OpDeleteVideo:
+		r.submitOp(d, gossip.Op{Kind: gossip.OpDeleteVideo, Ref: d.ref, Video: video})
+		return
+	case OpDeleteAll:
+		r.submitOp(d, gossip.Op{Kind: gossip.OpDeleteAll, Ref: d.ref})
+		return
+	case OpPauseHistory:
+		r.submitOp(d, gossip.Op{Kind: gossip.OpSetPaused, Ref: d.ref, Paused: op.Flag})
+		return
+	case OpHideVideo:
+		r.submitOp(d, gossip.Op{Kind: gossip.OpHide, Ref: d.ref, Video: video})
+		return
+	case OpMarkVideo:
+		m := gossip.Mark{Video: video, Watched: op.Flag, DurationMs: simMarkDurMs, Device: d.name}
+		r.submitOp(d, gossip.Op{Kind: gossip.OpMark, Ref: d.ref, Video: m.Video, Mark: &m})
+		return
+	case OpRead:
+		// The player asks where to resume a video (a resume read).
+		r.submitOp(d, gossip.Op{Kind: gossip.OpCursor, Ref: d.ref, Video: video, Seen: d.seen[video]})
+		return
+	}
+	now := s.Now() + d.clockError(s.Now()) - d.correction
+	var u crdt.Update
+	var ok bool
+	switch {
+	case d.tr == nil || op.Kind == OpStart:
+		// A new playback: a new session (also after a refusal reset the
+		// device's clock and tracker).
+		d.sessions++
+		d.tr = client.NewTracker(d.clock, client.TrackerConfig{Device: d.name,
+			Session: fmt.Sprintf("%s-s%d", d.name, d.sessions), Video: video})
+		u, ok = d.tr.Start(now, op.PosMs, op.DurMs)
+	case op.Kind == OpSeek:
+		u, ok = d.tr.SeekTo(now, op.PosMs)
+	case op.Kind == OpPause:
+		u, ok = d.tr.Pause(now, op.PosMs)
+	case op.Kind == OpPlay:
+		u, ok = d.tr.Play(now, op.PosMs)
+	default:
+		u, ok = d.tr.Observe(now, op.PosMs, crdt.StatePlaying)
+	}
+	if !ok {
+		return
+	}
+	if offline {
+		d.queued = append(d.queued, u)
+		return
+	}
+	r.submit(d, []crdt.Update{u})
 }
 
 func (r *runner) submit(d *device, ups []crdt.Update) uint64 {
@@ -624,89 +621,57 @@ func (r *runner) collect() {
 		case errors.Is(c.Err, gossip.ErrUnavailable):
 			// Retry later through another node; the SDK keeps it queued.
 			r.rep.Refused++
-			d.node = 1 + r.s.Rand().IntN(len(r.s.Nodes()))
+			d.node = 1 + d.rng.IntN(len(r.s.Nodes()))
 			d.queued = append(d.queued, p.ups...)
-			d.offline = true
+			d.retryAt = r.s.Now() + 5_000 + d.rng.Int64N(110_000) // a minute on average, as before plans
 		default:
 			r.rep.Refused++
 		}
 	}
 }
 
-// fault injects one fault, or heals.
-func (r *runner) fault() {
-	s, rng, f := r.s, r.s.Rand(), r.o.Faults
-	n := len(s.Nodes())
-	r.rep.Faults++
-	switch rng.IntN(7) {
-	case 0, 1:
-		if f.Partitions {
-			perm := rng.Perm(n)
-			cut := 1 + rng.IntN(n-1)
-			var a, b []int
-			for i, p := range perm {
-				if i < cut {
-					a = append(a, p+1)
-				} else {
-					b = append(b, p+1)
-				}
-			}
-			if rng.IntN(3) == 0 {
-				s.CutOneWay(a[0], b[0])
-			} else {
-				s.Partition(a, b)
-			}
-			return
-		}
-	case 2:
-		if f.Crashes {
-			k := 1
-			if rng.IntN(3) == 0 {
-				k = 2 // a correlated failure: two nodes at once
-			}
-			for _, i := range rng.Perm(n)[:k] {
-				if s.Node(i + 1).Up {
-					s.Crash(i + 1)
-					s.SetAlive(i+1, false)
-					r.downSince[s.Node(i+1).ID] = s.Now()
-				}
-			}
-			return
-		}
-	case 6:
-		if f.Membership {
-			r.ringChange()
-			return
-		}
-	case 4:
-		if f.StoreErrors {
-			// One node's disk fails a share of its writes for up to 10 s.
-			i := 1 + rng.IntN(n)
-			s.SetStoreErrors(i, 10+rng.IntN(81), s.Now()+1_000+rng.Int64N(9_000))
-			return
-		}
-	case 3:
-		if f.Loss {
-			s.opts.LossPct = float64(rng.IntN(20))
-			s.opts.DupPct = float64(rng.IntN(10))
-			s.opts.MaxLatencyMs = 20 + rng.Int64N(500) // clogged links
-			return
-		}
+// fault carries out one fault of the schedule. A node it names that does
+// not exist (a join a shrunk plan dropped) or is in the wrong state is
+// skipped.
+func (r *runner) fault(ev FaultEvent) {
+	s := r.s
+	exists := func(i int) bool { return i >= 1 && i <= len(s.Nodes()) }
+	existing := func(is []int) []int {
+		return slices.DeleteFunc(slices.Clone(is), func(i int) bool { return !exists(i) })
 	}
-	// Heal something, in random order.
-	switch rng.IntN(3) {
-	case 0:
-		s.Heal()
-	case 1:
-		s.opts.LossPct, s.opts.DupPct, s.opts.MaxLatencyMs = 0, 0, 20
-	default:
-		for _, i := range rng.Perm(n) {
-			if !s.Node(i + 1).Up {
-				s.Restart(i + 1)
-				s.SetAlive(i+1, true)
-				break
+	r.rep.Faults++
+	switch ev.Kind {
+	case FaultPartition:
+		s.Partition(existing(ev.Nodes), existing(ev.To))
+	case FaultCut:
+		if exists(ev.Nodes[0]) && exists(ev.To[0]) {
+			s.CutOneWay(ev.Nodes[0], ev.To[0])
+		}
+	case FaultCrash:
+		for _, i := range existing(ev.Nodes) {
+			if s.Node(i).Up {
+				s.Crash(i)
+				s.SetAlive(i, false)
+				r.downSince[s.Node(i).ID] = s.Now()
 			}
 		}
+	case FaultRestart:
+		if i := ev.Nodes[0]; exists(i) && !s.Node(i).Up {
+			s.Restart(i)
+			s.SetAlive(i, true)
+		}
+	case FaultLoss:
+		s.opts.LossPct, s.opts.DupPct, s.opts.MaxLatencyMs = float64(ev.LossPct), float64(ev.DupPct), max(ev.MaxLatencyMs, s.opts.MinLatencyMs)
+	case FaultHealLinks:
+		s.Heal()
+	case FaultHealLoss:
+		s.opts.LossPct, s.opts.DupPct, s.opts.MaxLatencyMs = 0, 0, 20
+	case FaultStoreErrors:
+		if i := ev.Nodes[0]; exists(i) {
+			s.SetStoreErrors(i, ev.ErrPct, s.Now()+ev.ForMs, ev.Mode)
+		}
+	case FaultJoin, FaultLeave:
+		r.ringChange(ev)
 	}
 }
 
@@ -715,29 +680,21 @@ func (r *runner) fault() {
 // the grace period loses its partitions.) The ring itself changes only
 // through the production rules: the leader's ring.Controller decides
 // from the membership view, as raftring.Reconciler does over raft.
-func (r *runner) ringChange() {
-	s, rng := r.s, r.s.Rand()
-	r.rep.RingChanges++
-	var members []int
-	for i, n := range s.Nodes() {
-		if s.Table().Load()[n.ID] > 0 && !r.left[n.ID] {
-			members = append(members, i+1)
-		}
+func (r *runner) ringChange(ev FaultEvent) {
+	if r.ctrl == nil {
+		return // a plan without membership faults has no controller
 	}
-	if len(members) < 7 && (len(members) <= 4 || rng.IntN(2) == 0) {
+	s := r.s
+	r.rep.RingChanges++
+	if ev.Kind == FaultJoin {
 		if _, err := s.AddNode(); err != nil {
 			return
 		}
-	} else if len(members) > 3 {
+	} else if i := ev.Nodes[0]; i > 1 && i <= len(s.Nodes()) {
 		// A live member (not the leader, n1) announces its leave.
-		var live []int
-		for _, i := range members[1:] {
-			if s.Node(i).Up {
-				live = append(live, i)
-			}
-		}
-		if len(live) > 0 {
-			r.left[s.Node(live[rng.IntN(len(live))]).ID] = true
+		n := s.Node(i)
+		if n.Up && s.Table().Load()[n.ID] > 0 {
+			r.left[n.ID] = true
 		}
 	}
 	r.reconcileRing()
@@ -795,14 +752,14 @@ func (r *runner) liveness() {
 	s.Heal()
 	s.opts.LossPct, s.opts.DupPct, s.opts.MaxLatencyMs = 0, 0, 20
 	for i := range s.Nodes() {
-		s.SetStoreErrors(i+1, 0, 0)
+		s.SetStoreErrors(i+1, 0, 0, "")
 		if !s.Node(i + 1).Up {
 			s.Restart(i + 1)
 			s.SetAlive(i+1, true)
 		}
 	}
 	for _, d := range r.devs {
-		d.offline = false
+		d.offline, d.retryAt = false, 0
 	}
 	// Every owner holds every node's push interest again once each node
 	// renewed it (every third of the lease) after the last restart.

@@ -1,8 +1,9 @@
 // Package clustersim is playhead's deterministic cluster simulator: it runs
 // the real replication code (gossip.Core, over storage.Mem or storage.Pebble
-// on Pebble's crashable in-memory file system, and the crdt rules) for several nodes in one goroutine, on a virtual clock, with one
-// seeded PRNG deciding every latency, loss, duplication and reordering. The
-// same seed and schedule always give the same trace hash.
+// on Pebble's crashable in-memory file system, and the crdt rules) for several nodes in one goroutine, on a virtual clock, with PRNG
+// streams derived from the seed (one per link, one per node) deciding every
+// latency, loss, duplication and reordering. The same seed and schedule
+// always give the same trace hash.
 //
 // It must not import node/ and never reads the wall clock, opens a socket
 // or uses unseeded randomness.
@@ -16,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/fnv"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -106,6 +108,13 @@ type Sim struct {
 
 	nodes []*Node
 	table ring.Table
+	// Streams derived from the seed per link (latency, loss, duplication)
+	// and per node (tick phase and what a crash keeps; the cycles' batch
+	// and busy time; the store-error coins), keyed by their names: what
+	// one link or node draws does not move another's (plan.go: a shrunk
+	// plan keeps them).
+	links map[[2]ring.NodeID]*rand.Rand
+	nrand map[string]*rand.Rand
 	// founders: each node's founding rule until the ring is founded.
 	founders map[ring.NodeID]*ring.Controller
 	founded  bool
@@ -203,6 +212,8 @@ func New(opts Options) (*Sim, error) {
 		drift:    map[ring.NodeID]int64{},
 		results:  map[uint64]gossip.Completion{},
 		at:       map[uint64]ring.NodeID{},
+		links:    map[[2]ring.NodeID]*rand.Rand{},
+		nrand:    map[string]*rand.Rand{},
 	}
 	var ids []ring.NodeID
 	for i := 1; i <= opts.Nodes; i++ {
@@ -223,7 +234,7 @@ func New(opts Options) (*Sim, error) {
 		s.founders[id] = f
 	}
 	for _, n := range s.nodes {
-		s.scheduleTick(n.ID, s.now+1+s.rng.Int64N(opts.TickMs))
+		s.scheduleTick(n.ID, s.now+1+s.nodeRand(n.ID).Int64N(opts.TickMs))
 	}
 	// The nodes start without a ring and found one as a new cluster does
 	// (found): run until every node has it.
@@ -283,11 +294,20 @@ type disk struct {
 }
 
 // storeFault is the storage errors injected into a node's store: each
-// write fails with probability pct percent until simulated time until.
+// write fails with probability pct percent until simulated time until,
+// the way mode says.
 type storeFault struct {
 	pct   int
 	until int64
+	mode  string
 }
+
+// How an injected store error fails a write (SetStoreErrors).
+const (
+	StoreFailWrite  = "write"  // nothing is written
+	StoreFailSync   = "sync"   // written and visible, its sync failed
+	StoreFailEither = "either" // one or the other, a coin per failed write
+)
 
 // Errors the faulty store returns.
 var (
@@ -300,6 +320,8 @@ var (
 // writes nothing (an I/O error before the log), or is applied and visible
 // but its sync failed: it is not durable until a later write's sync
 // covers it, and a crash before that keeps it or not. Reads never fail.
+// The coins come from the node's store stream (storeRand), drawn only
+// while a fault is on.
 type faultyStore struct {
 	storage.Store
 	s  *Sim
@@ -309,7 +331,7 @@ type faultyStore struct {
 
 func (f *faultyStore) Write(puts []storage.Put, deletes []storage.Key) error {
 	sf := f.s.storeErr[f.id]
-	if sf.pct == 0 || f.s.now >= sf.until || f.s.rng.IntN(100) >= sf.pct {
+	if sf.pct == 0 || f.s.now >= sf.until || f.s.storeRand(f.id).IntN(100) >= sf.pct {
 		err := f.Store.Write(puts, deletes)
 		if err == nil {
 			f.d.syncFailed = false
@@ -317,7 +339,7 @@ func (f *faultyStore) Write(puts []storage.Put, deletes []storage.Key) error {
 		return err
 	}
 	f.s.StoreErrors++
-	if f.s.rng.IntN(2) == 0 {
+	if sf.mode == StoreFailWrite || sf.mode == StoreFailEither && f.s.storeRand(f.id).IntN(2) == 0 {
 		return errInjectedWrite
 	}
 	if err := f.Store.Write(puts, deletes); err != nil {
@@ -328,16 +350,22 @@ func (f *faultyStore) Write(puts []storage.Put, deletes []storage.Key) error {
 }
 
 // SetStoreErrors makes a pct percent share of node i's store writes fail
-// until simulated time untilMs (pct 0: none), each either before anything
-// is written or at the sync (see faultyStore). The node's Core must answer
-// what such a write carried with an error and acknowledge nothing of it.
-func (s *Sim) SetStoreErrors(i int, pct int, untilMs int64) {
+// until simulated time untilMs (pct 0: none), before anything is written
+// (mode StoreFailWrite), at the sync (StoreFailSync) or either
+// (StoreFailEither; see faultyStore). The node's Core must answer what
+// such a write carried with an error and acknowledge nothing of it.
+func (s *Sim) SetStoreErrors(i int, pct int, untilMs int64, mode string) {
 	id := s.nodes[i-1].ID
 	if pct <= 0 {
 		delete(s.storeErr, id)
 		return
 	}
-	s.storeErr[id] = storeFault{pct: pct, until: untilMs}
+	switch mode {
+	case StoreFailWrite, StoreFailSync, StoreFailEither:
+	default:
+		panic(fmt.Sprintf("clustersim: store error mode %q", mode))
+	}
+	s.storeErr[id] = storeFault{pct: pct, until: untilMs, mode: mode}
 }
 
 func (d *disk) store() storage.Store {
@@ -373,13 +401,14 @@ func (s *Sim) newStore() *disk {
 }
 
 // crash returns what d's disk holds after a power loss now.
-func (s *Sim) crashDisk(d *disk) *disk {
+func (s *Sim) crashDisk(id ring.NodeID, d *disk) *disk {
+	nr := s.nodeRand(id)
 	if d.db == nil {
-		return &disk{mem: d.mem.Crash(func() bool { return s.rng.IntN(2) == 0 })}
+		return &disk{mem: d.mem.Crash(func() bool { return nr.IntN(2) == 0 })}
 	}
 	// Pebble's CrashClone walks directories in map order, so it gets its
-	// own PRNG: the Sim's stream must not depend on how many draws it makes.
-	rng := rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
+	// own PRNG: the node's stream must not depend on how many draws it makes.
+	rng := rand.New(rand.NewPCG(nr.Uint64(), nr.Uint64()))
 	fs := d.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: s.opts.UnsyncedPct, RNG: rng})
 	d.db.Close() // the old process is gone; its file system is dropped
 	db, err := openPebble(fs)
@@ -432,10 +461,51 @@ func (s *Sim) newNode(id ring.NodeID, d *disk) (*Node, error) {
 	return &Node{ID: id, Core: core, Store: store, disk: d, Up: true, sim: s}, nil
 }
 
+// stream is a PRNG keyed by the seed and a hash of what the stream
+// is for.
+func (s *Sim) stream(name string) *rand.Rand {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return rand.New(rand.NewPCG(s.opts.Seed, h.Sum64()))
+}
+
+// linkRand is the stream of the link from → to.
+func (s *Sim) linkRand(from, to ring.NodeID) *rand.Rand {
+	k := [2]ring.NodeID{from, to}
+	r := s.links[k]
+	if r == nil {
+		r = s.stream("link " + string(from) + " " + string(to))
+		s.links[k] = r
+	}
+	return r
+}
+
+// nodeRand is node id's stream: its tick phase, what a crash keeps.
+func (s *Sim) nodeRand(id ring.NodeID) *rand.Rand { return s.named("node " + string(id)) }
+
+// cycleRand is node id's cycle stream: how many waiting inputs a cycle
+// takes, how long its store write lasts. A stream of its own, so that a
+// crash or a store fault a shrunk plan drops leaves the cycles' draws alone.
+func (s *Sim) cycleRand(id ring.NodeID) *rand.Rand { return s.named("cycle " + string(id)) }
+
+// storeRand is node id's store-error stream: whether a write fails, and
+// how (faultyStore); drawn only while a store fault is on.
+func (s *Sim) storeRand(id ring.NodeID) *rand.Rand { return s.named("store " + string(id)) }
+
+func (s *Sim) named(name string) *rand.Rand {
+	r := s.nrand[name]
+	if r == nil {
+		r = s.stream(name)
+		s.nrand[name] = r
+	}
+	return r
+}
+
 // Now returns the virtual time in ms since the Unix epoch.
 func (s *Sim) Now() int64 { return s.now }
 
-// Rand returns the simulation's PRNG (for workloads: the only randomness).
+// Rand returns a PRNG seeded by the simulation's seed, for a test's
+// workload (the network and crashes draw from streams of their own).
 func (s *Sim) Rand() *rand.Rand { return s.rng }
 
 // Node returns node i (1-based).
@@ -564,7 +634,7 @@ func (s *Sim) Crash(i int) {
 		}
 	}
 	n.inbox = nil
-	n.disk = s.crashDisk(n.disk)
+	n.disk = s.crashDisk(n.ID, n.disk)
 	n.Store = &faultyStore{Store: n.disk.store(), s: s, id: n.ID, d: n.disk}
 	for _, id := range slices.Sorted(maps.Keys(s.at)) {
 		if s.at[id] == n.ID {
@@ -726,7 +796,7 @@ func (s *Sim) cycle(n *Node) {
 	}
 	k := len(n.inbox)
 	if s.opts.Batch < k {
-		k = 1 + s.rng.IntN(s.opts.Batch)
+		k = 1 + s.cycleRand(n.ID).IntN(s.opts.Batch)
 	}
 	batch := n.inbox[:k]
 	n.Core.Tick(s.nodeNow(n))
@@ -755,7 +825,7 @@ func (s *Sim) cycle(n *Node) {
 	s.Inputs += uint64(k)
 	s.process(n)
 	if s.opts.CycleMs > 0 {
-		n.busyUntil = s.now + s.rng.Int64N(s.opts.CycleMs+1)
+		n.busyUntil = s.now + s.cycleRand(n.ID).Int64N(s.opts.CycleMs+1)
 	}
 	if len(n.inbox) > 0 {
 		s.scheduleCycle(n)
@@ -832,7 +902,12 @@ func (s *Sim) sendFrames(from, to ring.NodeID, msgs []gossip.Msg) {
 
 func (s *Sim) sendFrame(from, to ring.NodeID, frame []byte, sent []gossip.Msg) {
 	count := len(sent)
-	if s.cut[from][to] || s.rng.Float64()*100 < s.opts.LossPct {
+	// Four draws per frame, whatever happens to it, from the link's
+	// stream: the n-th frame of a link always meets the same luck.
+	rng := s.linkRand(from, to)
+	loss, dup := rng.Float64()*100, rng.Float64()*100
+	lats := [2]uint64{rng.Uint64(), rng.Uint64()}
+	if s.cut[from][to] || loss < s.opts.LossPct {
 		s.Dropped += uint64(count)
 		return
 	}
@@ -848,16 +923,16 @@ func (s *Sim) sendFrame(from, to ring.NodeID, frame []byte, sent []gossip.Msg) {
 		}
 	}
 	copies := 1
-	if s.rng.Float64()*100 < s.opts.DupPct {
+	if dup < s.opts.DupPct {
 		copies = 2
 	}
-	for range copies {
+	for c := range copies {
 		// Messages cross the wire encoded, as in production.
 		msgs, err := gossip.DecodeFrame(frame)
 		if err != nil || len(msgs) != count {
 			panic(fmt.Sprintf("clustersim: frame round trip: %d of %d messages, %v", len(msgs), count, err))
 		}
-		lat := s.opts.MinLatencyMs + s.rng.Int64N(s.opts.MaxLatencyMs-s.opts.MinLatencyMs+1)
+		lat := s.opts.MinLatencyMs + int64(lats[c]%uint64(s.opts.MaxLatencyMs-s.opts.MinLatencyMs+1))
 		s.push(event{at: s.now + lat, to: to, from: from, msgs: msgs})
 	}
 }

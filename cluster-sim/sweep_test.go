@@ -19,11 +19,27 @@ func TestSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 		simSeconds += rep.SimSeconds
+		if why, ok := knownFailing[seed]; ok {
+			if !rep.Failed() {
+				t.Errorf("seed %d passes now (%s): remove it from knownFailing", seed, why)
+			}
+			continue
+		}
 		if rep.Failed() {
 			t.Errorf("seed %d: %v\nreplay: go run ./cmd/playhead sim %s", seed, rep.Violations, ReplayArgs(rep.Options))
 		}
 	}
 	t.Logf("%d seeds, %.0f simulated seconds", ciSeeds, simSeconds)
+}
+
+// knownFailing are CI seeds that find a bug fixed on another branch not
+// yet merged. Each must still fail here: once it passes (the fix merged),
+// the sweep fails until it is removed, so none stays excused.
+var knownFailing = map[uint64]string{
+	// Empty since main's production cycle merged: under the merged
+	// schedules no CI seed (nor any of 1-300) fails. Seeds 107 and 147
+	// failed push-delivery before (wip-push's bug); the bug is still held
+	// by testdata/plan-push-lost-partition-crash.json (TestRegressionPlans).
 }
 
 // TestDeterministicRuns: the same seed and options give the same trace.

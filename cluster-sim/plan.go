@@ -55,6 +55,8 @@ type Plan struct {
 	DeadNodeGraceMs int64 `json:"dead_node_grace_ms"`
 	LaxPush         bool  `json:"lax_push,omitempty"`
 	LaxReads        bool  `json:"lax_reads,omitempty"`
+	// Purge runs the retention phase after the checks (RunOptions.Purge).
+	Purge bool `json:"purge,omitempty"`
 	// NodeClocks: the initial nodes' clock offsets and drifts.
 	NodeClocks []NodeClock  `json:"node_clocks,omitempty"`
 	Devices    []PlanDevice `json:"devices"`
@@ -165,7 +167,7 @@ func (p *Plan) Duration() time.Duration { return time.Duration(p.DurationMs) * t
 // has now).
 func (p *Plan) Options() RunOptions {
 	return RunOptions{Seed: p.Seed, Nodes: p.Nodes, Devices: len(p.Devices), Duration: p.Duration(), Faults: p.Kinds,
-		Store: p.Store, LaxPush: p.LaxPush, LaxReads: p.LaxReads}
+		Store: p.Store, LaxPush: p.LaxPush, LaxReads: p.LaxReads, Purge: p.Purge}
 }
 
 // Clone returns a deep copy.
@@ -297,7 +299,7 @@ func NewPlan(o RunOptions) (*Plan, error) {
 		return nil, fmt.Errorf("options: %d nodes (1-64), %d devices, %s", o.Nodes, o.Devices, o.Duration)
 	}
 	p := &Plan{Format: planFormat, Seed: o.Seed, Nodes: o.Nodes, DurationMs: o.Duration.Milliseconds(), Kinds: o.Faults,
-		LaxPush: o.LaxPush, LaxReads: o.LaxReads}
+		LaxPush: o.LaxPush, LaxReads: o.LaxReads, Purge: o.Purge}
 	// The store is the seed's choice, from a stream of its own (as before
 	// plans: a seed keeps its store).
 	pick := rand.New(rand.NewPCG(o.Seed, 0x70eb6e1e))

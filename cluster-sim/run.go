@@ -127,7 +127,8 @@ type RunOptions struct {
 	Store string
 	// Plan, if set, is executed as it is (a recorded or shrunk run, see
 	// plan.go): Seed, Nodes, Devices, Duration, Faults, Store, LaxPush and
-	// LaxReads are the plan's, whatever is set above.
+	// LaxReads are the plan's, whatever is set above; Purge is the plan's
+	// or set above.
 	Plan *Plan
 }
 
@@ -286,6 +287,9 @@ func Run(o RunOptions) (Report, error) {
 		}
 	} else if err := p.Validate(); err != nil {
 		return Report{}, err
+	} else if o.Purge && !p.Purge {
+		p = p.Clone() // a recorded run replayed with the retention phase
+		p.Purge = true
 	}
 	return execute(p, o.Progress, o.Mutate)
 }

@@ -63,16 +63,31 @@ func (c *Core) startQuorumRead(origin ring.NodeID, reqID uint64, op Op) bool {
 	if !op.Kind.isRead() {
 		return false
 	}
-	owners := c.table.OwnersOf(c.Partition(op.Ref))
+	p := c.Partition(op.Ref)
+	owners := c.table.OwnersOf(p)
 	q := c.readQuorum(op, len(owners))
-	if q <= 1 {
+	_, pulling := c.handoff[p]
+	if q <= 1 && !pulling {
 		return false
+	}
+	// A copy still pulling its partition from the old owners (a node that
+	// just gained it: added, or back after the ring dropped it) is not a
+	// replica yet: it may lack everything written while it was away. It
+	// counts for nothing, so it reads every live owner (found by the
+	// rejoin process test: both restarted seeds, each pulling, answered a
+	// quorum-2 read with their old copies).
+	want := q - 1
+	if pulling {
+		want = len(owners)
 	}
 	var peers []ring.NodeID
 	for _, o := range owners {
-		if o != c.cfg.Self && c.isAlive(o) && len(peers) < q-1 {
+		if o != c.cfg.Self && c.isAlive(o) && len(peers) < want {
 			peers = append(peers, o)
 		}
+	}
+	if pulling && len(peers) == 0 && q <= 1 {
+		return false // no other owner reachable: what this node has is all there is
 	}
 	if len(peers) < q-1 {
 		c.answer(origin, reqID, op, Result{}, fmt.Errorf("%w: read quorum %d, %d owners reachable", ErrUnavailable, q, len(peers)+1), false)
@@ -126,7 +141,10 @@ func (c *Core) onProfileRecords(from ring.NodeID, m Msg) {
 		c.stats.StoreErrors++
 		return
 	}
-	c.send(from, Msg{Type: MsgProfileRecordsReply, ReqID: m.ReqID, Refs: m.Refs, Records: encodeRecords(puts)})
+	// Handoff: this copy is still pulling the partition (see
+	// startQuorumRead); the reader then asks the other owners too.
+	_, pulling := c.handoff[c.Partition(ref)]
+	c.send(from, Msg{Type: MsgProfileRecordsReply, ReqID: m.ReqID, Refs: m.Refs, Records: encodeRecords(puts), Handoff: pulling})
 }
 
 // onProfileRecordsReply merges a peer's records of the profile, repairs
@@ -172,6 +190,16 @@ func (c *Core) onProfileRecordsReply(from ring.NodeID, m Msg) {
 		}
 	}
 	r.got[from] = true
+	if m.Handoff {
+		// That copy is incomplete: the read also asks every other live
+		// owner, so the answer never rests on pulling copies alone.
+		for _, o := range c.table.OwnersOf(c.Partition(r.op.Ref)) {
+			if o != c.cfg.Self && c.isAlive(o) && !slices.Contains(r.peers, o) {
+				r.peers = append(r.peers, o)
+				c.send(o, Msg{Type: MsgProfileRecords, ReqID: m.ReqID, Refs: []Ref{r.op.Ref}})
+			}
+		}
+	}
 	if len(r.got) < len(r.peers) {
 		return
 	}

@@ -204,3 +204,68 @@ func TestQuorumReadRefusesForeignRecords(t *testing.T) {
 		t.Fatalf("read: %+v", got)
 	}
 }
+
+// An owner still pulling its partition (it just gained it: added, or back
+// after the ring dropped it) is not a replica yet: a read there asks every
+// live owner, even at quorum 1, and answers from the merge (found by the
+// rejoin process test: two restarted seeds, both pulling, answered a read
+// with their old copies).
+func TestReadOnAPullingOwnerAsksEveryOwner(t *testing.T) {
+	n := newReplNet(t, noRepairCfg)
+	o3 := n.owners[2]
+	n.writeMissing(o3, 60_000)
+	c3 := n.cores[o3]
+	c3.handoff[c3.Partition(replRef)] = []ring.NodeID{"gone"}
+	c3.Submit(1, replRead(1))
+	n.cycle(o3)
+	if len(n.done[o3]) != 0 {
+		t.Fatalf("a pulling owner answered from its own copy: %+v", n.done[o3])
+	}
+	asks := n.take(func(e replEnv) bool { return e.msg.Type == MsgProfileRecords })
+	if len(asks) != 2 {
+		t.Fatalf("asks: %+v, want one to each other owner", asks)
+	}
+	n.deliver(asks)
+	for _, o := range n.owners[:2] {
+		n.cycle(o)
+		n.deliver(n.take(is(MsgProfileRecordsReply, o, o3)))
+	}
+	n.cycle(o3)
+	got := n.done[o3]
+	if len(got) != 1 || got[0].Err != nil || got[0].Res.Cursor.PositionMs != 60_000 {
+		t.Fatalf("read on a pulling owner: %+v", got)
+	}
+}
+
+// A quorum-2 read whose peer answers that it is still pulling the
+// partition asks the remaining owners before it answers.
+func TestQuorumReadPastAPullingPeer(t *testing.T) {
+	n := newReplNet(t, noRepairCfg)
+	co, o2, o3 := n.owners[0], n.owners[1], n.owners[2]
+	c2 := n.cores[o2]
+	c2.handoff[c2.Partition(replRef)] = []ring.NodeID{"gone"}
+	n.cores[co].Submit(1, replRead(2))
+	n.cycle(co)
+	n.deliver(n.take(is(MsgProfileRecords, co, o2)))
+	n.cycle(o2)
+	reply := n.take(is(MsgProfileRecordsReply, o2, co))
+	if len(reply) != 1 || !reply[0].msg.Handoff {
+		t.Fatalf("a pulling owner's reply does not say so: %+v", reply)
+	}
+	n.deliver(reply)
+	n.cycle(co)
+	if len(n.done[co]) != 0 {
+		t.Fatalf("answered with a pulling copy counted as the second: %+v", n.done[co])
+	}
+	asks := n.take(is(MsgProfileRecords, co, o3))
+	if len(asks) != 1 {
+		t.Fatalf("the third owner was not asked: %+v", asks)
+	}
+	n.deliver(asks)
+	n.cycle(o3)
+	n.deliver(n.take(is(MsgProfileRecordsReply, o3, co)))
+	n.cycle(co)
+	if got := n.done[co]; len(got) != 1 || got[0].Err != nil {
+		t.Fatalf("read: %+v", got)
+	}
+}

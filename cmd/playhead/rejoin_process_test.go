@@ -192,7 +192,14 @@ func TestClusterKillingBothSeedsRejoins(t *testing.T) {
 	phase("writer stopped")
 	t.Logf("%d writes acknowledged, %d refused", w.ok.Load(), w.bad.Load())
 	// Writes through the restarted seeds work too.
-	if st, body := pc.do(n1, "PUT", "/v1/profiles/p0/positions/v0", pc.admin, putBody(acked["p0/positions/v0"]+1000, "s0")); st != 200 {
+	// (A client retries a 503: right after the heal the restarted seed may
+	// not yet see two owners of the partition alive.)
+	st, body := pc.do(n1, "PUT", "/v1/profiles/p0/positions/v0", pc.admin, putBody(acked["p0/positions/v0"]+1000, "s0"))
+	for deadline := time.Now().Add(10 * time.Second); st == 503 && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		st, body = pc.do(n1, "PUT", "/v1/profiles/p0/positions/v0", pc.admin, putBody(acked["p0/positions/v0"]+1000, "s0"))
+	}
+	if st != 200 {
 		t.Fatalf("write via n1 after the heal: %d %s", st, body)
 	}
 	acked["p0/positions/v0"] += 1000

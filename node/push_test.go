@@ -658,3 +658,49 @@ func TestLongPollSinceResumePoint(t *testing.T) {
 	}
 	want(t, e.do("GET", "/v1/profiles/me/changes?wait=0&since=x", tok, nil), 400, "bad_request")
 }
+
+// TestLongPollKeptAnswersBelowAfter: a cursor that reaches the node while a
+// poll waits is answered when it is above since, even if it is stamped
+// below after (the newest the device saw): it may be a change the device
+// never had, coordinated elsewhere and delivered late.
+func TestLongPollKeptAnswersBelowAfter(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	e.mustPut(tok, "me", "ep-1", upd(1000, 2580000, "tv", "s1"))
+	e.clock.Advance(time.Second)
+	newest := e.mustPut(tok, "me", "ep-2", upd(1000, 2580000, "tv", "s2"))
+	var b struct {
+		Cursors []tCursor `json:"cursors"`
+		HLC     string    `json:"hlc"`
+		Poll    string    `json:"poll"`
+	}
+	r := e.do("GET", "/v1/profiles/me/changes?wait=0&include=cleared&after="+newest.UpdatedHLC, tok, nil)
+	want(t, r, 200, "")
+	r.decode(t, &b)
+	if b.Poll == "" || len(b.Cursors) != 0 {
+		t.Fatalf("first poll: %s", r.body)
+	}
+	ref := gossip.Ref{Account: "acct-1", Profile: "me"}
+	late, ok, _ := e.n.svc.Cursor(context.Background(), ref, "ep-1")
+	if !ok {
+		t.Fatal("no cursor")
+	}
+	late.Video = "ep-3"
+	late.UpdatedHLC = mustHLC(newest.UpdatedHLC) - 1
+	done := make(chan *resp, 1)
+	go func() {
+		done <- e.do("GET", "/v1/profiles/me/changes?wait=5s&include=cleared&poll="+b.Poll+"&after="+newest.UpdatedHLC+"&since=0", tok, nil)
+	}()
+	time.Sleep(100 * time.Millisecond) // the poll is waiting
+	e.n.hub.Notify([]gossip.Event{{Ref: ref, Type: gossip.EventCursor, Cursor: late, Video: "ep-3"}})
+	select {
+	case r = <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the poll did not answer the late cursor")
+	}
+	want(t, r, 200, "")
+	r.decode(t, &b)
+	if len(b.Cursors) != 1 || b.Cursors[0].Video != "ep-3" {
+		t.Fatalf("poll: %s, want the late ep-3", r.body)
+	}
+}

@@ -196,6 +196,13 @@ func TestSubscribeFallsBackToLongPoll(t *testing.T) {
 			if r.Query.Get("wait") != "400ms" || !r.Query.Has("after") {
 				t.Fatalf("long-poll query %v, want wait=400ms and after=", r.Query)
 			}
+			// since= is the resume point, held back below after= (what
+			// the poll waits past).
+			after, err1 := crdt.ParseHLC(r.Query.Get("after"))
+			since, err2 := crdt.ParseHLC(r.Query.Get("since"))
+			if err1 != nil || err2 != nil || since != ResumePointAt(after) {
+				t.Fatalf("long-poll query %v, want since= the resume point below after=", r.Query)
+			}
 			break
 		}
 		if !r.WS {

@@ -36,6 +36,12 @@ import (
 // they already have, so a catch-up that crosses a live push costs a
 // duplicate, nothing more.
 //
+// A mark notes what the node was pushed, not what each of its streams got:
+// a stream that opens resuming from an earlier point (a device back from a
+// break) resets the mark to that point (ResumePush), so that what the node
+// received while the device was away, and the stream's replay lacked, is
+// sent again.
+//
 // A catch-up carries cursors, not clears: a cleared event has no version,
 // so a device cannot tell a re-sent one from a new one, and its filter
 // would forget what it saw of the video each time (letting an older cursor

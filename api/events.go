@@ -3,6 +3,9 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"time"
+
+	"github.com/playhead/playhead/crdt"
 )
 
 // This file holds the messages of the push stream, GET …/events: the JSON
@@ -130,4 +133,18 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	}
 	type plain Event // no MarshalJSON: unknown types keep every set field
 	return json.Marshal(plain(e))
+}
+
+// ResumeHoldBack is how far below the node's HLC at a subscription's first
+// contact its resume point starts (docs/API.md "Push events"): the
+// cluster's default max_clock_skew. A change coordinated by a node whose
+// clock lags that of the node the device first reached can be stamped
+// below the first contact's HLC and still come after it.
+const ResumeHoldBack = 60 * time.Second
+
+// ResumePointAt returns the resume point (after=) of a subscription whose
+// first contact answered with the node's HLC h: h held back by
+// ResumeHoldBack.
+func ResumePointAt(h crdt.HLC) crdt.HLC {
+	return crdt.NewHLC(max(0, h.Physical()-ResumeHoldBack.Milliseconds()), 0)
 }

@@ -148,8 +148,9 @@
 // device?"), cleared events (history deleted). It connects over WebSocket
 // (GET …/events), reconnects with exponential backoff and full jitter
 // (250 ms doubling to 30 s, from Config.Rand), and resumes with after=<the
-// last updated_hlc seen> so that nothing is missed; versions already
-// delivered are dropped. When the WebSocket fails WSFailuresBeforePoll
+// subscription's resume point> — where it started, not the last
+// updated_hlc seen, since changes arrive out of that order — so that
+// nothing is missed; versions already delivered are dropped. When the WebSocket fails WSFailuresBeforePoll
 // times in a row (a proxy that blocks it), it long-polls GET …/changes
 // instead and tries the WebSocket again every WSRetryInterval. The handler
 // runs on the subscription's goroutine; cancel the context or call Close to
@@ -181,7 +182,7 @@
 // # What is persisted
 //
 // Only the offline queue (Config.QueuePath). The HLC, the clock offset, the
-// Retry-After wait and the subscriptions' watermarks live in memory; a
+// Retry-After wait and the subscriptions' resume points live in memory; a
 // restarted app relearns the clock from its first answer. To resume a
 // subscription across restarts without missing a change, save
 // Subscription.After and pass it to SubscribeAfter.

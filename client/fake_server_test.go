@@ -234,6 +234,23 @@ func cmpOr(a, b string) string {
 	return b
 }
 
+// storeQuietly stores u stamped at updated, as a change another node
+// coordinated and has not pushed to this one yet: no event goes out.
+func (f *fakeServer) storeQuietly(profile string, u crdt.Update, updated crdt.HLC) Cursor {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.cursors[profile]
+	if m == nil {
+		m = map[string]Cursor{}
+		f.cursors[profile] = m
+	}
+	c := Cursor{Video: u.Video, PositionMs: u.PositionMs, DurationMs: u.DurationMs, ResumeMs: u.PositionMs,
+		State: u.State.String(), Session: u.Session, Device: u.Device, Epoch: u.Epoch, Seq: u.Seq,
+		UpdatedAt: updated.Time().Format(time.RFC3339Nano), UpdatedHLC: updated}
+	m[u.Video] = c
+	return c
+}
+
 // write stores u as if another device had reported it.
 func (f *fakeServer) write(profile string, u crdt.Update) Cursor {
 	r := f.apply(profile, u)

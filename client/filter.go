@@ -5,36 +5,70 @@ import (
 	"github.com/playhead/playhead/crdt"
 )
 
+// ResumeHoldBack is how far below the node's HLC at the first contact a
+// subscription's resume point starts (Subscribe): api.ResumeHoldBack, the
+// cluster's default max_clock_skew. A change coordinated by a node whose
+// clock lags that of the node the device first reached can be stamped
+// below that first contact's HLC and still come after it.
+const ResumeHoldBack = api.ResumeHoldBack
+
+// ResumePointAt returns the resume point of a subscription whose first
+// contact with a node answered with the node's HLC h (api.ResumePointAt).
+func ResumePointAt(h crdt.HLC) crdt.HLC { return api.ResumePointAt(h) }
+
 // EventFilter is the device side of the push stream's bookkeeping: it drops
-// cursor events the device has already seen and keeps the watermark to
-// resume from. The node may deliver a cursor twice (replay after a
-// reconnect, a long-poll and a push racing) or out of order across nodes;
+// cursor events the device has already seen and keeps the point to resume
+// from. The node may deliver a cursor twice (replay after a reconnect, a
+// catch-up, a long-poll and a push racing) or out of order across nodes;
 // cursors only ever advance, so an event whose version (epoch, seq,
 // session) is not above the last one seen for its video is old news.
+//
+// The resume point (After) does not follow the cursors received. Changes
+// of a profile reach a device out of updated_hlc order — its videos have
+// different coordinators, and a push lost on the way comes later by
+// catch-up — so the newest updated_hlc received is no proof that every
+// older change arrived, and resuming from it could skip one for good
+// (DESIGN.md §7, push guarantee). A reconnect resumes from where the
+// subscription started instead; the node replays every live cursor above
+// it and the filter drops the versions it holds: duplicates, never misses.
 //
 // A plain data structure: not safe for concurrent use.
 type EventFilter struct {
 	// seen is the largest cursor version seen per video.
 	seen map[string]crdt.Version
-	// after is the watermark: the largest updated_hlc seen (or the
-	// node's HLC when the stream started). Reconnecting with after= it
-	// misses nothing.
+	// after is the resume point: the device holds, or does not need,
+	// every change stamped at or below it.
 	after crdt.HLC
+	// newest is the largest updated_hlc seen (or long-poll hlc): what a
+	// long-poll waits to pass, never a resume point.
+	newest crdt.HLC
 }
 
-// NewEventFilter returns a filter whose watermark starts at after.
+// NewEventFilter returns a filter resuming from after.
 func NewEventFilter(after crdt.HLC) *EventFilter {
-	return &EventFilter{seen: map[string]crdt.Version{}, after: after}
+	return &EventFilter{seen: map[string]crdt.Version{}, after: after, newest: after}
 }
 
-// After returns the watermark.
+// After returns the resume point (after= of a reconnect).
 func (f *EventFilter) After() crdt.HLC { return f.after }
 
-// Advance raises the watermark to h (a long-poll's hlc).
-func (f *EventFilter) Advance(h crdt.HLC) { f.after = max(f.after, h) }
+// Newest returns the largest updated_hlc seen, or the largest hlc a
+// long-poll answered (a long-poll's after=).
+func (f *EventFilter) Newest() crdt.HLC { return f.newest }
+
+// Start sets the resume point from the node's HLC h at the first contact
+// (ResumePointAt), for a subscription that had none.
+func (f *EventFilter) Start(h crdt.HLC) {
+	f.after = ResumePointAt(h)
+	f.newest = max(f.newest, h)
+}
+
+// Advance raises Newest to h (a long-poll's hlc). The resume point does
+// not move.
+func (f *EventFilter) Advance(h crdt.HLC) { f.newest = max(f.newest, h) }
 
 // Cursor records c and reports whether it is news: a version above every
-// one seen for its video. The watermark advances either way.
+// one seen for its video. Newest advances either way.
 func (f *EventFilter) Cursor(c *Cursor) bool {
 	f.Advance(c.UpdatedHLC)
 	v := c.Version()
@@ -47,8 +81,7 @@ func (f *EventFilter) Cursor(c *Cursor) bool {
 
 // Saw records that the device saw version v of video outside the stream
 // (a resume read, its own acknowledged write), so that an older push
-// arriving later is not news. The watermark does not move: other videos'
-// events below it may still be on their way.
+// arriving later is not news.
 func (f *EventFilter) Saw(video string, v crdt.Version) {
 	if old, ok := f.seen[video]; !ok || old.Less(v) {
 		f.seen[video] = v

@@ -11,8 +11,9 @@ func cur(video, session string, epoch, seq, updated uint64) *Cursor {
 	return &Cursor{Video: video, Session: session, Epoch: crdt.HLC(epoch), Seq: crdt.HLC(seq), UpdatedHLC: crdt.HLC(updated)}
 }
 
-// TestEventFilter: cursor versions already seen are dropped per video; the
-// watermark follows updated_hlc; a clear makes older versions news again.
+// TestEventFilter: cursor versions already seen are dropped per video;
+// Newest follows updated_hlc and the resume point (After) does not; a clear
+// makes older versions news again.
 func TestEventFilter(t *testing.T) {
 	f := NewEventFilter(5)
 	steps := []struct {
@@ -40,12 +41,19 @@ func TestEventFilter(t *testing.T) {
 		if got := f.Accept(&s.ev); got != s.want {
 			t.Fatalf("step %d (%+v): accept %v, want %v", i, s.ev, got, s.want)
 		}
-		if f.After() != s.after {
-			t.Fatalf("step %d: watermark %v, want %v", i, f.After(), s.after)
+		if f.Newest() != s.after {
+			t.Fatalf("step %d: newest %v, want %v", i, f.Newest(), s.after)
+		}
+		if f.After() != 5 {
+			t.Fatalf("step %d: resume point %v moved from 5", i, f.After())
 		}
 	}
 	f.Advance(50)
-	if f.After() != 102 {
-		t.Fatal("Advance lowered the watermark")
+	if f.Newest() != 102 || f.After() != 5 {
+		t.Fatal("Advance lowered Newest or moved the resume point")
+	}
+	f.Start(crdt.NewHLC(100_000, 3))
+	if f.After() != crdt.NewHLC(100_000-ResumeHoldBack.Milliseconds(), 0) {
+		t.Fatalf("Start: resume point %v, want the first contact's HLC held back by %v", f.After(), ResumeHoldBack)
 	}
 }

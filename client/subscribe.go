@@ -51,7 +51,7 @@ type Subscription struct {
 
 	// Owned by the run goroutine.
 	bo *Backoff
-	// haveAfter: the watermark is known (SubscribeAfter, or the node's
+	// haveAfter: the resume point is known (SubscribeAfter, or the node's
 	// HLC at the first contact); connections then pass after=.
 	haveAfter bool
 	// online: the last attempt reached the node (a reconnect flushes the
@@ -62,7 +62,7 @@ type Subscription struct {
 	pollID string
 
 	mu sync.Mutex
-	// filter dedupes cursor events and keeps the watermark. Guarded by mu.
+	// filter dedupes cursor events and keeps the resume point. Guarded by mu.
 	filter    *EventFilter
 	transport Transport // guarded by mu
 	err       error     // guarded by mu; the last connection failure
@@ -74,19 +74,22 @@ type Subscription struct {
 //
 // It connects over WebSocket (GET …/events); when the connection drops it
 // reconnects with exponential backoff and full jitter, passing
-// after=<watermark> so that nothing is missed, and drops cursor versions
+// after=<resume point> so that nothing is missed, and drops cursor versions
 // already delivered. After WSFailuresBeforePoll failed WebSocket attempts
 // in a row it falls back to long-poll (GET …/changes?after=…&wait=…) and
 // tries the WebSocket again every WSRetryInterval. Each time it reaches the
 // node after being cut off, it flushes the offline queue.
 //
-// The watermark starts at the node's HLC at the first contact. It returns
-// at once; the subscription runs until ctx ends or Close is called.
+// The resume point starts at the node's HLC at the first contact, held back
+// by ResumeHoldBack, and stays there: a reconnect replays every cursor
+// changed since, and the subscription drops the versions it delivered
+// (DESIGN.md §7, push guarantee). It returns at once; the subscription
+// runs until ctx ends or Close is called.
 func (c *Client) Subscribe(ctx context.Context, profile string, h Handler) (*Subscription, error) {
 	return c.subscribe(ctx, profile, 0, false, h)
 }
 
-// SubscribeAfter is Subscribe starting from a known watermark: it first
+// SubscribeAfter is Subscribe starting from a known resume point: it first
 // delivers every cursor whose updated_hlc is above after — all the
 // profile's cursors when after is 0 — and then follows live changes. Pass
 // a previous Subscription's After to resume it across app restarts.
@@ -126,8 +129,11 @@ func (s *Subscription) Close() {
 // Close was called) and its goroutines are gone.
 func (s *Subscription) Done() <-chan struct{} { return s.done }
 
-// After returns the watermark: every change with updated_hlc at or below
-// it has been delivered. SubscribeAfter resumes from it.
+// After returns the resume point: every change stamped at or below it has
+// been delivered (or came before the subscription). SubscribeAfter resumes
+// from it. It does not follow the cursors delivered — changes arrive out
+// of updated_hlc order — so it stays where the subscription started, and
+// resuming from it re-delivers what changed since then at most once more.
 func (s *Subscription) After() crdt.HLC {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -255,7 +261,7 @@ func (s *Subscription) connected(ctx context.Context, t Transport) {
 	}
 }
 
-// startAfter initialises the watermark from the node's HLC at the first
+// startAfter initialises the resume point from the node's HLC at the first
 // contact (Subscribe).
 func (s *Subscription) startAfter(h http.Header) {
 	if s.haveAfter || h == nil {
@@ -267,11 +273,11 @@ func (s *Subscription) startAfter(h http.Header) {
 	}
 	s.haveAfter = true
 	s.mu.Lock()
-	s.filter.Advance(hlc)
+	s.filter.Start(hlc)
 	s.mu.Unlock()
 }
 
-// query returns after= when the watermark is known.
+// query returns after= when the resume point is known.
 func (s *Subscription) query() url.Values {
 	q := url.Values{}
 	if s.haveAfter {
@@ -378,10 +384,18 @@ func (s *Subscription) poll(ctx context.Context) error {
 		}
 		s.haveAfter = true
 		s.mu.Lock()
-		s.filter.Advance(start)
+		s.filter.Start(start)
 		s.mu.Unlock()
 	}
-	q := s.query()
+	// after= is what to wait past (the newest seen); since= is where the
+	// subscription resumes: a node that starts a new subscription for this
+	// poll (the kept one is gone, or this is another node) answers every
+	// live cursor above it, and this filter drops what it holds.
+	q := url.Values{}
+	s.mu.Lock()
+	q.Set("after", s.filter.Newest().String())
+	q.Set("since", s.filter.After().String())
+	s.mu.Unlock()
 	q.Set("wait", c.cfg.LongPollWait.String())
 	q.Set("include", "cleared") // deletions too (API.md: /changes)
 	if s.pollID != "" {

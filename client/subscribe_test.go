@@ -85,8 +85,10 @@ func TestSubscribePushes(t *testing.T) {
 		ev.By.Session != "p2" || ev.By.Device != "phone" {
 		t.Fatalf("event %+v, want takeover of p1 by p2", ev)
 	}
-	if sub.After() != c2.UpdatedHLC {
-		t.Fatalf("watermark %v, want %v", sub.After(), c2.UpdatedHLC)
+	// The resume point stays where the subscription started (the node's
+	// HLC at the first contact, held back), below both cursors.
+	if sub.After() >= c1.UpdatedHLC {
+		t.Fatalf("resume point %v moved up to the cursors (%v, %v)", sub.After(), c1.UpdatedHLC, c2.UpdatedHLC)
 	}
 	// History cleared: then an older version is news again.
 	e.srv.send(Event{Type: api.EventCleared})
@@ -105,8 +107,9 @@ func TestSubscribePushes(t *testing.T) {
 }
 
 // TestSubscribeReconnectsWithAfter: when the node drops the stream, the
-// subscription reconnects with after=<last updated_hlc seen> and so gets
-// the change made while it was away, once.
+// subscription reconnects with after=<its resume point> and so gets the
+// change made while it was away, once (the replay's copy of what it
+// already had is dropped).
 func TestSubscribeReconnectsWithAfter(t *testing.T) {
 	e := wallEnv(t, func(c *Config) { c.WSFailuresBeforePoll = 1000 })
 	got := make(events, 16)
@@ -114,6 +117,10 @@ func TestSubscribeReconnectsWithAfter(t *testing.T) {
 	waitFor(t, "websocket", func() bool { return e.srv.streams() == 1 })
 	c1 := e.srv.write("kid", e.other("ep-1", "p1", 1000, 0))
 	got.next(t)
+	resume := sub.After()
+	if resume == 0 || resume >= c1.UpdatedHLC {
+		t.Fatalf("resume point %v, want set and below %v", resume, c1.UpdatedHLC)
+	}
 
 	wsBefore := len(e.srv.requests("GET", "/v1/profiles/kid/events"))
 	e.srv.set(func(f *fakeServer) { f.wsReject = true })
@@ -130,13 +137,46 @@ func TestSubscribeReconnectsWithAfter(t *testing.T) {
 	}
 	reqs := e.srv.requests("GET", "/v1/profiles/kid/events")
 	for _, r := range reqs[wsBefore:] {
-		if r.Query.Get("after") != c1.UpdatedHLC.String() {
-			t.Fatalf("reconnect with after=%q, want %v (the last updated_hlc seen)", r.Query.Get("after"), c1.UpdatedHLC)
+		if r.Query.Get("after") != resume.String() {
+			t.Fatalf("reconnect with after=%q, want %v (the resume point)", r.Query.Get("after"), resume)
 		}
 	}
 	got.none(t, 50*time.Millisecond)
 	if sub.Connects() < 2 {
 		t.Fatalf("Connects = %d, want >= 2", sub.Connects())
+	}
+}
+
+// TestSubscribeReconnectMissesNoOutOfOrderChange: changes of a profile
+// reach a device out of updated_hlc order (its videos have different
+// coordinators). A change stamped earlier that had not reached the device
+// when its stream broke, while a later-stamped one had, comes in the
+// reconnect's replay: the device resumes from where it started, not from
+// the newest updated_hlc it received (issue 11; the simulator's
+// push-delivery seeds 10080, 20043, 70007).
+func TestSubscribeReconnectMissesNoOutOfOrderChange(t *testing.T) {
+	e := wallEnv(t, func(c *Config) { c.WSFailuresBeforePoll = 1000 })
+	got := make(events, 16)
+	sub := e.subscribe(got.handler)
+	waitFor(t, "websocket", func() bool { return e.srv.streams() == 1 })
+	// ep-1 is stamped first, by another coordinator, and not pushed yet;
+	// ep-2, stamped later, is pushed at once.
+	a := e.srv.storeQuietly("kid", e.other("ep-1", "p1", 1000, 0), e.srv.nowHLC())
+	b := e.srv.write("kid", e.other("ep-2", "p1", 2000, 0))
+	if a.UpdatedHLC >= b.UpdatedHLC {
+		t.Fatalf("test setup: ep-1 at %v not below ep-2 at %v", a.UpdatedHLC, b.UpdatedHLC)
+	}
+	if ev := got.next(t); ev.Cursor == nil || ev.Cursor.Video != "ep-2" {
+		t.Fatalf("event %+v, want ep-2", ev)
+	}
+	e.srv.dropStreams()
+	ev := got.next(t)
+	if ev.Type != api.EventCursor || ev.Cursor.Video != "ep-1" || ev.Cursor.Version() != a.Version() {
+		t.Fatalf("event %+v, want ep-1, stamped below ep-2 and never pushed", ev)
+	}
+	got.none(t, 50*time.Millisecond) // ep-2 again in the replay: dropped
+	if sub.After() >= a.UpdatedHLC {
+		t.Fatalf("resume point %v not below ep-1's %v", sub.After(), a.UpdatedHLC)
 	}
 }
 
@@ -155,6 +195,13 @@ func TestSubscribeFallsBackToLongPoll(t *testing.T) {
 		if strings.HasSuffix(r.Path, "/changes") {
 			if r.Query.Get("wait") != "400ms" || !r.Query.Has("after") {
 				t.Fatalf("long-poll query %v, want wait=400ms and after=", r.Query)
+			}
+			// since= is the resume point, held back below after= (what
+			// the poll waits past).
+			after, err1 := crdt.ParseHLC(r.Query.Get("after"))
+			since, err2 := crdt.ParseHLC(r.Query.Get("since"))
+			if err1 != nil || err2 != nil || since != ResumePointAt(after) {
+				t.Fatalf("long-poll query %v, want since= the resume point below after=", r.Query)
 			}
 			break
 		}

@@ -27,13 +27,16 @@ import (
 //     event's profile on that node, at once and in order.
 //   - A stream breaks when its node crashes. The device reconnects after a
 //     backoff, to the node it talks to (or another one that is up), with
-//     after=<watermark>: the node subscribes first, then reads the profile's
-//     cursors (OpCursors through the coordinator, as svc.Cursors does) and
-//     sends those with updated_hlc > after before the live events that came
-//     meanwhile, skipping a live cursor the replay already carried. A failed
-//     replay read fails the stream; the device tries again later.
+//     after=<resume point>: the node subscribes first, tells its Core the
+//     stream resumes from there (Sim.ResumePush: the catch-up window widens
+//     to it), then reads the profile's cursors (OpCursors through the
+//     coordinator, as svc.Cursors does) and sends those with updated_hlc >
+//     after before the live events that came meanwhile, skipping a live
+//     cursor the replay already carried. A failed replay read fails the
+//     stream; the device tries again later.
 //   - The first stream has no after= (Subscribe, not SubscribeAfter): the
-//     watermark starts at the node's HLC.
+//     resume point starts at the node's HLC held back by
+//     client.ResumeHoldBack, and never follows the cursors received.
 //   - The device runs the SDK's client.EventFilter: a cursor event that is not
 //     news is dropped; a cleared event makes the video (or all) news again.
 //
@@ -56,7 +59,10 @@ type pushSub struct {
 	holding  bool // events are held: from subscribing until the replay is sent
 	held     []gossip.Event
 	seen     map[string]crdt.HLC
-	retryAt  int64
+	// floor is the stream's after= (0 without): no cursor at or below it
+	// is sent live (node/events.go, stream.floor).
+	floor   crdt.HLC
+	retryAt int64
 	// got is the largest cursor version received per video (raw, before
 	// the device's filter).
 	got map[string]crdt.Version
@@ -127,8 +133,8 @@ func (r *runner) streamEvent(d *device, ev gossip.Event, fromReplay bool) {
 		st.held = append(st.held, ev) // waits in the subscription's buffer
 		return
 	}
-	if ev.Type == gossip.EventCursor && !fromReplay && ev.Cursor.UpdatedHLC <= st.seen[ev.Cursor.Video] {
-		return // the replay carried it
+	if ev.Type == gossip.EventCursor && !fromReplay && (ev.Cursor.UpdatedHLC <= st.seen[ev.Cursor.Video] || ev.Cursor.UpdatedHLC <= st.floor) {
+		return // the replay carried it, or the device holds it
 	}
 	r.deviceEvent(d, ev)
 }
@@ -189,8 +195,9 @@ func (r *runner) drivePush() {
 			}
 			st = &pushSub{since: s.Now(), got: map[string]crdt.Version{}}
 			d.sub = st
-			// Subscribe: the watermark starts at the node's HLC; no replay.
-			st.filter = client.NewEventFilter(s.NodeHLC(d.node))
+			// Subscribe: the resume point starts at the node's HLC, held
+			// back (client.ResumePointAt); no replay.
+			st.filter = client.NewEventFilter(client.ResumePointAt(s.NodeHLC(d.node)))
 			r.openStream(d, d.node, false)
 			continue
 		}
@@ -256,7 +263,10 @@ func (r *runner) drivePush() {
 func (r *runner) openStream(d *device, i int, withAfter bool) {
 	s, st := r.s, d.sub
 	n := s.Node(i)
-	st.on, st.onNode, st.seen, st.held = i, n, map[string]crdt.HLC{}, nil
+	st.on, st.onNode, st.seen, st.held, st.floor = i, n, map[string]crdt.HLC{}, nil, 0
+	if withAfter {
+		st.floor = st.filter.After()
+	}
 	// A stream that opens with a replay holds events from the moment it
 	// subscribes (node/events.go): events the owners hand over while the
 	// interest is registered must not reach the device before the replay,
@@ -271,6 +281,7 @@ func (r *runner) openStream(d *device, i int, withAfter bool) {
 		r.setInterest(i)
 	}
 	if withAfter {
+		s.ResumePush(i, d.ref, st.filter.After())
 		st.replayID = s.Submit(i, gossip.Op{Kind: gossip.OpCursors, Ref: d.ref, ReadQuorum: 2})
 	}
 }

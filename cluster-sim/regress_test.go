@@ -36,6 +36,30 @@ var regressions = []struct {
 	// olderThanSeen): the model now does what the SDK does.
 	{"push below a read (a)", ciRun(10369)},
 	{"push below a read (b)", ciRun(10540)},
+	// Push loss to a watermark: the device resumed from the newest
+	// updated_hlc it had received, but a later-stamped change of another
+	// video had reached it before an earlier-stamped one (different
+	// coordinators deliver at different times), so the reconnect's replay
+	// and the node's catch-up both skipped the earlier one for good. Fixed
+	// by resuming from a point that never follows the cursors received
+	// (client.EventFilter.After, api.ResumePointAt) and by a resumed
+	// stream widening its node's catch-up (gossip.Core.ResumePush).
+	{"push skipped by the watermark (5 nodes, a)", ciRun(10080)},
+	{"push skipped by the watermark (5 nodes, b)", ciRun(10398)},
+	{"push skipped by the watermark (5 nodes, c)", ciRun(10550)},
+	{"push skipped by the watermark (5 nodes, d)", ciRun(10834)},
+	{"push skipped by the watermark (5 nodes, e)", ciRun(50258)},
+	{"push skipped by the watermark (5 nodes, f)", ciRun(50525)},
+	{"push skipped by the watermark (5 nodes, g)", ciRun(50526)},
+	{"push skipped by the watermark (3 nodes, a)", withSize(ciRun(20043), 3, 50, 2*time.Minute)},
+	{"push skipped by the watermark (3 nodes, b)", withSize(ciRun(20052), 3, 50, 2*time.Minute)},
+	{"push skipped by the watermark (3 nodes, c)", withSize(ciRun(20300), 3, 50, 2*time.Minute)},
+	{"push skipped by the watermark (3 nodes, d)", withSize(ciRun(20354), 3, 50, 2*time.Minute)},
+	{"push skipped by the watermark (3 nodes, e)", withSize(ciRun(20592), 3, 50, 2*time.Minute)},
+	{"push skipped by the watermark (3 nodes, f)", withSize(ciRun(60115), 3, 50, 2*time.Minute)},
+	{"push skipped by the watermark (3 nodes, g)", withSize(ciRun(60133), 3, 50, 2*time.Minute)},
+	{"push skipped by the watermark (3 nodes, h)", withSize(ciRun(60211), 3, 50, 2*time.Minute)},
+	{"push skipped by the watermark (9 nodes)", withSize(ciRun(70007), 9, 300, time.Minute)},
 	// Reads that went back: a resume read served by an owner that lagged
 	// behind what the device had seen. Fixed by session-consistent reads
 	// (Op.Seen, gossip/seen.go).

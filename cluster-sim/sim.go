@@ -546,6 +546,18 @@ func (s *Sim) SetInterest(i int, refs []gossip.Ref) {
 	s.enqueue(n, input{kind: inInterest, refs: refs})
 }
 
+// ResumePush tells node i that a push stream of ref opened resuming from
+// since (what node/events.go does after subscribing a stream with after=).
+func (s *Sim) ResumePush(i int, ref gossip.Ref, since crdt.HLC) {
+	n := s.nodes[i-1]
+	if !n.Up {
+		return
+	}
+	n.Core.Tick(s.nodeNow(n))
+	n.Core.ResumePush(ref, since)
+	s.process(n)
+}
+
 // NodeHLC is node i's HLC now (the Playhead-HLC header of an answer).
 func (s *Sim) NodeHLC(i int) crdt.HLC {
 	n := s.nodes[i-1]

@@ -36,6 +36,12 @@ import (
 // they already have, so a catch-up that crosses a live push costs a
 // duplicate, nothing more.
 //
+// A mark notes what the node was pushed, not what each of its streams got:
+// a stream that opens resuming from an earlier point (a device back from a
+// break) resets the mark to that point (ResumePush), so that what the node
+// received while the device was away, and the stream's replay lacked, is
+// sent again.
+//
 // A catch-up carries cursors, not clears: a cleared event has no version,
 // so a device cannot tell a re-sent one from a new one, and its filter
 // would forget what it saw of the video each time (letting an older cursor
@@ -43,8 +49,10 @@ import (
 // next read or reconnect.
 
 // maxCatchUp bounds the cursor events of one catch-up (the newest are
-// sent; a profile rarely has more changed since a subscription started).
-const maxCatchUp = 64
+// sent; a profile rarely has more changed since a subscription started —
+// a stream that resumes widens the window to its device's resume point,
+// so it holds more than the first lease's worth).
+const maxCatchUp = 256
 
 // pushMark is what this node's subscribers were pushed of one profile.
 type pushMark struct {
@@ -87,6 +95,28 @@ func (c *Core) markOf(r Ref) *pushMark {
 		c.marks[r] = m
 	}
 	return m
+}
+
+// ResumePush is told that a push stream of ref opened on this node resuming
+// from since: its device holds, or does not need, every change of ref
+// stamped at or below since, and nothing else is known of what it holds
+// (DESIGN.md §7, push guarantee). What this node noted as pushed of ref says
+// nothing of what the new stream got — the node may have received a change
+// while the device was away, and the stream's replay, read from two owners,
+// may lack it — so the mark widens to since and forgets what it noted, and
+// a renewal goes to the owners at once: the coordinator's catch-up then
+// re-sends every live cursor above since that it holds (the streams drop
+// what they already sent, the device what it holds), and later renewals
+// keep comparing until the node holds what the coordinator holds. A ref
+// nobody follows here is ignored (the stream's first subscriber adds it).
+func (c *Core) ResumePush(ref Ref, since crdt.HLC) {
+	if _, ok := c.wanted[ref]; !ok {
+		return
+	}
+	m := c.markOf(ref)
+	m.since = min(m.since, since)
+	clear(m.seen)
+	c.sendInterest([]Ref{ref})
 }
 
 // deliverEvents hands events to this node's subscribers (Ready.Events)

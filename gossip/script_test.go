@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +182,17 @@ func TestReplScripts(t *testing.T) {
 					c.SetInterest(n.subs[id])
 					n.cycle(id)
 				}
+				return "ok"
+			case "resume":
+				// A push stream of the profile opens on node resuming from
+				// since (node/events.go after subscribing).
+				id := ring.NodeID(n.arg(d, "node"))
+				since, err := strconv.ParseUint(n.opt(d, "since", "0"), 10, 64)
+				if err != nil {
+					d.Fatalf(n.t, "since: %v", err)
+				}
+				n.cores[id].ResumePush(Ref{Account: "acct", Profile: n.opt(d, "profile", "prof")}, crdt.HLC(since))
+				n.cycle(id)
 				return "ok"
 			case "pushes":
 				if len(n.pushes) == 0 {

@@ -36,10 +36,26 @@ const includeCleared = "cleared"
 // one video, one entry — committed while the poll waits, or since the
 // previous poll when it names that poll's kept subscription (poll=ID,
 // changes_keep.go). H then also covers the delete-all register.
+//
+// since=HLC (optional, at or below after) is the device's resume point:
+// it holds, or does not need, every change stamped at or below it, but not
+// necessarily every one up to after — changes reach a device out of
+// updated_hlc order. A poll that starts a new subscription (no poll=, or
+// the kept one is gone) answers the cursors above since, not only those
+// above after, and widens the node's push catch-up to it; the device drops
+// what it holds. Live events are answered whatever their updated_hlc: one
+// stamped below after may be a change the device never had.
 func (n *Node) changes(c *call) error {
 	after, err := queryHLC(c.r, "after")
 	if err != nil {
 		return err
+	}
+	since, err := queryHLC(c.r, "since")
+	if err != nil {
+		return err
+	}
+	if !c.r.URL.Query().Has("since") || since > after {
+		since = after
 	}
 	q := c.r.URL.Query()
 	withCleared := false
@@ -64,10 +80,16 @@ func (n *Node) changes(c *call) error {
 	if withCleared {
 		sub = n.polls.take(q.Get("poll"), c.ref)
 	}
+	floor := after
 	if sub != nil {
 		ch.cleared = drainCleared(sub)
 	} else if sub, err = n.hub.Subscribe(c.ref); err != nil {
 		return errUnavailable("node is shutting down; retry on another node", err)
+	} else {
+		floor = since
+		if pr, ok := n.svc.(pushResumer); ok && c.r.URL.Query().Has("since") {
+			pr.ResumePush(c.ref, since)
+		}
 	}
 	kept := false
 	defer func() {
@@ -93,9 +115,9 @@ func (n *Node) changes(c *call) error {
 	if err != nil {
 		return err
 	}
-	ch.cursors = newerThan(cursors, after)
+	ch.cursors = newerThan(cursors, floor)
 	if len(ch.cursors) == 0 && len(ch.cleared) == 0 && wait > 0 {
-		n.awaitChanges(c.r, sub, after, wait, withCleared, &ch)
+		n.awaitChanges(c.r, sub, since, wait, withCleared, &ch)
 	}
 	if withCleared && c.r.Context().Err() == nil {
 		if ch.poll = n.polls.keep(c.ref, sub); ch.poll != "" {
@@ -114,12 +136,12 @@ type pollResult struct {
 	poll    string             // the kept subscription's id, if kept
 }
 
-// awaitChanges waits for the first change above after (a cursor, or a
+// awaitChanges waits for the first change above floor (a cursor, or a
 // deletion when withCleared), then collects what else is already queued.
 // A deletion drops the cursors collected before it that it covers, so that
 // applying the answer's deletions before its cursors leaves what the
 // profile holds.
-func (n *Node) awaitChanges(r *http.Request, sub *Subscription, after crdt.HLC, wait time.Duration, withCleared bool, ch *pollResult) {
+func (n *Node) awaitChanges(r *http.Request, sub *Subscription, floor crdt.HLC, wait time.Duration, withCleared bool, ch *pollResult) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
@@ -127,7 +149,7 @@ func (n *Node) awaitChanges(r *http.Request, sub *Subscription, after crdt.HLC, 
 		case <-sub.Ready():
 			for _, ev := range sub.Take(nil) {
 				switch {
-				case ev.Type == gossip.EventCursor && ev.Cursor.UpdatedHLC > after:
+				case ev.Type == gossip.EventCursor && ev.Cursor.UpdatedHLC > floor:
 					ch.cursors = append(ch.cursors, ev.Cursor)
 				case ev.Type == gossip.EventCleared && withCleared:
 					ch.cleared = append(ch.cleared, clearedJSON(&ev.Event))

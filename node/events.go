@@ -14,8 +14,11 @@ import (
 // request asks to upgrade, Server-Sent Events when it accepts
 // text/event-stream, else 400.
 //
-// after=HLC (or, for SSE, a Last-Event-ID header) first sends every cursor
-// with updated_hlc > after, so a device that reconnects misses nothing. The
+// after=HLC (or, for SSE, a Last-Event-ID header) is the device's resume
+// point: it holds, or does not need, every change stamped at or below it.
+// The stream first sends every live cursor with updated_hlc > after, and
+// the node's push catch-up widens to it (pushResumer), so a device that
+// reconnects misses nothing; it drops what it already holds. The
 // token may come in ?access_token= on this endpoint only, because browsers
 // cannot set headers on a WebSocket.
 //
@@ -68,6 +71,14 @@ func (n *Node) events(c *call) error {
 		return errUnavailable("node is shutting down; reconnect to another node", err)
 	}
 	defer sub.Close()
+	resume := after
+	if !hasAfter {
+		resume = api.ResumePointAt(n.svc.Now())
+	} else if pr, ok := n.svc.(pushResumer); ok {
+		// After subscribing: what the node's core noted as pushed before
+		// this stream existed says nothing of what its device holds.
+		pr.ResumePush(c.ref, after)
+	}
 	var replay []crdt.Cursor
 	if hasAfter {
 		// Two owners' copies, merged: the node's hub may already have
@@ -84,7 +95,7 @@ func (n *Node) events(c *call) error {
 	if rw, ok := c.w.(*respWriter); ok {
 		rw.stream = true
 	}
-	st := &stream{n: n, call: c, sub: sub, after: after, floor: after, seen: map[string]crdt.HLC{}, sent: map[string]crdt.Version{}}
+	st := &stream{n: n, call: c, sub: sub, after: resume, floor: after, seen: map[string]crdt.HLC{}, sent: map[string]crdt.Version{}}
 	if ws {
 		st.serveWS(replay)
 	} else {
@@ -93,13 +104,24 @@ func (n *Node) events(c *call) error {
 	return nil
 }
 
+// pushResumer is a Service whose push catch-up must hear of a stream that
+// resumes (gossip/driver.Driver: gossip.Core.ResumePush). A single node
+// has nothing to catch up: every change is in its own store.
+type pushResumer interface {
+	ResumePush(ref gossip.Ref, since crdt.HLC)
+}
+
 // stream is the transport-independent state of one push stream.
 type stream struct {
 	n    *Node
 	call *call
 	sub  *Subscription
-	// after is the watermark: the newest updated_hlc sent (or the request's
-	// after). A device that reconnects with after=watermark misses nothing.
+	// after is the stream's resume point, the after= to reconnect with
+	// (SSE event ids, the closing message): the request's after, or the
+	// node's HLC at subscribing held back by api.ResumeHoldBack. It does
+	// not follow the cursors sent: they leave in arrival order, not in
+	// updated_hlc order, so the newest sent is no proof that every older
+	// change was (DESIGN.md §7, push guarantee).
 	after crdt.HLC
 	// seen is the newest updated_hlc sent per video in the replay, to skip
 	// events the replay already carried.
@@ -128,7 +150,7 @@ func (s *stream) replayEvents(replay []crdt.Cursor) []*gossip.Event {
 }
 
 // encode returns the type and JSON of an event to send, or ok false to skip
-// it (a cursor the replay already sent). It advances the watermark.
+// it (a cursor the replay already sent).
 func (s *stream) encode(ev *gossip.Event, fromReplay bool) (typ string, data []byte, ok bool) {
 	if !s.admit(ev, fromReplay) {
 		return "", nil, false
@@ -153,7 +175,7 @@ func (s *stream) encodeValue(ev *gossip.Event) (typ string, v any, ok bool) {
 	return typ, v, typ != ""
 }
 
-// admit says whether the stream sends ev, and moves its watermark.
+// admit says whether the stream sends ev.
 func (s *stream) admit(ev *gossip.Event, fromReplay bool) bool {
 	if ev.Ref != s.call.ref { // cannot happen (the hub routes by Ref); isolation is not negotiable
 		return false
@@ -167,7 +189,6 @@ func (s *stream) admit(ev *gossip.Event, fromReplay bool) bool {
 			return false // older than (or the same as) what this stream sent
 		}
 		s.sent[ev.Cursor.Video] = ev.Cursor.Version
-		s.after = max(s.after, ev.Cursor.UpdatedHLC)
 	case gossip.EventCleared:
 		switch {
 		case ev.Entry != "": // one entry: the cursor stays

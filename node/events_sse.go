@@ -19,7 +19,8 @@ const sseRetryMs = 1000
 
 // serveSSE runs a Server-Sent Events push stream: one "event: <type>" and
 // "data: <json>" per event, flushed at once; cursor events carry "id:
-// <watermark>" so an EventSource resumes with Last-Event-ID; a comment line
+// <resume point>" (the stream's after, not the newest updated_hlc sent) so
+// an EventSource resumes with Last-Event-ID and misses nothing; a comment line
 // every SSEHeartbeat keeps proxies from closing the stream.
 func (s *stream) serveSSE(replay []crdt.Cursor) {
 	n, c := s.n, s.call

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/playhead/playhead/api"
 	"github.com/playhead/playhead/crdt"
 	"github.com/playhead/playhead/gossip"
 )
@@ -45,8 +46,16 @@ func TestPushSSEWithinOneSecond(t *testing.T) {
 	if ev.Type != "cursor" || ev.Cursor == nil || *ev.Cursor != wrote {
 		t.Fatalf("event %+v, want the cursor %+v", ev, wrote)
 	}
-	if raw.id != wrote.UpdatedHLC {
-		t.Errorf("SSE id %q, want the watermark %s", raw.id, wrote.UpdatedHLC)
+	// The id is the stream's resume point (the node's HLC at subscribing,
+	// held back), not the newest updated_hlc sent: changes arrive out of
+	// updated_hlc order, so an EventSource resuming from the newest could
+	// skip one still on its way.
+	h, err := crdt.ParseHLC(s.res.Header.Get("Playhead-HLC"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := api.ResumePointAt(h); raw.id != want.String() || want >= mustHLC(wrote.UpdatedHLC) {
+		t.Errorf("SSE id %q, want the resume point %s (below the cursor's %s)", raw.id, want, wrote.UpdatedHLC)
 	}
 }
 
@@ -615,4 +624,84 @@ func msgpackCursorPushes(v any) int {
 		}
 	}
 	return n
+}
+
+// TestLongPollSinceResumePoint: a poll that starts a new subscription
+// answers every cursor above since (the device's resume point), not only
+// those above after (the newest it saw): a change stamped below after may
+// never have reached the device, since changes arrive out of updated_hlc
+// order. Without since the poll answers above after, as before.
+func TestLongPollSinceResumePoint(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	first := e.mustPut(tok, "me", "ep-1", upd(1000, 2580000, "tv", "s1"))
+	second := e.mustPut(tok, "me", "ep-2", upd(1000, 2580000, "tv", "s2"))
+	var b struct {
+		Cursors []tCursor `json:"cursors"`
+		HLC     string    `json:"hlc"`
+	}
+	r := e.do("GET", "/v1/profiles/me/changes?wait=0&after="+second.UpdatedHLC+"&since=0", tok, nil)
+	want(t, r, 200, "")
+	r.decode(t, &b)
+	if len(b.Cursors) != 2 || b.Cursors[0] != first || b.Cursors[1] != second || b.HLC != second.UpdatedHLC {
+		t.Fatalf("poll with since=0: %s", r.body)
+	}
+	r = e.do("GET", "/v1/profiles/me/changes?wait=0&after="+first.UpdatedHLC, tok, nil)
+	r.decode(t, &b)
+	if len(b.Cursors) != 1 || b.Cursors[0] != second {
+		t.Fatalf("poll without since: %s", r.body)
+	}
+	// since above after is after.
+	r = e.do("GET", "/v1/profiles/me/changes?wait=0&after="+first.UpdatedHLC+"&since="+second.UpdatedHLC, tok, nil)
+	r.decode(t, &b)
+	if len(b.Cursors) != 1 || b.Cursors[0] != second {
+		t.Fatalf("poll with since above after: %s", r.body)
+	}
+	want(t, e.do("GET", "/v1/profiles/me/changes?wait=0&since=x", tok, nil), 400, "bad_request")
+}
+
+// TestLongPollKeptAnswersBelowAfter: a cursor that reaches the node while a
+// poll waits is answered when it is above since, even if it is stamped
+// below after (the newest the device saw): it may be a change the device
+// never had, coordinated elsewhere and delivered late.
+func TestLongPollKeptAnswersBelowAfter(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("acct-1")
+	e.mustPut(tok, "me", "ep-1", upd(1000, 2580000, "tv", "s1"))
+	e.clock.Advance(time.Second)
+	newest := e.mustPut(tok, "me", "ep-2", upd(1000, 2580000, "tv", "s2"))
+	var b struct {
+		Cursors []tCursor `json:"cursors"`
+		HLC     string    `json:"hlc"`
+		Poll    string    `json:"poll"`
+	}
+	r := e.do("GET", "/v1/profiles/me/changes?wait=0&include=cleared&after="+newest.UpdatedHLC, tok, nil)
+	want(t, r, 200, "")
+	r.decode(t, &b)
+	if b.Poll == "" || len(b.Cursors) != 0 {
+		t.Fatalf("first poll: %s", r.body)
+	}
+	ref := gossip.Ref{Account: "acct-1", Profile: "me"}
+	late, ok, _ := e.n.svc.Cursor(context.Background(), ref, "ep-1")
+	if !ok {
+		t.Fatal("no cursor")
+	}
+	late.Video = "ep-3"
+	late.UpdatedHLC = mustHLC(newest.UpdatedHLC) - 1
+	done := make(chan *resp, 1)
+	go func() {
+		done <- e.do("GET", "/v1/profiles/me/changes?wait=5s&include=cleared&poll="+b.Poll+"&after="+newest.UpdatedHLC+"&since=0", tok, nil)
+	}()
+	time.Sleep(100 * time.Millisecond) // the poll is waiting
+	e.n.hub.Notify([]gossip.Event{{Ref: ref, Type: gossip.EventCursor, Cursor: late, Video: "ep-3"}})
+	select {
+	case r = <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the poll did not answer the late cursor")
+	}
+	want(t, r, 200, "")
+	r.decode(t, &b)
+	if len(b.Cursors) != 1 || b.Cursors[0].Video != "ep-3" {
+		t.Fatalf("poll: %s, want the late ep-3", r.body)
+	}
 }

@@ -29,7 +29,7 @@ var queryParams = map[string][]string{
 	"POST /v1/profiles/{profile}/positions":                {},
 	"PUT /v1/profiles/{profile}/positions/{video}/watched": {},
 
-	"GET /v1/profiles/{profile}/changes": {"after", "wait", "include", "poll"},
+	"GET /v1/profiles/{profile}/changes": {"after", "since", "wait", "include", "poll"},
 	"GET /v1/profiles/{profile}/events":  {"after", "access_token", "omit_device"},
 
 	"GET /v1/profiles/{profile}/continue-watching":            {"limit"},

@@ -398,7 +398,10 @@ export class Client {
    * "cleared", video|null, entry?} (API.md "Push events"), in order, each
    * once. WebSocket first; after wsFailuresBeforeFallback failures SSE,
    * then long-poll (GET …/changes?include=cleared). Reconnects resume from
-   * the watermark (after=), so nothing is missed.
+   * the subscription's resume point (after=): where it started (the node's
+   * HLC at the first contact, held back by RESUME_HOLD_BACK_MS), not the
+   * newest updated_hlc seen — changes arrive out of that order — so nothing
+   * is missed; what was already delivered is dropped (API.md "Push events").
    * @param {(ev: object) => void} handler
    * @param {{after?: string|bigint, onStatus?: (transport: string, err?: Error) => void}} [opts]
    */
@@ -416,7 +419,7 @@ export class Client {
       const u = parseHLC(c.updated_hlc);
       if (u <= (s.lastByVideo.get(c.video) || 0n)) return;
       s.lastByVideo.set(c.video, u);
-      s.after = maxHLC(s.after, u);
+      s.newest = maxHLC(s.newest, u);
       if (this.olderThanSeen(s.profile, c)) return;
       this.observeCursor(s.profile, c);
     } else if (ev.type === 'cleared' && !ev.entry) {
@@ -433,8 +436,11 @@ export class Client {
 export class Subscription {
   constructor(client, profile, handler, opts) {
     Object.assign(this, { client, profile, handler, opts });
+    /** The resume point (after= of a reconnect): every change stamped at or below it was delivered. */
     this.after = opts.after !== undefined ? parseHLC(opts.after) : 0n;
     this.haveAfter = opts.after !== undefined;
+    /** The newest updated_hlc seen (or long-poll hlc): what a long-poll waits past. */
+    this.newest = this.after;
     /** @type {Map<string, bigint>} newest updated_hlc delivered per video */
     this.lastByVideo = new Map();
     this.transport = '';
@@ -463,7 +469,9 @@ export class Subscription {
   #base() {
     const c = this.client;
     if (!this.haveAfter) {
-      this.after = c.serverHLC || (BigInt(c.nowMs()) << 16n);
+      const h = c.serverHLC || (BigInt(c.nowMs()) << 16n);
+      this.after = resumePointAt(h);
+      this.newest = maxHLC(this.newest, h);
       this.haveAfter = true;
     }
     return `/v1/profiles/${enc(this.profile)}`;
@@ -504,7 +512,7 @@ export class Subscription {
     }
   }
 
-  /** The token and watermark in the query (browsers cannot set WebSocket/EventSource headers). */
+  /** The token and resume point in the query (browsers cannot set WebSocket/EventSource headers). */
   #streamURL(scheme) {
     const path = this.#base() + '/events';
     const u = new URL(this.client.url(path, { access_token: this.client.cfg.token, after: this.after.toString() }), location.href);
@@ -538,7 +546,7 @@ export class Subscription {
       for (const t of ['cursor', 'takeover', 'cleared']) {
         es.addEventListener(t, (m) => { try { this.client._deliver(this, JSON.parse(m.data)); } catch { /* bad event */ } });
       }
-      es.onerror = done; // reconnect ourselves, from our watermark
+      es.onerror = done; // reconnect ourselves, from our resume point
       // A fallback stream ends in time for the first transport to be tried again.
       if (this.client.cfg.transports[0] !== 'sse') setTimeout(done, this.client.cfg.retryFirstTransportMs);
     });
@@ -552,7 +560,9 @@ export class Subscription {
     const wait = this.pollWarm ? Math.round(c.cfg.longPollWaitMs / 1000) : 0;
     let stop = false;
     this.stopCurrent = () => { stop = true; };
-    const query = { after: this.after.toString(), wait: `${wait}s`, include: 'cleared' };
+    // after= is what to wait past; since= where to resume when the node
+    // starts a new subscription for this poll (API.md "/changes").
+    const query = { after: this.newest.toString(), since: this.after.toString(), wait: `${wait}s`, include: 'cleared' };
     if (this.pollID) query.poll = this.pollID; // the node kept the last poll's subscription: what came in between
     const r = await c.request('GET', path, { query, extraMs: c.cfg.longPollWaitMs });
     if (stop || this.closed) return true;
@@ -562,9 +572,23 @@ export class Subscription {
     this.#status('longpoll');
     for (const ev of r.json.cleared || []) c._deliver(this, ev);
     for (const cur of r.json.cursors || []) c._deliver(this, { type: 'cursor', cursor: cur });
-    this.after = maxHLC(this.after, parseHLC(r.json.hlc));
+    this.newest = maxHLC(this.newest, parseHLC(r.json.hlc));
     return true;
   }
+}
+
+/**
+ * How far below the node's HLC at the first contact a subscription's
+ * resume point starts: the cluster's default max_clock_skew (Go:
+ * api.ResumeHoldBack). A change coordinated by a node whose clock lags can
+ * be stamped below that HLC and still come after it.
+ */
+export const RESUME_HOLD_BACK_MS = 60000;
+
+/** The resume point of a subscription whose first contact answered HLC h. */
+export function resumePointAt(h) {
+  const p = physical(h) - RESUME_HOLD_BACK_MS;
+  return p > 0 ? BigInt(p) << 16n : 0n;
 }
 
 function enc(s) { return encodeURIComponent(s); }

@@ -289,6 +289,12 @@ func (c *Driver) RemoveInterest(ref gossip.Ref) {
 	c.enqueue(func() { c.core.RemoveInterest(ref) })
 }
 
+// ResumePush tells the core that a push stream of ref opened resuming from
+// since (gossip.Core.ResumePush). It does not block.
+func (c *Driver) ResumePush(ref gossip.Ref, since crdt.HLC) {
+	c.enqueue(func() { c.core.ResumePush(ref, since) })
+}
+
 // HasRing reports whether the node knows the ring.
 func (c *Driver) HasRing() bool {
 	c.mu.Lock()

@@ -161,6 +161,9 @@ for (const transport of ['websocket', 'sse', 'longpoll']) {
     const t1 = tv.tracker({ session: uniq('tv'), video });
     await tv.report(profile, t1.start(tv.nowMs(), 100000, 600000));
     await until(() => got.some((e) => e.type === 'cursor' && e.cursor.video === video), 'cursor pushed');
+    // The resume point stays where the subscription started: changes arrive
+    // out of updated_hlc order, so the newest one seen is no resume point.
+    ok(sub.after < parseHLC(got.find((e) => e.type === 'cursor').cursor.updated_hlc), 'resume point below the cursor pushed');
     const t2 = tv.tracker({ session: uniq('tv2'), video });
     await tv.report(profile, t2.start(tv.nowMs(), 50000, 600000));
     if (transport !== 'longpoll') {

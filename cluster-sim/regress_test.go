@@ -99,8 +99,9 @@ var planRegressions = []struct {
 	// before the partition heals; the push never comes. 5 devices, a
 	// partition and a crash, from CI seed 107. (Plan format 2 since the
 	// simulator runs the production cycle: seed 107's batch 4096 and 5 ms
-	// cycles added; it still fails the same way.)
-	{"plan-push-lost-partition-crash.json", "push-delivery, fixed on wip-push"},
+	// cycles added.) Fixed by the fixed resume point and the catch-up
+	// reset of a resumed stream (DESIGN §7, Push guarantee).
+	{"plan-push-lost-partition-crash.json", ""},
 }
 
 func TestRegressionPlans(t *testing.T) {
